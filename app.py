@@ -1,0 +1,60 @@
+"""localbench entry point.
+
+`python app.py` serves the dashboard at http://127.0.0.1:7860; `python app.py <command> ...` runs the
+same work headless (bench, doctor, ...). Each command is one module in commands/ exposing NAME, HELP,
+add_arguments(parser) and run(args) -> exit status; adding a command is one file and one line below.
+Nothing heavy is imported until a command runs, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+COMMANDS = [
+    "commands.serve",
+    "commands.bench",
+    "commands.doctor",
+]
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="localbench — compare local AI models on your own machine. "
+        "Without a command it serves the dashboard (same as `serve`).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for dotted in COMMANDS:
+        module = importlib.import_module(dotted)
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engines.errors import LocalbenchError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["serve", *argv]
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except LocalbenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
