@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import ClassVar, Union
 
 from engines.errors import BadParameter, Cancelled
@@ -279,6 +279,18 @@ class Engine:
                 return False, f"Python module '{mod}' is not installed (pip install -r requirements.txt)"
         return True, "ok"
 
+    def resolve(self, model: str) -> ModelRef:
+        """The ModelRef for a name or path; local engines use the catalog, servers override."""
+        from engines.catalog import resolve_model
+
+        return resolve_model(model)
+
+    def list_models(self, config: LoadConfig | None = None) -> list[str]:
+        """Model names this engine can load; local engines list the catalog, servers ask the server."""
+        from engines.catalog import list_models
+
+        return [ref.name for ref in list_models() if ref.format in self.formats]
+
     def load(self, model: ModelRef, config: LoadConfig) -> ModelInfo:
         raise NotImplementedError
 
@@ -323,10 +335,6 @@ class Engine:
                 stats = chunk.stats
         assert stats is not None, f"{self.name}.stream ended without statistics"
         return "".join(parts), stats
-
-
-def with_load_time(stats: GenerationStats, load_s: float) -> GenerationStats:
-    return replace(stats, load_s=load_s)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,138 @@
+"""The results store: SQLite in WAL mode under LOCALBENCH_HOME (results.db).
+
+A run is a unit of work (a `bench` invocation, a quantization comparison, an embeddings sweep). Its
+rows are the records it produced, kept as JSON with the record's kind, so every runner shares one
+store without schema changes. Each finished run is committed at once in one transaction; a run that
+failed or was cancelled is stored with that status and no numbers, so nothing half-done reads as a
+result. A connection per operation keeps it safe across the UI's worker threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,          -- ok | failed | cancelled
+    error TEXT NOT NULL DEFAULT '',
+    settings_json TEXT NOT NULL DEFAULT '{}',
+    hardware_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    kind TEXT NOT NULL,
+    row_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_run ON results(run_id);
+CREATE INDEX IF NOT EXISTS results_kind ON results(kind);
+"""
+
+
+def default_path() -> Path:
+    from engines.paths import home
+
+    return home() / "results.db"
+
+
+def as_row(record) -> dict:
+    """A record (dataclass or dict) as a JSON-able dict; tuples become lists."""
+    row = dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
+    return json.loads(json.dumps(row, default=str))
+
+
+class ResultStore:
+    """Runs and their result rows in one SQLite file."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            with db:  # one transaction: commit on success, roll back on error
+                yield db
+        finally:
+            db.close()
+
+    def save_run(
+        self,
+        kind: str,
+        records: Sequence,
+        *,
+        status: str = "ok",
+        error: str = "",
+        settings: dict | None = None,
+        hardware: dict | None = None,
+    ) -> str:
+        """Store a finished run and its rows in one transaction; returns its run_id."""
+        if status not in ("ok", "failed", "cancelled"):
+            raise ValueError(f"bad status {status!r}")
+        run_id = uuid.uuid4().hex[:12]
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        rows = [as_row(r) for r in records] if status == "ok" else []
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, kind, now, status, error, json.dumps(settings or {}, default=str),
+                 json.dumps(hardware or {}, default=str)),
+            )
+            db.executemany(
+                "INSERT INTO results (run_id, kind, row_json) VALUES (?, ?, ?)",
+                [(run_id, kind, json.dumps(r)) for r in rows],
+            )
+        return run_id
+
+    def runs(self, kind: str | None = None) -> list[dict]:
+        """Every run, newest first, with its row count."""
+        sql = (
+            "SELECT r.run_id, r.kind, r.created_at, r.status, r.error, r.settings_json, "
+            "(SELECT COUNT(*) FROM results x WHERE x.run_id = r.run_id) AS n_rows FROM runs r"
+        )
+        args: tuple = ()
+        if kind:
+            sql += " WHERE r.kind = ?"
+            args = (kind,)
+        with self._connect() as db:
+            cur = db.execute(sql + " ORDER BY r.created_at DESC, r.rowid DESC", args)
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def rows(self, kind: str | None = None, run_id: str | None = None) -> list[dict]:
+        """Result rows (oldest first), each with its run_id and created_at added."""
+        sql = (
+            "SELECT x.run_id, r.created_at, x.row_json FROM results x JOIN runs r USING (run_id) "
+            "WHERE 1=1"
+        )
+        args: list = []
+        if kind:
+            sql += " AND x.kind = ?"
+            args.append(kind)
+        if run_id:
+            sql += " AND x.run_id = ?"
+            args.append(run_id)
+        with self._connect() as db:
+            out = []
+            for rid, created, row_json in db.execute(sql + " ORDER BY x.id", args):
+                out.append({"run_id": rid, "created_at": created, **json.loads(row_json)})
+            return out
+
+    def delete_run(self, run_id: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))

@@ -1,0 +1,161 @@
+"""`python app.py bench` — llama-bench-style speed tests on any engine, printed and stored.
+
+Example: python app.py bench --engine llamacpp --model smollm2-135m -p 128 -n 64 -r 5 -o csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "bench"
+HELP = "Run llama-bench-style speed tests (pp/tg/pg, repeated) and print a table; every run is stored."
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def pair(text: str) -> tuple[int, int]:
+    values = int_list(text)
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected PROMPT,GEN such as 512,128, got {text!r}")
+    return values[0], values[1]
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Engine and load options shared by the commands that load a model."""
+    parser.add_argument("--engine", default=None, help="engine name (default: chosen from the hardware)")
+    parser.add_argument("--model", "-m", default="smollm2-135m", help="catalog name or path (default smollm2-135m)")
+    parser.add_argument("--threads", "-t", type=int, default=None, help="CPU threads (default: performance cores)")
+    parser.add_argument("--n-gpu-layers", "-ngl", type=int, default=None, help="layers to offload (-1 all, 0 none)")
+    parser.add_argument("--ctx", "-c", type=int, default=None, help="context window in tokens")
+    parser.add_argument("--batch", "-b", type=int, default=512, help="prompt batch size in tokens")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps or metal (default: detected)")
+    parser.add_argument("--dtype", default=None, help="fp32, fp16 or bf16 (torch/MLX engines)")
+    parser.add_argument("--host", default=None, help="Ollama host URL (default OLLAMA_HOST or http://127.0.0.1:11434)")
+    parser.add_argument("--base-url", default=None, help="OpenAI-compatible server base URL, e.g. http://127.0.0.1:8080/v1")
+    parser.add_argument("--api-key", default=None, help="API key for the OpenAI-compatible server")
+    parser.add_argument("--allow-oversize", action="store_true", help="load even if the memory estimate says it won't fit")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_engine_arguments(parser)
+    parser.add_argument("-p", "--n-prompt", type=int_list, default=[512], help="prompt sizes (pp tests), e.g. 128,512")
+    parser.add_argument("-n", "--n-gen", type=int_list, default=[128], help="generation lengths (tg tests)")
+    parser.add_argument("-pg", type=pair, action="append", default=[], help="pp+tg test PROMPT,GEN (repeatable)")
+    parser.add_argument("-r", "--repetitions", type=int, default=5, help="repetitions per test (default 5)")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-o", "--output", choices=["csv", "json", "md", "table"], default="md")
+    parser.add_argument("--out", default=None, help="write the table to this file instead of stdout")
+
+
+def load_config_from(args: argparse.Namespace, needed_ctx: int = 0):
+    """LoadConfig from CLI flags, defaults from the hardware's optimal config."""
+    from engines.base import LoadConfig
+    from engines.hardware import detect_hardware, optimal_config
+
+    cfg = optimal_config(detect_hardware())
+    options = tuple(
+        (k, v) for k, v in (("host", args.host), ("base_url", args.base_url), ("api_key", args.api_key)) if v
+    )
+    n_ctx = args.ctx if args.ctx is not None else max(2048, 1 << max(needed_ctx, 1).bit_length())
+    return LoadConfig(
+        n_ctx=n_ctx,
+        n_threads=args.threads or cfg.n_threads,
+        n_gpu_layers=cfg.n_gpu_layers if args.n_gpu_layers is None else args.n_gpu_layers,
+        n_batch=args.batch,
+        device=args.device,
+        dtype=args.dtype,
+        allow_oversize=args.allow_oversize,
+        options=options,
+    ).validate()
+
+
+def default_engine(args: argparse.Namespace) -> str:
+    if args.engine:
+        return args.engine
+    if args.base_url:
+        return "openai"
+    if args.host:
+        return "ollama"
+    return "llamacpp"
+
+
+def cli_progress(total_label: str):
+    """A tqdm bar on stderr driven by runner progress(fraction, message) callbacks."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, desc=total_label, file=sys.stderr, leave=False,
+               bar_format="{desc} {bar} {percentage:3.0f}% {postfix}")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.n = int(fraction * 1000)
+        bar.set_postfix_str(message)
+        bar.refresh()
+
+    return bar, progress
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from bench.export import render, to_frame
+    from bench.runner import plan_tests, run_speed
+    from bench.store import ResultStore
+    from engines.errors import LocalbenchError
+    from engines.hardware import detect_hardware
+    from engines.pool import EnginePool
+
+    tests = plan_tests(args.n_prompt, args.n_gen, args.pg)
+    needed = max(t.n_prompt + t.n_gen for t in tests) + 16
+    config = load_config_from(args, needed)
+    engine_name = default_engine(args)
+    store = ResultStore()
+    settings = {"engine": engine_name, "model": args.model, "tests": [t.name for t in tests],
+                "repetitions": args.repetitions, "config": dataclasses.asdict(config)}
+    hardware = dataclasses.asdict(detect_hardware())
+    bar, progress = cli_progress(f"{args.model} on {engine_name}")
+    try:
+        engine = EnginePool(max_loaded=1).get(engine_name, args.model, config)
+        results = run_speed(engine, tests, config=config, repetitions=args.repetitions,
+                            warmup=not args.no_warmup, seed=args.seed, progress=progress)
+    except (LocalbenchError, KeyboardInterrupt) as err:
+        status = "cancelled" if isinstance(err, KeyboardInterrupt) else "failed"
+        store.save_run("speed", [], status=status, error=str(err), settings=settings, hardware=hardware)
+        raise
+    finally:
+        bar.close()
+    store.save_run("speed", results, settings=settings, hardware=hardware)
+    frame = to_frame(results)
+    if args.output in ("md", "table"):
+        frame = display_frame(frame)
+    text = render(frame, args.output)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def display_frame(frame):
+    """llama-bench's printed columns: model, size, params, backend, threads, test, t/s."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "model": frame["model_type"],
+        "size_MiB": (frame["model_size"] / 2**20).round(2),
+        "params_M": (frame["model_n_params"] / 1e6).round(1),
+        "engine": frame["engine"],
+        "backend": frame["backends"],
+        "threads": frame["n_threads"],
+        "test": frame["test"],
+        "t/s": [f"{a:.2f} ± {s:.2f}" for a, s in zip(frame["avg_ts"], frame["stddev_ts"], strict=True)],
+        "ttft_ms": frame["avg_ttft_ms"].round(1),
+    })

@@ -1,0 +1,169 @@
+"""Chat tab: pick an engine and a model, chat with streamed replies and live statistics.
+
+Statistics update while the reply streams (TTFT, tokens, live generation t/s measured here) and are
+replaced by the engine's own figures when the reply ends. Base models without a chat template run as
+plain completion, and the tab says so. Stop cancels the generation; errors show as warnings.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from dashboard.context import AppContext
+from dashboard.ui import as_int, session_of, warn
+from engines.base import GenerationParams, GenerationStats, LoadConfig
+from engines.errors import BadParameter, LocalbenchError
+from engines.registry import ENGINES
+
+UPDATE_EVERY_S = 0.05  # browser updates while streaming: ~20 per second is smooth and cheap
+
+
+def stats_markdown(stats: GenerationStats | None, live: dict | None = None, mode: str = "") -> str:
+    """The statistics line under the chat, with units in every label."""
+    if stats is not None:
+        body = (
+            f"**TTFT** {stats.ttft_s * 1e3:.1f} ms · **prompt** {stats.prompt_tokens} tok at "
+            f"{stats.prompt_tps:.1f} t/s · **generation** {stats.gen_tokens} tok at {stats.gen_tps:.1f} t/s · "
+            f"**wall** {stats.wall_s:.2f} s · **peak RSS** {stats.peak_rss_bytes / 2**20:.0f} MiB · "
+            f"**stop** {stats.stop_reason}"
+        )
+        source = f"<br><sub>timings: {stats.source or 'wall clock'}; TTFT measured here. {mode}</sub>"
+        return body + source
+    if live:
+        return (
+            f"**TTFT** {live['ttft_ms']:.1f} ms · **generation** {live['tokens']} chunks at "
+            f"{live['tps']:.1f} t/s (live, measured here) · streaming…"
+        )
+    return "No reply yet."
+
+
+def load_config(ctx: AppContext, engine: str, n_ctx) -> LoadConfig:
+    cfg = ctx.config
+    return LoadConfig(
+        n_ctx=as_int(n_ctx, "context (tokens)", 16),
+        n_threads=cfg.n_threads,
+        n_gpu_layers=cfg.n_gpu_layers,
+        options=ctx.server_options.get(engine, ()),
+    ).validate()
+
+
+def build(ctx: AppContext) -> None:
+    engines = list(ENGINES)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            engine = gr.Dropdown(engines, value=engines[0], label="Engine", elem_id="chat-engine")
+            model = gr.Dropdown(
+                choices=_models(ctx, engines[0]), value="smollm2-135m", label="Model",
+                allow_custom_value=True, elem_id="chat-model",
+                info="catalog name, or a path to a GGUF file",
+            )
+            system = gr.Textbox(label="System prompt", lines=2, elem_id="chat-system")
+            temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature (0 = greedy)")
+            max_tokens = gr.Number(value=128, precision=0, label="Max tokens", elem_id="chat-max-tokens")
+            seed = gr.Number(value=0, precision=0, label="Seed")
+            n_ctx = gr.Number(value=ctx.config.num_ctx, precision=0, label="Context (tokens)", elem_id="chat-n-ctx")
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(label="Conversation", height=420, elem_id="chat-box")
+            prompt = gr.Textbox(label="Message", placeholder="Type a message and press Enter", elem_id="chat-prompt")
+            with gr.Row():
+                send = gr.Button("Send", variant="primary", elem_id="chat-send")
+                stop = gr.Button("Stop", variant="stop", elem_id="chat-stop")
+                clear = gr.Button("Clear", elem_id="chat-clear")
+            stats = gr.Markdown("No reply yet.", elem_id="chat-stats")
+
+    def respond(engine_name, model_name, system_prompt, temp, max_toks, seed_value, ctx_tokens, history, text,
+                request: gr.Request):
+        history = list(history or [])
+        cancel = ctx.new_cancel(session_of(request), "chat")
+        try:
+            if not (text or "").strip():
+                raise BadParameter("the message is empty — type something to send")
+            params = GenerationParams(
+                max_tokens=as_int(max_toks, "max tokens", 1),
+                temperature=float(temp),
+                seed=as_int(seed_value, "seed", 0),
+            ).validate()
+            config = load_config(ctx, engine_name, ctx_tokens)
+            yield history + [{"role": "user", "content": text}], "Loading model…", ""
+            eng = ctx.pool.get(engine_name, model_name, config)
+        except LocalbenchError as err:
+            yield history, warn(err), text
+            return
+        info = eng.info()
+        if info.chat_template:
+            turns = [{"role": m["role"], "content": _text_of(m["content"])} for m in history]
+            if system_prompt.strip():
+                turns.insert(0, {"role": "system", "content": system_prompt})
+            request_prompt = turns + [{"role": "user", "content": text}]
+            mode = f"Mode: chat ({info.name}'s chat template)."
+        else:
+            request_prompt = text
+            mode = f"Mode: plain completion — {info.name} has no chat template."
+        history = history + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        reply, last_push, ttft_ms, n = "", 0.0, 0.0, 0
+        try:
+            for chunk in eng.stream(request_prompt, params, cancel):
+                if chunk.stats is not None:
+                    history[-1]["content"] = reply
+                    yield history, stats_markdown(chunk.stats, mode=mode), ""
+                    _store_chat(ctx, info, params, chunk.stats)
+                    return
+                reply += chunk.text
+                n += 1
+                if n == 1:
+                    ttft_ms, first_t = chunk.t_s * 1e3, chunk.t_s
+                now = time.perf_counter()
+                if now - last_push >= UPDATE_EVERY_S:
+                    last_push = now
+                    live_tps = (n - 1) / (chunk.t_s - first_t) if n > 1 and chunk.t_s > first_t else 0.0
+                    history[-1]["content"] = reply
+                    yield history, stats_markdown(None, {"ttft_ms": ttft_ms, "tokens": n, "tps": live_tps}), ""
+        except LocalbenchError as err:
+            history[-1]["content"] = reply
+            yield history, warn(err), ""
+
+    def stop_generation(request: gr.Request):
+        ctx.cancel(session_of(request), "chat")
+
+    inputs = [engine, model, system, temperature, max_tokens, seed, n_ctx, chatbot, prompt]
+    outputs = [chatbot, stats, prompt]
+    send_event = send.click(respond, inputs, outputs, concurrency_id="generate")
+    submit_event = prompt.submit(respond, inputs, outputs, concurrency_id="generate")
+    stop.click(stop_generation, None, None, queue=False)
+    clear.click(lambda: ([], "No reply yet."), None, [chatbot, stats], cancels=[send_event, submit_event])
+    engine.change(lambda e: gr.update(choices=_models(ctx, e)), engine, model)
+
+
+def _models(ctx: AppContext, engine_name: str) -> list[str]:
+    from engines.registry import create_engine
+
+    try:
+        options = ctx.server_options.get(engine_name, ())
+        return create_engine(engine_name).list_models(LoadConfig(options=options))
+    except LocalbenchError as err:
+        warn(err)
+        return []
+
+
+def _text_of(content) -> str:
+    """Chatbot message content as plain text (Gradio 6 may hand back a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    if isinstance(content, dict):
+        return str(content.get("text", ""))
+    return str(content)
+
+
+def _store_chat(ctx: AppContext, info, params: GenerationParams, stats: GenerationStats) -> None:
+    """Each chat reply's statistics go to the store (kind 'chat'), so they can be exported."""
+    import dataclasses
+
+    row = {"model": info.name, "engine": info.engine, "model_type": f"{info.arch} {info.file_type}",
+           "backend": info.backend, "max_tokens": params.max_tokens, "temperature": params.temperature,
+           **{k: v for k, v in dataclasses.asdict(stats).items() if k != "itl_s"}}
+    status = "cancelled" if stats.stop_reason == "cancelled" else "ok"
+    ctx.store.save_run("chat", [row], status=status, settings={"engine": info.engine, "model": info.name})

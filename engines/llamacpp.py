@@ -1,0 +1,270 @@
+"""llama.cpp engine: GGUF models through llama-cpp-python, streamed, timed by llama.cpp's own counters.
+
+Prompt and generation times come from `llama_perf_context` (the counters llama-bench and
+llama-cli print), reset before every request; TTFT, inter-token gaps and wall time are measured
+here. The prefix cache is disabled per request (`reset()`), so repeated prompts are really
+re-processed and prompt t/s stays honest. Metadata comes from the GGUF header via engines.gguf_meta.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from importlib import metadata
+
+from engines.base import (
+    Chunk,
+    Engine,
+    GenerationParams,
+    GenerationStats,
+    LoadConfig,
+    ModelInfo,
+    ModelRef,
+    Prompt,
+    StreamTimer,
+    rate,
+)
+from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, PromptTooLong
+from engines.gguf_meta import read_gguf
+from engines.prompts import as_messages, check_prompt, is_chat_prompt, is_token_prompt
+
+TIMING_SOURCE = "llama.cpp perf counters (llama_perf_context)"
+
+
+def perf_counters(ctx) -> dict[str, float]:
+    """llama.cpp's prompt/eval counters for a context: ms and token counts."""
+    import llama_cpp
+
+    d = llama_cpp.llama_perf_context(ctx)
+    return {
+        "t_p_eval_ms": float(d.t_p_eval_ms),
+        "t_eval_ms": float(d.t_eval_ms),
+        "n_p_eval": int(d.n_p_eval),
+        "n_eval": int(d.n_eval),
+    }
+
+
+def stats_from_counters(
+    counters: dict[str, float], timer: StreamTimer, gen_tokens: int, stop_reason: str
+) -> GenerationStats:
+    """GenerationStats from llama.cpp counters plus what was measured here (pure)."""
+    prompt_s = counters["t_p_eval_ms"] / 1e3
+    gen_s = counters["t_eval_ms"] / 1e3
+    return GenerationStats(
+        ttft_s=timer.ttft_s,
+        prompt_tokens=int(counters["n_p_eval"]),
+        prompt_s=prompt_s,
+        prompt_tps=rate(int(counters["n_p_eval"]), prompt_s),
+        gen_tokens=gen_tokens,
+        gen_s=gen_s,
+        # n_eval counts single-token decodes of generated tokens; their rate is the decode speed.
+        gen_tps=rate(int(counters["n_eval"]), gen_s),
+        load_s=0.0,
+        wall_s=timer.elapsed(),
+        peak_rss_bytes=timer.peak_rss,
+        stop_reason=stop_reason,
+        itl_s=tuple(timer.gaps),
+        source=TIMING_SOURCE,
+    )
+
+
+def generated_tokens(counters: dict[str, float], stop_reason: str) -> int:
+    """Tokens the user received, from llama.cpp's counters (pure).
+
+    llama.cpp reports n_eval as at least 1 even when nothing was decoded (t_eval_ms == 0). Every
+    generated token is decoded except the last sampled one when generation is cut by length or
+    cancel; an end-of-sequence token is sampled but is not part of the reply.
+    """
+    n_eval = int(counters["n_eval"]) if counters["t_eval_ms"] > 0 else 0
+    return n_eval if stop_reason == "stop" else n_eval + 1
+
+
+class LlamaCppEngine(Engine):
+    name = "llamacpp"
+    label = "llama.cpp (GGUF)"
+    formats = ("gguf",)
+    modules = ("llama_cpp", "gguf")
+
+    def __init__(self) -> None:
+        self._llm = None
+        self._lock = threading.Lock()
+        self._eos: int | None = None
+
+    def load(self, model: ModelRef, config: LoadConfig) -> ModelInfo:
+        import time
+
+        config.validate()
+        if model.format != "gguf" or not model.path:
+            raise InvalidModelFile(f"llama.cpp loads GGUF files; '{model.name}' is {model.format or 'not a file'}")
+        meta = read_gguf(model.path)
+        if meta.context_length and config.n_ctx > meta.context_length:
+            raise BadParameter(
+                f"n_ctx {config.n_ctx} exceeds {model.name}'s training context of {meta.context_length} tokens"
+            )
+        ok, reason = self.availability()
+        if not ok:
+            raise EngineUnavailable(f"llama.cpp engine unavailable: {reason}")
+        from llama_cpp import Llama
+
+        t0 = time.perf_counter()
+        try:
+            self._llm = Llama(
+                model_path=model.path,
+                n_ctx=config.n_ctx,
+                n_batch=min(config.n_batch, config.n_ctx),
+                n_threads=config.n_threads,
+                n_threads_batch=config.n_threads,
+                n_gpu_layers=config.n_gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as err:
+            raise InvalidModelFile(f"llama.cpp could not load {model.path}: {err}") from err
+        load_s = time.perf_counter() - t0
+        self._eos = self._llm.token_eos()
+        backend = "CPU"
+        if config.n_gpu_layers != 0:
+            import llama_cpp
+
+            if llama_cpp.llama_supports_gpu_offload():
+                import platform
+
+                backend = "Metal" if platform.system() == "Darwin" else "CUDA"
+        self._info = ModelInfo(
+            name=model.name,
+            engine=self.name,
+            path=model.path,
+            format="gguf",
+            arch=meta.arch,
+            n_params=meta.n_params,
+            file_type=meta.file_type,
+            model_size_bytes=meta.file_size_bytes,
+            n_layers=meta.n_layers,
+            n_heads=meta.n_heads,
+            n_kv_heads=meta.n_kv_heads,
+            n_embd=meta.n_embd,
+            head_dim=meta.head_dim,
+            context_length=meta.context_length,
+            n_ctx=config.n_ctx,
+            vocab_size=meta.vocab_size,
+            chat_template=bool(meta.chat_template) and model.chat,
+            backend=backend,
+            device="cpu" if backend == "CPU" else backend.lower(),
+            dtype=meta.file_type,
+            load_s=load_s,
+            versions=(("llama-cpp-python", metadata.version("llama_cpp_python")),),
+        )
+        return self._info
+
+    @property
+    def n_threads(self) -> int:
+        """Threads llama.cpp decodes with."""
+        return int(self._llm.n_threads) if self._llm else 0
+
+    def unload(self) -> None:
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+            self._llm = None
+            super().unload()
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._require().tokenize(text.encode("utf-8"), add_bos=False, special=False)
+
+    def synthetic_prompt(self, n_tokens: int, seed: int = 0) -> Prompt:
+        """Random token ids, like llama-bench (BOS first when the model uses one)."""
+        import random
+
+        llm = self._require()
+        rng = random.Random(seed)
+        n_vocab = llm.n_vocab()
+        special = {llm.token_eos(), llm.token_bos()}
+        tokens = []
+        while len(tokens) < n_tokens:
+            t = rng.randrange(n_vocab)
+            if t not in special:
+                tokens.append(t)
+        return tokens
+
+    def _require(self):
+        if self._llm is None:
+            raise BadParameter("llama.cpp: no model is loaded")
+        return self._llm
+
+    def _tokens_for(self, prompt: Prompt) -> list[int]:
+        """Token ids: raw ids as given, chat through the model's template, else plain text with BOS."""
+        llm = self._require()
+        if is_token_prompt(prompt):
+            return list(prompt)
+        if is_chat_prompt(prompt) or (self._info and self._info.chat_template):
+            text = self._format_chat(as_messages(prompt))
+            return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return llm.tokenize(str(prompt).encode("utf-8"), add_bos=True, special=False)
+
+    def _format_chat(self, messages: list[dict]) -> str:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llm = self._require()
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise BadParameter(f"{self._info.name} has no chat template — use plain completion")
+        eos = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace")
+        bos = llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace")
+        formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        return formatter(messages=messages).prompt
+
+    def stream(
+        self,
+        prompt: Prompt,
+        params: GenerationParams,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[Chunk]:
+        check_prompt(prompt)
+        params.validate()
+        with self._lock:
+            yield from self._stream_locked(prompt, params, cancel)
+
+    def _stream_locked(self, prompt, params, cancel) -> Iterator[Chunk]:
+        import llama_cpp
+
+        llm = self._require()
+        tokens = self._tokens_for(prompt)
+        n_ctx = llm.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise PromptTooLong(
+                f"the prompt is {len(tokens)} tokens but the context window is {n_ctx} — shorten it or raise n_ctx"
+            )
+        max_tokens = min(params.max_tokens, n_ctx - len(tokens))
+        logit_bias = {self._eos: -math.inf} if params.ignore_eos and self._eos is not None else None
+        llm.reset()  # no prefix reuse: every request processes its whole prompt
+        llama_cpp.llama_perf_context_reset(llm.ctx)
+        timer = StreamTimer()
+        stop_reason = "stop"
+        stream = llm.create_completion(
+            tokens,
+            max_tokens=max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            seed=params.seed,
+            stop=list(params.stop) or None,
+            logit_bias=logit_bias,
+            stream=True,
+        )
+        try:
+            for part in stream:
+                choice = part["choices"][0]
+                text = choice.get("text") or ""
+                if text:
+                    yield Chunk(text=text, t_s=timer.tick())
+                if choice.get("finish_reason"):
+                    stop_reason = choice["finish_reason"]
+                if cancel is not None and cancel.is_set():
+                    stop_reason = "cancelled"
+                    break
+        finally:
+            stream.close()
+        counters = perf_counters(llm.ctx)
+        timer.finish()
+        yield Chunk(text="", t_s=timer.elapsed(), n_tokens=0,
+                    stats=stats_from_counters(counters, timer, generated_tokens(counters, stop_reason), stop_reason))

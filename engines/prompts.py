@@ -1,0 +1,54 @@
+"""Prompt helpers shared by engines: chat-message normalisation and filler text for speed tests."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from engines.base import Message, Prompt
+from engines.errors import BadParameter
+
+_WORDS = (
+    "the model reads every token of this prompt before it writes a single word of its answer and "
+    "the time it takes grows with the length of the text so we measure it apart from generation "
+    "memory bandwidth sets the pace of decoding while compute sets the pace of prompt processing"
+).split()
+
+
+def filler_text(n_tokens: int, seed: int = 0) -> str:
+    """Deterministic English-like text of roughly `n_tokens` tokens (about one token per word)."""
+    rng = random.Random(seed)
+    return " ".join(rng.choice(_WORDS) for _ in range(max(1, n_tokens)))
+
+
+def as_messages(prompt: str | Sequence[Message], system_prompt: str = "") -> list[Message]:
+    """A chat conversation from a user string or a message list, with an optional system turn."""
+    if isinstance(prompt, str):
+        messages = [{"role": "user", "content": prompt}]
+    else:
+        messages = [dict(m) for m in prompt]
+    if system_prompt and not any(m.get("role") == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    return messages
+
+
+def check_prompt(prompt: Prompt) -> None:
+    """Reject empty prompts with a clear message."""
+    if isinstance(prompt, str):
+        empty = not prompt.strip()
+    elif len(prompt) == 0:
+        empty = True
+    elif isinstance(prompt[0], dict):
+        empty = not any(str(m.get("content", "")).strip() for m in prompt)
+    else:
+        empty = False
+    if empty:
+        raise BadParameter("the prompt is empty — type something to send")
+
+
+def is_token_prompt(prompt: Prompt) -> bool:
+    return not isinstance(prompt, str) and len(prompt) > 0 and isinstance(prompt[0], int)
+
+
+def is_chat_prompt(prompt: Prompt) -> bool:
+    return not isinstance(prompt, str) and len(prompt) > 0 and isinstance(prompt[0], dict)
