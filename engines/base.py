@@ -314,6 +314,13 @@ class Engine:
         """Token ids of `text` (no special tokens added); engines without a tokenizer raise."""
         raise NotImplementedError(f"{self.name} has no local tokenizer")
 
+    def logits(self, tokens: Sequence[int], cancel: threading.Event | None = None):
+        """Next-token logits at every position: float32 numpy array of shape (len(tokens), n_vocab),
+        row i predicting token i+1. Engines that cannot expose logits raise EngineUnavailable."""
+        from engines.errors import EngineUnavailable
+
+        raise EngineUnavailable(f"{self.name} does not expose logits, so quality metrics are not available")
+
     def synthetic_prompt(self, n_tokens: int, seed: int = 0) -> Prompt:
         """A prompt of about `n_tokens` tokens for speed tests (random token ids where possible)."""
         from engines.prompts import filler_text

@@ -1,0 +1,141 @@
+"""Shared fixtures: an isolated LOCALBENCH_HOME, the bundled models, a loaded llama.cpp engine, the
+app served on a free loopback port, and a real browser (Debian chromium driven by Playwright).
+
+Every later tab's browser test reuses `app_url` and `page`; screenshots go to test-artifacts/.
+Slow preparation (model loads, the served app) happens once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("LOCALBENCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("LOCALBENCH_NO_BW_PROBE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def localbench_home(tmp_path_factory) -> Path:
+    """A fresh LOCALBENCH_HOME for the whole test session (store and caches)."""
+    home = Path(os.environ.get("LOCALBENCH_TEST_HOME") or tmp_path_factory.mktemp("localbench-home"))
+    os.environ["LOCALBENCH_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def smollm2_ref():
+    from engines.catalog import resolve_model
+
+    return resolve_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def llama_engine(smollm2_ref):
+    """The bundled SmolLM2-135M loaded once on llama.cpp (2 threads, n_ctx 2048)."""
+    from engines.base import LoadConfig
+    from engines.llamacpp import LlamaCppEngine
+
+    engine = LlamaCppEngine()
+    engine.load(smollm2_ref, LoadConfig(n_ctx=2048, n_threads=2))
+    yield engine
+    engine.unload()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float = 90.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status < 500:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+def run_app(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python app.py ARGS` in a subprocess; returns the completed process (stdout, stderr, returncode)."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def app_url(localbench_home) -> str:
+    """The real app, served by `python app.py serve` on a free loopback port for the session."""
+    port = free_port()
+    log = open(localbench_home / "app-server.log", "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "serve", "--port", str(port)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url, proc=proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing — install Debian's chromium (make test does it with apt-get)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app_url, request):
+    """A fresh browser page on the app; a screenshot is saved to test-artifacts/<test>.png at the end."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(app_url)
+    pg.wait_for_selector("gradio-app", state="attached")
+    yield pg
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def open_tab(page, name: str) -> None:
+    """Click the dashboard tab whose button reads `name`."""
+    page.get_by_role("tab", name=name).click()
