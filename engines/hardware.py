@@ -41,8 +41,18 @@ from engines.hardware_parsers import (  # noqa: F401  (re-exported: engines.hard
     profile_from_outputs,
 )
 
+SYSCTL_KEYS = (
+    "hw.memsize",
+    "hw.perflevel0.physicalcpu",
+    "hw.perflevel1.physicalcpu",
+    "hw.physicalcpu",
+    "machdep.cpu.brand_string",
+    "iogpu.wired_limit_mb",
+)
+"""What `sysctl` is asked on macOS; tests/fixtures/hardware/*/sysctl.txt record its output."""
+
 BW_PROBE_BYTES = 256 * 2**20
-"""Size of the array the bandwidth probe copies (256 MiB: larger than any CPU cache)."""
+"""Size of the array the bandwidth probe copies (256 MiB: larger than desktop and laptop CPU caches)."""
 
 
 def measure_bandwidth_gbs(n_bytes: int = BW_PROBE_BYTES, repeats: int = 3) -> float:
@@ -78,42 +88,55 @@ def _read(path: str) -> str:
         return ""
 
 
-def _nvidia_text() -> tuple[str, str]:
-    """(nvidia-smi style CSV, where it came from): NVML, then nvidia-smi, then torch if loaded."""
-    if importlib.util.find_spec("pynvml") is not None:
-        try:
-            import pynvml
+def _nvml_text() -> str:
+    """nvidia-smi style CSV from NVML, '' when there is no driver or no GPU."""
+    if importlib.util.find_spec("pynvml") is None:
+        return ""
+    import pynvml
 
-            pynvml.nvmlInit()
-            try:
-                rows = []
-                for i in range(pynvml.nvmlDeviceGetCount()):
-                    handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-                    name = pynvml.nvmlDeviceGetName(handle)
-                    name = name.decode() if isinstance(name, bytes) else name
-                    rows.append(f"{name}, {pynvml.nvmlDeviceGetMemoryInfo(handle).total // 2**20}")
-                return "\n".join(rows), "NVML"
-            finally:
-                pynvml.nvmlShutdown()
-        except Exception:  # no driver / no GPU: NVML raises its own error family
-            pass
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return ""
+    try:
+        rows = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(handle)
+            name = name.decode() if isinstance(name, bytes) else name
+            rows.append(f"{name}, {pynvml.nvmlDeviceGetMemoryInfo(handle).total // 2**20}")
+        return "\n".join(rows)
+    except pynvml.NVMLError:
+        return ""
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _torch_cuda_text() -> str:
+    """nvidia-smi style CSV from torch.cuda. Importing torch costs seconds, so only when it is loaded
+    already or an NVIDIA driver is visibly present."""
+    driver = _os.path.exists("/proc/driver/nvidia") or _os.path.exists("/dev/nvidia0")
+    if "torch" not in sys.modules and not (driver and importlib.util.find_spec("torch") is not None):
+        return ""
+    import torch
+
+    try:
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        props = [torch.cuda.get_device_properties(i) for i in range(n)]
+    except (RuntimeError, AssertionError):  # CPU-only build or a broken driver
+        return ""
+    return "\n".join(f"{p.name}, {p.total_memory // 2**20}" for p in props)
+
+
+def _nvidia_text() -> tuple[str, str]:
+    """(nvidia-smi style CSV, where it came from): NVML, then nvidia-smi, then torch.cuda."""
+    if text := _nvml_text():
+        return text, "NVML"
     text = _run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"])
     if hp.parse_nvidia_smi(text):
         return text, "nvidia-smi"
-    # Importing torch costs seconds: only when it is loaded already or a driver is visibly present.
-    driver = _os.path.exists("/proc/driver/nvidia") or _os.path.exists("/dev/nvidia0")
-    if "torch" in sys.modules or (driver and importlib.util.find_spec("torch") is not None):
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                rows = []
-                for i in range(torch.cuda.device_count()):
-                    props = torch.cuda.get_device_properties(i)
-                    rows.append(f"{props.name}, {props.total_memory // 2**20}")
-                return "\n".join(rows), "torch.cuda"
-        except Exception:
-            pass
+    if text := _torch_cuda_text():
+        return text, "torch.cuda"
     return "", ""
 
 
@@ -135,7 +158,7 @@ def _metal_working_set() -> str:
     info = getattr(mx, "device_info", None) or getattr(getattr(mx, "metal", None), "device_info", None)
     try:
         return str(int(info()["max_recommended_working_set_size"])) if info else ""
-    except Exception:
+    except (KeyError, TypeError, ValueError, RuntimeError):
         return ""
 
 
@@ -143,10 +166,7 @@ def collect_outputs(os_name: str) -> dict[str, str]:
     """The live texts that profile_from_outputs() parses, for this machine."""
     texts = {"fallback": _fallback_text()}
     if os_name == "macOS":
-        texts["sysctl"] = _run(
-            ["sysctl", "hw.memsize", "hw.perflevel0.physicalcpu", "hw.perflevel1.physicalcpu"]
-            + ["hw.physicalcpu", "machdep.cpu.brand_string", "iogpu.wired_limit_mb"]
-        )
+        texts["sysctl"] = _run(["sysctl", *SYSCTL_KEYS])
         texts["system_profiler"] = _run(["system_profiler", "SPDisplaysDataType"], timeout_s=20.0)
         texts["metal_working_set"] = _metal_working_set()
         return texts
@@ -160,14 +180,14 @@ def collect_outputs(os_name: str) -> dict[str, str]:
     return texts
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=4)
 def detect_hardware(probe_bandwidth: bool | None = None) -> HardwareProfile:
     """This machine's profile (cached). `probe_bandwidth` None means: unless LOCALBENCH_NO_BW_PROBE=1.
 
     The probe (a 256 MiB numpy copy, well under a second) runs only off Apple Silicon, where Apple's
     published figure is used instead.
     """
-    os_name = _normalize_os(platform.system())
+    os_name = hp.normalize_os(platform.system())
     texts = collect_outputs(os_name)
     if probe_bandwidth is None:
         probe_bandwidth = _os.environ.get("LOCALBENCH_NO_BW_PROBE", "") not in ("1", "true", "yes")
@@ -334,12 +354,10 @@ def optimal_config(profile: HardwareProfile, model_params_b: float | None = None
         reasons.append(f"{why}: llama.cpp on the CPU, no layers offloaded.")
 
     n_threads = max(profile.perf_cores, 1)
-    skipped = (
-        f"; the {profile.efficiency_cores} efficiency cores would slow it" if profile.efficiency_cores else ""
-    )
-    reasons.append(
-        f"n_threads = {n_threads}, the physical performance cores (SMT siblings add nothing{skipped})."
-    )
+    notes = [] if profile.apple_silicon else ["SMT siblings add nothing"]
+    if profile.efficiency_cores:
+        notes.append(f"the {profile.efficiency_cores} efficiency cores would slow generation down")
+    reasons.append(f"n_threads = {n_threads}, the physical performance cores ({'; '.join(notes) or 'all of them'}).")
 
     if device == "cpu":
         num_ctx = 4096
@@ -354,8 +372,8 @@ def optimal_config(profile: HardwareProfile, model_params_b: float | None = None
         )
 
     reasons.append(
-        f"Memory planning: weights × {MEMORY_MULTIPLIER} = memory needed (the extra covers the KV cache and "
-        "compute buffers)."
+        f"Memory planning: weights (parameters × bits per weight / 8) × {MEMORY_MULTIPLIER} = memory needed "
+        "(the extra covers the KV cache and compute buffers)."
     )
     quantization = "as shipped"
     if model_params_b is None:
@@ -365,9 +383,7 @@ def optimal_config(profile: HardwareProfile, model_params_b: float | None = None
 
     mlx_q_bits = MLX_Q_BITS.get(quantization) if backend == "mlx" else None
     if mlx_q_bits:
-        reasons.append(
-            f"MLX equivalent: mlx_lm.convert(..., quantize=True, q_bits={mlx_q_bits}, q_group_size=64)."
-        )
+        reasons.append(f"MLX equivalent: mlx_lm.convert(..., quantize=True, q_bits={mlx_q_bits}, q_group_size=64).")
     return RuntimeConfig(
         backend=backend,
         device=device,
@@ -391,11 +407,9 @@ def _choose_quantization(profile: HardwareProfile, device: str, params_b: float,
         where = f"{CPU_USABLE_RAM_FRACTION:.0%} of RAM"
     else:
         usable = profile.accelerator_memory_bytes or profile.ram_bytes * 2 // 3
-        where = "the Metal wired limit" if device == "metal" else "VRAM"
+        where = "the GPU's share of unified memory" if device == "metal" else "VRAM"
     rule = quantization_for(params_b)
-    reasons.append(
-        f"Seed table: a {params_b:g}B model is in the {rule.seed_class} class → {rule.quantization}."
-    )
+    reasons.append(f"Seed table: {params_b:g} B parameters is the {rule.seed_class} class → {rule.quantization}.")
     step = SHRINK_LADDER.index(rule.quantization)
     chosen = rule.quantization
     need = weights_bytes(params_b, chosen) * MEMORY_MULTIPLIER
@@ -404,19 +418,19 @@ def _choose_quantization(profile: HardwareProfile, device: str, params_b: float,
         smaller = SHRINK_LADDER[step]
         smaller_need = weights_bytes(params_b, smaller) * MEMORY_MULTIPLIER
         reasons.append(
-            f"{chosen} needs {need / 1e9:.1f} GB but {where} is {usable / 1e9:.1f} GB: one step down to "
+            f"{chosen} needs {need / 1e9:.1f} GB, more than {where} ({usable / 1e9:.1f} GB): one step down to "
             f"{smaller} ({smaller_need / 1e9:.1f} GB)."
         )
         chosen, need = smaller, smaller_need
     if need > usable:
         partial = " or offload only part of the layers (lower n_gpu_layers)" if device == "cuda" else ""
         reasons.append(
-            f"Even {chosen} needs {need / 1e9:.1f} GB, more than the {usable / 1e9:.1f} GB of {where}: "
+            f"Even {chosen} needs {need / 1e9:.1f} GB, more than {where} ({usable / 1e9:.1f} GB): "
             f"choose a smaller model{partial}."
         )
     else:
         reasons.append(
             f"{chosen}: {weights_bytes(params_b, chosen) / 1e9:.1f} GB of weights × {MEMORY_MULTIPLIER} = "
-            f"{need / 1e9:.1f} GB, within the {usable / 1e9:.1f} GB of {where}."
+            f"{need / 1e9:.1f} GB, within {where} ({usable / 1e9:.1f} GB)."
         )
     return chosen

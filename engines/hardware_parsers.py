@@ -112,11 +112,10 @@ def parse_proc_cpuinfo(text: str) -> dict:
     blocks = [b for b in re.split(r"\n\s*\n", text) if b.strip()]
     processors = [parse_key_values_tabbed(b) for b in blocks]
     processors = [p for p in processors if "processor" in p]
-    model = ""
-    for p in processors:
-        model = p.get("model name") or p.get("Model") or p.get("Hardware") or ""
-        if model:
-            break
+    first = processors[0] if processors else {}
+    model = first.get("model name") or first.get("Model") or first.get("Hardware") or ""
+    if not model and "CPU part" in first:  # ARM kernels name no model, only the implementer's part code
+        model = f"ARM CPU (implementer {first.get('CPU implementer', '?')}, part {first['CPU part']})"
     pairs = {(p["physical id"], p["core id"]) for p in processors if "physical id" in p and "core id" in p}
     sockets = {p["physical id"] for p in processors if "physical id" in p} or {"0"}
     per_socket = next((_int(p["cpu cores"]) for p in processors if "cpu cores" in p), None)
@@ -272,7 +271,7 @@ class HardwareProfile:
             accel = f"{format_bytes(self.accelerator_memory_bytes)} — {self.accelerator_memory_source}"
         bandwidth = f"unknown — {self.bandwidth_source}"
         if self.memory_bandwidth_gbs:
-            bandwidth = f"{self.memory_bandwidth_gbs:.1f} GB/s — {self.bandwidth_source}"
+            bandwidth = f"{self.memory_bandwidth_gbs:.4g} GB/s — {self.bandwidth_source}"
         tier = f" {self.tier}" if self.tier and self.tier != "base" else ""
         present = [m for m, ok in self.libraries if ok]
         missing = [m for m, ok in self.libraries if not ok]
@@ -301,13 +300,11 @@ def probe_libraries() -> tuple[tuple[str, bool], ...]:
     return tuple((m, importlib.util.find_spec(m) is not None) for m in PROBED_LIBRARIES)
 
 
-def _normalize_os(name: str) -> str:
-    return {"darwin": "macOS", "macos": "macOS", "linux": "Linux", "windows": "Windows"}.get(
-        name.lower(), name
-    )
+def normalize_os(name: str) -> str:
+    return {"darwin": "macOS", "macos": "macOS", "linux": "Linux", "windows": "Windows"}.get(name.lower(), name)
 
 
-def _normalize_arch(arch: str) -> str:
+def normalize_arch(arch: str) -> str:
     return {"aarch64": "arm64", "amd64": "x86_64", "x64": "x86_64"}.get(arch.lower(), arch)
 
 
@@ -326,7 +323,7 @@ def profile_from_outputs(
     platform/psutil); 'metal_working_set' (bytes, when MLX was already loaded). `libraries` defaults
     to probing this interpreter; `measured_bandwidth_gbs` is the numpy probe's result, if it ran.
     """
-    os_name, arch = _normalize_os(os), _normalize_arch(arch)
+    os_name, arch = normalize_os(os), normalize_arch(arch)
     libraries = probe_libraries() if libraries is None else libraries
     fallback = parse_key_values(texts.get("fallback", ""))
     chip, family, tier, gpu_name, gpu_cores = fallback.get("cpu_name", ""), "", "", "", None
@@ -334,7 +331,7 @@ def profile_from_outputs(
     ram = int(fallback.get("ram_bytes") or 0)
     accel_mem: int | None = None
     accel_src = "no GPU accelerator"
-    bandwidth, bw_src = None, "not measured (probe disabled: LOCALBENCH_NO_BW_PROBE=1)"
+    bandwidth, bw_src = None, "not measured (probe off: LOCALBENCH_NO_BW_PROBE=1 or none recorded)"
     if measured_bandwidth_gbs:
         bandwidth, bw_src = measured_bandwidth_gbs, BW_SOURCE_MEASURED
     accelerators: list[str] = []
@@ -384,17 +381,15 @@ def profile_from_outputs(
         perf = int(fallback.get("physical_cores") or 1)
 
     gpus = parse_nvidia_smi(texts.get("nvidia_smi", ""))
-    if gpus and family not in ("Intel Mac",) and not tier:
+    if gpus and os_name != "macOS":
         family = "NVIDIA GPU"
         names = sorted({name for name, _ in gpus})
         gpu_name = names[0] if len(gpus) == 1 else f"{len(gpus)}× " + " + ".join(names)
         accel_mem = sum(mib for _, mib in gpus) * 2**20
         source = texts.get("gpu_source", "nvidia-smi")
-        accel_src = f"VRAM total ({source}, MiB)" + (
-            f", summed over {len(gpus)} GPUs" if len(gpus) > 1 else ""
-        )
+        accel_src = f"VRAM total ({source}, MiB)" + (f", summed over {len(gpus)} GPUs" if len(gpus) > 1 else "")
         accelerators.append("cuda")
-        bw_src += "; host RAM only — GPU memory bandwidth is not measured"
+        bw_src += " (host RAM); the GPU's memory bandwidth is not measured"
     if not chip:
         chip = f"{arch} CPU"
     return HardwareProfile(

@@ -1,0 +1,100 @@
+"""`python app.py doctor`: what this machine is, how localbench will run models on it, and which engines
+work here (with the reason for each one that does not).
+
+Prints the hardware profile (units labelled: GiB and GB side by side), the optimal runtime config with
+one reason per decision, and the engine list; `--json` prints the same as one JSON object. Exits 1 when
+no text-generation engine is usable, so scripts can check a setup. Imports nothing heavy: engine
+availability is probed by module name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "doctor"
+HELP = "Show this machine's hardware, the recommended runtime settings and which engines are usable."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument(
+        "--params-b",
+        type=float,
+        default=None,
+        metavar="B",
+        help="plan the quantization for a model of B billion parameters (e.g. 8 for Llama 3 8B)",
+    )
+    parser.add_argument(
+        "--no-bandwidth-probe",
+        action="store_true",
+        help="skip the ~0.5 s memory-bandwidth measurement (same as LOCALBENCH_NO_BW_PROBE=1)",
+    )
+
+
+def engine_rows() -> list[dict]:
+    """{'name', 'kind', 'usable', 'reason'} for every registered engine and embedder."""
+    from engines import registry
+
+    try:
+        status = registry.engine_status()
+    except ImportError:  # one engine module that fails to import must not hide the others
+        status = [(name, *_availability(registry.engine_class, name)) for name in registry.ENGINES]
+    rows = [{"name": n, "kind": "text", "usable": ok, "reason": why} for n, ok, why in status]
+    for name in registry.EMBEDDERS:
+        ok, why = _availability(registry.embedder_class, name)
+        rows.append({"name": name, "kind": "embeddings", "usable": ok, "reason": why})
+    return rows
+
+
+def _availability(resolve, name: str) -> tuple[bool, str]:
+    try:
+        cls = resolve(name)
+    except ImportError as err:
+        return False, f"its module failed to import ({err})"
+    check = getattr(cls, "availability", None)
+    return check() if check else (True, "ok")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engines.hardware import detect_hardware, optimal_config
+
+    profile = detect_hardware(probe_bandwidth=False if args.no_bandwidth_probe else None)
+    config = optimal_config(profile, args.params_b)
+    engines = engine_rows()
+    usable = any(row["usable"] for row in engines if row["kind"] == "text")
+    if args.json:
+        payload = {"hardware": profile.to_dict(), "config": config.to_dict(), "engines": engines}
+        print(json.dumps(payload, indent=2))
+        return 0 if usable else 1
+
+    width = max(len(label) for label, _ in profile.summary_rows()) + 2
+    print("Hardware")
+    for label, value in profile.summary_rows():
+        print(f"  {label:<{width}}{value}")
+    print()
+    print("Recommended runtime")
+    settings = [
+        ("backend", config.backend),
+        ("device", config.device),
+        ("quantization", config.quantization + (f" (MLX q_bits={config.mlx_q_bits})" if config.mlx_q_bits else "")),
+        ("context", f"{config.num_ctx} tokens"),
+        ("threads", str(config.n_threads)),
+        ("GPU layers", f"{config.n_gpu_layers} ({'all' if config.n_gpu_layers < 0 else 'none'})"),
+        ("memory plan", f"weights × {config.memory_multiplier}"),
+    ]
+    for label, value in settings:
+        print(f"  {label:<{width}}{value}")
+    print("  Why:")
+    for reason in config.reasons:
+        print(f"    - {reason}")
+    print()
+    print("Engines")
+    name_width = max((len(row["name"]) for row in engines), default=8) + 2
+    for row in engines:
+        state = "usable" if row["usable"] else f"not usable: {row['reason']}"
+        kind = " (embeddings)" if row["kind"] == "embeddings" else ""
+        print(f"  {row['name']:<{name_width}}{state}{kind}")
+    if not usable:
+        print("\nNo text-generation engine is usable: install one with `pip install -r requirements.txt`.")
+    return 0 if usable else 1
