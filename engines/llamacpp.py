@@ -90,6 +90,7 @@ class LlamaCppEngine(Engine):
         self._llm = None
         self._lock = threading.Lock()
         self._eos: int | None = None
+        self._n_ctx = 0
 
     def load(self, model: ModelRef, config: LoadConfig) -> ModelInfo:
         import time
@@ -121,6 +122,8 @@ class LlamaCppEngine(Engine):
         except (ValueError, RuntimeError, OSError) as err:
             raise InvalidModelFile(f"llama.cpp could not load {model.path}: {err}") from err
         load_s = time.perf_counter() - t0
+        # llama.cpp pads small contexts (to 256); the window we promise is the one asked for.
+        self._n_ctx = min(config.n_ctx, self._llm.n_ctx())
         self._eos = self._llm.token_eos()
         backend = "CPU"
         if config.n_gpu_layers != 0:
@@ -229,7 +232,7 @@ class LlamaCppEngine(Engine):
 
         llm = self._require()
         tokens = self._tokens_for(prompt)
-        n_ctx = llm.n_ctx()
+        n_ctx = self._n_ctx
         if len(tokens) >= n_ctx:
             raise PromptTooLong(
                 f"the prompt is {len(tokens)} tokens but the context window is {n_ctx} — shorten it or raise n_ctx"

@@ -1,0 +1,96 @@
+"""The speed runner: llama-bench semantics on the real engine, and exact statistics on a scripted engine."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from bench.runner import SpeedTest, plan_tests, run_speed, sample_of
+from engines.base import Chunk, Engine, GenerationStats, LoadConfig, ModelInfo
+from engines.errors import BadParameter, Cancelled
+
+
+class ScriptedEngine(Engine):
+    """Replays queued statistics (a fake for runner arithmetic only; real engines are tested elsewhere)."""
+
+    name = "scripted"
+
+    def __init__(self, gen_tps: list[float]):
+        self._info = ModelInfo(name="m", engine="scripted", arch="llama", n_params=1_000_000,
+                               file_type="F16", model_size_bytes=2_000_000, n_ctx=4096)
+        self._tps = list(gen_tps)
+        self.calls = 0
+
+    def synthetic_prompt(self, n_tokens, seed=0):
+        return list(range(n_tokens))
+
+    def stream(self, prompt, params, cancel=None):
+        self.calls += 1
+        tps = self._tps.pop(0)
+        n = params.max_tokens
+        yield Chunk("x", 0.01)
+        yield Chunk("", 0.02, 0, GenerationStats(
+            ttft_s=0.01, prompt_tokens=len(prompt), prompt_s=len(prompt) / 1000, prompt_tps=1000.0,
+            gen_tokens=n, gen_s=n / tps, gen_tps=tps, load_s=0, wall_s=0.1, peak_rss_bytes=10,
+            stop_reason="length", source="scripted"))
+
+
+def test_plan_tests_like_llama_bench():
+    tests = plan_tests([128, 512], [64], [(512, 128)])
+    assert [t.name for t in tests] == ["pp128", "pp512", "tg64", "pp512+tg128"]
+    assert plan_tests([0], [16]) == [SpeedTest(0, 16)]
+    with pytest.raises(BadParameter):
+        plan_tests([0], [0])
+    with pytest.raises(BadParameter):
+        plan_tests([-5], [16])
+
+
+def test_warmup_is_discarded_and_stats_are_exact():
+    engine = ScriptedEngine([999.0, 100.0, 110.0, 120.0])
+    (result,) = run_speed(engine, [SpeedTest(0, 10)], config=LoadConfig(), repetitions=3)
+    assert engine.calls == 4
+    assert result.samples_ts == (100.0, 110.0, 120.0)
+    assert result.avg_ts == 110.0 and result.stddev_ts == 10.0
+    assert result.test == "tg10" and result.n_gen == 10 and result.warmup_runs == 1
+    assert result.samples_ns == (100_000_000, 90_909_090, 83_333_333)
+    assert result.model_type == "llama 1M F16"
+
+
+def test_sample_of_each_test_kind():
+    s = GenerationStats(ttft_s=0.1, prompt_tokens=100, prompt_s=0.5, prompt_tps=200.0, gen_tokens=50,
+                        gen_s=0.5, gen_tps=100.0, load_s=0, wall_s=1.0, peak_rss_bytes=0, stop_reason="length")
+    assert sample_of(SpeedTest(100, 0), s) == (0.5e9, 200.0)
+    assert sample_of(SpeedTest(0, 50), s) == (0.5e9, 100.0)
+    assert sample_of(SpeedTest(100, 50), s) == (1e9, 150.0)
+
+
+def test_real_engine_pp_and_tg(llama_engine):
+    calls = []
+    results = run_speed(llama_engine, plan_tests([64], [16]), config=LoadConfig(n_ctx=2048, n_threads=2),
+                        repetitions=2, progress=lambda f, m: calls.append((f, m)))
+    pp, tg = results
+    assert pp.test == "pp64" and pp.n_prompt == 64 and len(pp.samples_ts) == 2
+    assert all(ts > 0 for ts in pp.samples_ts + tg.samples_ts)
+    assert pp.avg_ts > tg.avg_ts  # batched prompt processing beats one-token decoding
+    assert tg.timing_source.startswith("llama.cpp perf counters")
+    assert pp.model_size > 90e6 and pp.model_n_params == 134_515_008 and pp.n_threads == 2
+    assert pp.model_type == "llama 135M Q4_1"
+    assert calls[-1][0] == 1.0 and len(calls) == 6
+
+
+def test_cancel_between_repetitions(llama_engine):
+    cancel = threading.Event()
+
+    def progress(fraction, message):
+        if fraction >= 0.5:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        run_speed(llama_engine, plan_tests([0], [8]), config=LoadConfig(n_ctx=2048), repetitions=3,
+                  progress=progress, cancel=cancel)
+
+
+def test_test_larger_than_context_is_refused(llama_engine):
+    with pytest.raises(BadParameter, match="n_ctx"):
+        run_speed(llama_engine, plan_tests([4000], [0]), config=LoadConfig(n_ctx=2048), repetitions=1)

@@ -1,0 +1,95 @@
+"""The command line: `bench` prints a llama-bench table and stores it; bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, run_app
+
+HEAVY = ("llama_cpp", "torch", "mlx", "mlx_lm", "transformers", "sentence_transformers", "gradio")
+
+
+def test_help_imports_no_engine_library():
+    code = (
+        "import sys, app; app.build_parser().format_help(); "
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert run_app("--help").returncode == 0
+
+
+def test_bench_csv_has_llama_bench_columns_and_is_stored(localbench_home):
+    proc = run_app("bench", "--engine", "llamacpp", "--model", "smollm2-135m", "-p", "32", "-n", "8",
+                   "-r", "2", "-t", "2", "-o", "csv")
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_csv(io.StringIO(proc.stdout))
+    for col in ("model_filename", "model_size", "model_n_params", "n_threads", "n_gpu_layers", "n_prompt",
+                "n_gen", "avg_ts", "stddev_ts", "avg_ns", "stddev_ns", "samples_ts", "test", "backends"):
+        assert col in frame.columns, col
+    assert list(frame["test"]) == ["pp32", "tg8"]
+    assert (frame["avg_ts"] > 0).all() and (frame["n_threads"] == 2).all()
+    assert frame["model_n_params"][0] == 134_515_008
+    with sqlite3.connect(localbench_home / "results.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM results WHERE kind='speed'").fetchone()[0] >= 2
+
+
+def test_bench_markdown_to_file(tmp_path):
+    out = tmp_path / "table.md"
+    proc = run_app("bench", "--model", "smollm2-135m", "-p", "16", "-n", "0", "-r", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert text.startswith("| model | size_MiB") and "pp16" in text and "±" in text
+
+
+def test_formula_like_model_name_is_neutralised_in_csv(tmp_path, smollm2_ref):
+    evil = tmp_path / "=HYPERLINK(1).gguf"
+    shutil.copyfile(smollm2_ref.path, evil)
+    proc = run_app("bench", "--model", str(evil), "-p", "16", "-n", "0", "-r", "1", "-o", "csv")
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_csv(io.StringIO(proc.stdout))
+    # the model's name is the file's stem, '=HYPERLINK(1)': quoted so a spreadsheet shows it as text
+    assert frame["model"][0] == "'=HYPERLINK(1)"
+    assert frame["model_filename"][0].endswith("=HYPERLINK(1).gguf")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["bench", "--engine", "nope"], "unknown engine 'nope'"),
+        (["bench", "--model", "nope"], "unknown model 'nope'"),
+        (["bench", "--model", "/no/such/file.gguf"], "model file not found"),
+        (["bench", "-r", "0", "-p", "8", "-n", "0"], "repetitions must be between"),
+        (["bench", "--ctx", "999999999"], "n_ctx 999999999 is absurd"),
+        (["bench", "-p", "0", "-n", "0"], "no test to run"),
+        (["serve", "--host", "0.0.0.0"], "add --auth user:password"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    proc = run_app(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_not_a_gguf_file_exit_2(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"PK\x03\x04 definitely a zip")
+    proc = run_app("bench", "--model", str(bad), "-p", "8", "-n", "0", "-r", "1")
+    assert proc.returncode == 2 and "not a GGUF file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_failed_run_is_stored_as_failed(localbench_home):
+    run_app("bench", "--model", "/no/such/file.gguf")
+    with sqlite3.connect(localbench_home / "results.db") as db:
+        rows = db.execute("SELECT status, error FROM runs WHERE status='failed'").fetchall()
+    assert any("not found" in err for _, err in rows)
