@@ -54,3 +54,51 @@ def test_chat_unknown_model_keeps_serving(page):
     page.wait_for_function(
         "() => /stop/.test(document.querySelector('#chat-stats').innerText)", timeout=120_000
     )
+
+
+def test_stop_cancels_a_long_reply(page):
+    page.locator("#chat-max-tokens input").fill("1500")
+    page.locator("#chat-prompt textarea").fill("Write a very long story about a dragon, with many chapters.")
+    page.locator("#chat-send").click()
+    page.wait_for_function("() => /streaming/.test(document.querySelector('#chat-stats').innerText)",
+                           timeout=120_000)
+    page.locator("#chat-stop").click()
+    page.wait_for_function("() => /stop\\s*\\S+/.test(document.querySelector('#chat-stats').innerText)",
+                           timeout=60_000)
+    stats = page.locator("#chat-stats").inner_text()
+    assert "cancelled" in stats
+    assert int(re.search(r"generation\s+(\d+)\s+tok", stats).group(1)) < 1500
+
+
+def test_system_tab_shows_profile_config_and_engines(page):
+    page.get_by_role("tab", name="System").click()
+    profile = page.locator("#system-profile")
+    profile.wait_for(state="visible")
+    assert "Linux CPU" in profile.inner_text() and "GiB" in profile.inner_text()
+    assert "n_threads" in page.locator("#system-config").inner_text()
+    assert "llamacpp" in page.locator("#system-engines").inner_text()
+
+
+def test_results_tab_lists_stored_runs_and_downloads_csv(page, tmp_path):
+    import pandas as pd
+
+    # a chat reply is stored as a run of kind 'chat'
+    page.locator("#chat-max-tokens input").fill("6")
+    page.locator("#chat-prompt textarea").fill("Hi")
+    page.locator("#chat-send").click()
+    page.wait_for_function("() => /stop\\s*\\S+/.test(document.querySelector('#chat-stats').innerText)",
+                           timeout=120_000)
+    page.get_by_role("tab", name="Results").click()
+    kind = page.locator("#results-kind input")
+    kind.fill("chat")
+    kind.press("Enter")
+    page.locator("#results-refresh").click()
+    page.wait_for_function("() => /gen_tps/.test(document.querySelector('#results-rows').innerText)",
+                           timeout=30_000)
+    with page.expect_download() as info:
+        page.locator("#results-download").click()
+    path = tmp_path / "chat.csv"
+    info.value.save_as(path)
+    frame = pd.read_csv(path)
+    assert {"model", "engine", "ttft_s", "gen_tps", "stop_reason"} <= set(frame.columns)
+    assert (frame["gen_tps"] > 0).all()
