@@ -89,8 +89,15 @@ class ResultStore:
         with self._connect() as db:
             db.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, kind, now, status, error, json.dumps(settings or {}, default=str),
-                 json.dumps(hardware or {}, default=str)),
+                (
+                    run_id,
+                    kind,
+                    now,
+                    status,
+                    error,
+                    json.dumps(settings or {}, default=str),
+                    json.dumps(hardware or {}, default=str),
+                ),
             )
             db.executemany(
                 "INSERT INTO results (run_id, kind, row_json) VALUES (?, ?, ?)",
@@ -115,10 +122,7 @@ class ResultStore:
 
     def rows(self, kind: str | None = None, run_id: str | None = None) -> list[dict]:
         """Result rows (oldest first), each with its run_id and created_at added."""
-        sql = (
-            "SELECT x.run_id, r.created_at, x.row_json FROM results x JOIN runs r USING (run_id) "
-            "WHERE 1=1"
-        )
+        sql = "SELECT x.run_id, r.created_at, x.row_json FROM results x JOIN runs r USING (run_id) WHERE 1=1"
         args: list = []
         if kind:
             sql += " AND x.kind = ?"

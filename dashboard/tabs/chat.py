@@ -55,8 +55,11 @@ def build(ctx: AppContext) -> None:
         with gr.Column(scale=1, min_width=260):
             engine = gr.Dropdown(engines, value=engines[0], label="Engine", elem_id="chat-engine")
             model = gr.Dropdown(
-                choices=_models(ctx, engines[0]), value="smollm2-135m", label="Model",
-                allow_custom_value=True, elem_id="chat-model",
+                choices=_models(ctx, engines[0]),
+                value="smollm2-135m",
+                label="Model",
+                allow_custom_value=True,
+                elem_id="chat-model",
                 info="catalog name, or a path to a GGUF file",
             )
             system = gr.Textbox(label="System prompt", lines=2, elem_id="chat-system")
@@ -73,8 +76,18 @@ def build(ctx: AppContext) -> None:
                 clear = gr.Button("Clear", elem_id="chat-clear")
             stats = gr.Markdown("No reply yet.", elem_id="chat-stats")
 
-    def respond(engine_name, model_name, system_prompt, temp, max_toks, seed_value, ctx_tokens, history, text,
-                request: gr.Request):
+    def respond(
+        engine_name,
+        model_name,
+        system_prompt,
+        temp,
+        max_toks,
+        seed_value,
+        ctx_tokens,
+        history,
+        text,
+        request: gr.Request,
+    ):
         history = list(history or [])
         cancel = ctx.new_cancel(session_of(request), "chat")
         try:
@@ -162,8 +175,14 @@ def _store_chat(ctx: AppContext, info, params: GenerationParams, stats: Generati
     """Each chat reply's statistics go to the store (kind 'chat'), so they can be exported."""
     import dataclasses
 
-    row = {"model": info.name, "engine": info.engine, "model_type": f"{info.arch} {info.file_type}",
-           "backend": info.backend, "max_tokens": params.max_tokens, "temperature": params.temperature,
-           **{k: v for k, v in dataclasses.asdict(stats).items() if k != "itl_s"}}
+    row = {
+        "model": info.name,
+        "engine": info.engine,
+        "model_type": f"{info.arch} {info.file_type}",
+        "backend": info.backend,
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        **{k: v for k, v in dataclasses.asdict(stats).items() if k != "itl_s"},
+    }
     status = "cancelled" if stats.stop_reason == "cancelled" else "ok"
     ctx.store.save_run("chat", [row], status=status, settings={"engine": info.engine, "model": info.name})

@@ -12,8 +12,9 @@ from dashboard.ui import csv_file
 
 def build(ctx: AppContext) -> None:
     with gr.Row():
-        kind = gr.Dropdown(["speed", "chat"], value="speed", label="Kind", allow_custom_value=True,
-                           elem_id="results-kind")
+        kind = gr.Dropdown(
+            ["speed", "chat"], value="speed", label="Kind", allow_custom_value=True, elem_id="results-kind"
+        )
         refresh = gr.Button("Refresh", elem_id="results-refresh")
     runs = gr.Dataframe(label="Runs (newest first)", interactive=False, elem_id="results-runs")
     rows = gr.Dataframe(label="Result rows", interactive=False, elem_id="results-rows")

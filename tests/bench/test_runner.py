@@ -17,8 +17,15 @@ class ScriptedEngine(Engine):
     name = "scripted"
 
     def __init__(self, gen_tps: list[float]):
-        self._info = ModelInfo(name="m", engine="scripted", arch="llama", n_params=1_000_000,
-                               file_type="F16", model_size_bytes=2_000_000, n_ctx=4096)
+        self._info = ModelInfo(
+            name="m",
+            engine="scripted",
+            arch="llama",
+            n_params=1_000_000,
+            file_type="F16",
+            model_size_bytes=2_000_000,
+            n_ctx=4096,
+        )
         self._tps = list(gen_tps)
         self.calls = 0
 
@@ -30,10 +37,25 @@ class ScriptedEngine(Engine):
         tps = self._tps.pop(0)
         n = params.max_tokens
         yield Chunk("x", 0.01)
-        yield Chunk("", 0.02, 0, GenerationStats(
-            ttft_s=0.01, prompt_tokens=len(prompt), prompt_s=len(prompt) / 1000, prompt_tps=1000.0,
-            gen_tokens=n, gen_s=n / tps, gen_tps=tps, load_s=0, wall_s=0.1, peak_rss_bytes=10,
-            stop_reason="length", source="scripted"))
+        yield Chunk(
+            "",
+            0.02,
+            0,
+            GenerationStats(
+                ttft_s=0.01,
+                prompt_tokens=len(prompt),
+                prompt_s=len(prompt) / 1000,
+                prompt_tps=1000.0,
+                gen_tokens=n,
+                gen_s=n / tps,
+                gen_tps=tps,
+                load_s=0,
+                wall_s=0.1,
+                peak_rss_bytes=10,
+                stop_reason="length",
+                source="scripted",
+            ),
+        )
 
 
 def test_plan_tests_like_llama_bench():
@@ -58,8 +80,19 @@ def test_warmup_is_discarded_and_stats_are_exact():
 
 
 def test_sample_of_each_test_kind():
-    s = GenerationStats(ttft_s=0.1, prompt_tokens=100, prompt_s=0.5, prompt_tps=200.0, gen_tokens=50,
-                        gen_s=0.5, gen_tps=100.0, load_s=0, wall_s=1.0, peak_rss_bytes=0, stop_reason="length")
+    s = GenerationStats(
+        ttft_s=0.1,
+        prompt_tokens=100,
+        prompt_s=0.5,
+        prompt_tps=200.0,
+        gen_tokens=50,
+        gen_s=0.5,
+        gen_tps=100.0,
+        load_s=0,
+        wall_s=1.0,
+        peak_rss_bytes=0,
+        stop_reason="length",
+    )
     assert sample_of(SpeedTest(100, 0), s) == (0.5e9, 200.0)
     assert sample_of(SpeedTest(0, 50), s) == (0.5e9, 100.0)
     assert sample_of(SpeedTest(100, 50), s) == (1e9, 150.0)
@@ -67,8 +100,13 @@ def test_sample_of_each_test_kind():
 
 def test_real_engine_pp_and_tg(llama_engine):
     calls = []
-    results = run_speed(llama_engine, plan_tests([64], [16]), config=LoadConfig(n_ctx=2048, n_threads=2),
-                        repetitions=2, progress=lambda f, m: calls.append((f, m)))
+    results = run_speed(
+        llama_engine,
+        plan_tests([64], [16]),
+        config=LoadConfig(n_ctx=2048, n_threads=2),
+        repetitions=2,
+        progress=lambda f, m: calls.append((f, m)),
+    )
     pp, tg = results
     assert pp.test == "pp64" and pp.n_prompt == 64 and len(pp.samples_ts) == 2
     assert all(ts > 0 for ts in pp.samples_ts + tg.samples_ts)
@@ -87,8 +125,14 @@ def test_cancel_between_repetitions(llama_engine):
             cancel.set()
 
     with pytest.raises(Cancelled):
-        run_speed(llama_engine, plan_tests([0], [8]), config=LoadConfig(n_ctx=2048), repetitions=3,
-                  progress=progress, cancel=cancel)
+        run_speed(
+            llama_engine,
+            plan_tests([0], [8]),
+            config=LoadConfig(n_ctx=2048),
+            repetitions=3,
+            progress=progress,
+            cancel=cancel,
+        )
 
 
 def test_test_larger_than_context_is_refused(llama_engine):

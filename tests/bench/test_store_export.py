@@ -73,7 +73,7 @@ def test_csv_round_trip_gives_equal_values():
 
 
 def test_csv_neutralises_spreadsheet_formulas():
-    names = ["=HYPERLINK(\"x\").gguf", "+1.gguf", "-2.gguf", "@SUM(A1).gguf", "ok.gguf"]
+    names = ['=HYPERLINK("x").gguf', "+1.gguf", "-2.gguf", "@SUM(A1).gguf", "ok.gguf"]
     frame = to_frame([Row(n, 1.0, 0.0, 1, ()) for n in names])
     back = pd.read_csv(io.StringIO(to_csv(frame)))
     for cell in back["model_filename"][:4]:

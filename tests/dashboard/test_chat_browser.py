@@ -30,9 +30,7 @@ def test_chat_streams_reply_with_statistics(page):
 
 def test_chat_empty_prompt_gives_clear_message(page):
     page.locator("#chat-send").click()
-    page.wait_for_function(
-        "() => /empty/.test(document.querySelector('#chat-stats').innerText)", timeout=30_000
-    )
+    page.wait_for_function("() => /empty/.test(document.querySelector('#chat-stats').innerText)", timeout=30_000)
     assert "empty" in page.locator("#chat-stats").inner_text()
 
 
@@ -51,20 +49,16 @@ def test_chat_unknown_model_keeps_serving(page):
     page.locator("#chat-max-tokens input").fill("8")
     page.locator("#chat-prompt textarea").fill("Hello")
     page.locator("#chat-send").click()
-    page.wait_for_function(
-        "() => /stop/.test(document.querySelector('#chat-stats').innerText)", timeout=120_000
-    )
+    page.wait_for_function("() => /stop/.test(document.querySelector('#chat-stats').innerText)", timeout=120_000)
 
 
 def test_stop_cancels_a_long_reply(page):
     page.locator("#chat-max-tokens input").fill("1500")
     page.locator("#chat-prompt textarea").fill("Write a very long story about a dragon, with many chapters.")
     page.locator("#chat-send").click()
-    page.wait_for_function("() => /streaming/.test(document.querySelector('#chat-stats').innerText)",
-                           timeout=120_000)
+    page.wait_for_function("() => /streaming/.test(document.querySelector('#chat-stats').innerText)", timeout=120_000)
     page.locator("#chat-stop").click()
-    page.wait_for_function("() => /stop\\s*\\S+/.test(document.querySelector('#chat-stats').innerText)",
-                           timeout=60_000)
+    page.wait_for_function("() => /stop\\s*\\S+/.test(document.querySelector('#chat-stats').innerText)", timeout=60_000)
     stats = page.locator("#chat-stats").inner_text()
     assert "cancelled" in stats
     assert int(re.search(r"generation\s+(\d+)\s+tok", stats).group(1)) < 1500
@@ -86,15 +80,15 @@ def test_results_tab_lists_stored_runs_and_downloads_csv(page, tmp_path):
     page.locator("#chat-max-tokens input").fill("6")
     page.locator("#chat-prompt textarea").fill("Hi")
     page.locator("#chat-send").click()
-    page.wait_for_function("() => /stop\\s*\\S+/.test(document.querySelector('#chat-stats').innerText)",
-                           timeout=120_000)
+    page.wait_for_function(
+        "() => /stop\\s*\\S+/.test(document.querySelector('#chat-stats').innerText)", timeout=120_000
+    )
     page.get_by_role("tab", name="Results").click()
     kind = page.locator("#results-kind input")
     kind.fill("chat")
     kind.press("Enter")
     page.locator("#results-refresh").click()
-    page.wait_for_function("() => /gen_tps/.test(document.querySelector('#results-rows').innerText)",
-                           timeout=30_000)
+    page.wait_for_function("() => /gen_tps/.test(document.querySelector('#results-rows').innerText)", timeout=30_000)
     with page.expect_download() as info:
         page.locator("#results-download").click()
     path = tmp_path / "chat.csv"

@@ -59,8 +59,9 @@ def test_token_prompt_counts_exactly(llama_engine):
 def test_cancel_stops_generation(llama_engine):
     cancel = threading.Event()
     n = 0
-    for chunk in llama_engine.stream("Count from one to one hundred:", GenerationParams(max_tokens=200,
-                                                                                        ignore_eos=True), cancel):
+    for chunk in llama_engine.stream(
+        "Count from one to one hundred:", GenerationParams(max_tokens=200, ignore_eos=True), cancel
+    ):
         if chunk.stats is not None:
             stats = chunk.stats
             break
