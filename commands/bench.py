@@ -56,6 +56,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", choices=["csv", "json", "md", "table"], default="md")
     parser.add_argument("--out", default=None, help="write the table to this file instead of stdout")
+    serving = parser.add_argument_group("serving benchmark (like vLLM benchmark_serving)")
+    serving.add_argument(
+        "--num-requests",
+        type=int,
+        default=None,
+        help="send N streamed requests and report TTFT/TPOT/ITL/E2EL percentiles and throughput "
+        "(prompt ≈ the first -p tokens, output ≤ the first -n tokens)",
+    )
+    serving.add_argument("--concurrency", type=int, default=1, help="requests in flight at once (default 1)")
+    serving.add_argument(
+        "--unload-after",
+        action="store_true",
+        help="Ollama: unload the model from the server when the benchmark ends (keep_alive 0)",
+    )
 
 
 def load_config_from(args: argparse.Namespace, needed_ctx: int = 0):
@@ -111,6 +125,8 @@ def cli_progress(total_label: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "num_requests", None) is not None:
+        return run_serving_cli(args)
     import dataclasses
 
     from bench.export import render, to_frame
@@ -182,3 +198,69 @@ def display_frame(frame):
             "ttft_ms": frame["avg_ttft_ms"].round(1),
         }
     )
+
+
+def run_serving_cli(args: argparse.Namespace) -> int:
+    """The serving-style benchmark: N requests at concurrency C; a run with failures is stored as failed."""
+    import dataclasses
+
+    from bench.export import render, to_frame
+    from bench.serving import run_serving, serving_report
+    from bench.store import ResultStore
+    from engines.errors import LocalbenchError, ServerError
+    from engines.hardware import detect_hardware
+    from engines.pool import EnginePool
+
+    n_prompt, n_gen = args.n_prompt[0], args.n_gen[0]
+    config = load_config_from(args, n_prompt + n_gen + 64)
+    if args.unload_after:
+        config = dataclasses.replace(config, options=(*config.options, ("unload_after", True)))
+    engine_name = default_engine(args)
+    endpoint = str(config.option("host") or config.option("base_url") or "")
+    store = ResultStore()
+    settings = {
+        "engine": engine_name,
+        "model": args.model,
+        "num_requests": args.num_requests,
+        "concurrency": args.concurrency,
+        "n_prompt": n_prompt,
+        "n_gen": n_gen,
+        "endpoint": endpoint,
+    }
+    hardware = dataclasses.asdict(detect_hardware())
+    bar, progress = cli_progress(f"{args.model} on {engine_name}, {args.num_requests} requests")
+    pool = EnginePool(max_loaded=1)
+    try:
+        engine = pool.get(engine_name, args.model, config)
+        result, _ = run_serving(
+            engine,
+            num_requests=args.num_requests,
+            concurrency=args.concurrency,
+            n_prompt=n_prompt,
+            n_gen=n_gen,
+            seed=args.seed,
+            endpoint=endpoint,
+            progress=progress,
+        )
+    except (LocalbenchError, KeyboardInterrupt) as err:
+        status = "cancelled" if isinstance(err, KeyboardInterrupt) else "failed"
+        store.save_run("serving", [], status=status, error=str(err), settings=settings, hardware=hardware)
+        raise
+    finally:
+        bar.close()
+        pool.unload_all()
+    text = serving_report(result) if args.output in ("md", "table") else render(to_frame([result]), args.output)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        print(f"wrote the serving result to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if result.failed:
+        message = (
+            f"{result.failed} of {result.num_requests} requests failed, so the run is stored as failed: {result.errors}"
+        )
+        store.save_run("serving", [], status="failed", error=message, settings=settings, hardware=hardware)
+        raise ServerError(message)
+    store.save_run("serving", [result], settings=settings, hardware=hardware)
+    return 0

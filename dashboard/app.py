@@ -15,6 +15,7 @@ from dashboard.context import AppContext
 TABS: list[tuple[str, str]] = [
     ("Chat", "dashboard.tabs.chat"),
     ("Results", "dashboard.tabs.results"),
+    ("Servers", "dashboard.tabs.servers"),
     ("System", "dashboard.tabs.system"),
 ]
 

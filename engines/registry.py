@@ -12,6 +12,8 @@ from engines.errors import UnknownEngine
 
 ENGINES: dict[str, str] = {
     "llamacpp": "engines.llamacpp:LlamaCppEngine",
+    "ollama": "engines.ollama:OllamaEngine",
+    "openai": "engines.openai_compat:OpenAIEngine",
 }
 """Text-generation engines: name -> 'module:Class'."""
 
