@@ -17,6 +17,7 @@ COMMANDS = [
     "commands.serve",
     "commands.bench",
     "commands.doctor",
+    "commands.embed_bench",
 ]
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

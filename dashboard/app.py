@@ -14,6 +14,7 @@ from dashboard.context import AppContext
 
 TABS: list[tuple[str, str]] = [
     ("Chat", "dashboard.tabs.chat"),
+    ("Embeddings", "dashboard.tabs.embeddings"),
     ("Results", "dashboard.tabs.results"),
     ("Servers", "dashboard.tabs.servers"),
     ("System", "dashboard.tabs.system"),

@@ -17,7 +17,9 @@ ENGINES: dict[str, str] = {
 }
 """Text-generation engines: name -> 'module:Class'."""
 
-EMBEDDERS: dict[str, str] = {}
+EMBEDDERS: dict[str, str] = {
+    "sentence-transformers": "engines.embeddings:Embedder",
+}
 """Embedding engines: name -> 'module:Class'."""
 
 

@@ -1,0 +1,516 @@
+"""The embeddings throughput runner: batch sizes × devices × precisions × backends on one corpus.
+
+For each configuration the model is loaded once; for each batch size one untimed warm-up batch runs,
+then the whole corpus is embedded in batches of that size (sorted by length first, as
+`SentenceTransformer.encode` does, unless told not to). Each `embed_batch` call is timed with
+perf_counter (tokenization, forward pass and the copy back to the host included); sentences/s and
+tokens/s are the corpus totals over the summed batch times (derived). Peak memory: the device's own
+counter (torch.cuda's peak allocation; MPS sampled after each batch) and this process's RSS, sampled
+every 20 ms by a thread. Agreement: the cosine of each text's vector with the fp32 CPU torch
+reference (mean and minimum over the corpus). Progress and cancel come in as a callable and an Event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.embed_corpus import corpus_digest
+from bench.stats import summarize
+from engines.base import current_rss_bytes
+from engines.embeddings import (
+    BACKENDS,
+    DEVICES,
+    PRECISIONS,
+    EmbedConfig,
+    Embedder,
+    auto_device,
+    check_device,
+    combination_problem,
+    resolve_embed_model,
+)
+from engines.errors import BadParameter, Cancelled, EngineUnavailable, InsufficientMemory, LocalbenchError
+
+DEFAULT_BATCH_SIZES = (1, 8, 32, 128, 512)
+MAX_BATCH_SIZE = 65536
+REFERENCE = EmbedConfig(backend="torch", device="cpu", precision="fp32")
+REFERENCE_BATCH_SIZE = 32
+RSS_SAMPLE_S = 0.02
+PROGRESS_EVERY_S = 0.1
+STORE_KIND = "embed"
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class EmbedPlan:
+    """A validated sweep: what to run, what was left out and why."""
+
+    model: str
+    batch_sizes: tuple[int, ...]
+    configs: tuple[EmbedConfig, ...]
+    """Reference (torch/cpu/fp32) first when it is among them."""
+    skipped: tuple[str, ...]
+    """One reason per combination that cannot run here."""
+    reference: EmbedConfig | None
+    """The fp32 CPU configuration the agreement columns compare against; None for Ollama models."""
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    """One configuration at one batch size over the whole corpus."""
+
+    model: str
+    model_path: str
+    backend: str
+    """torch | onnx | ollama."""
+    device: str
+    precision: str
+    batch_size: int
+    n_texts: int
+    n_batches: int
+    n_tokens: int
+    """Non-padding tokens after truncation, special tokens included (Ollama: its prompt_eval_count)."""
+    truncated_texts: int | None
+    """Texts longer than max_seq_length, cut to it; None when the backend cannot tell (Ollama)."""
+    max_seq_length: int
+    embedding_dim: int
+    warmup_batches: int
+    sorted_by_length: bool
+    load_s: float
+    """Seconds to load the model for this configuration."""
+    total_s: float
+    """Sum of the timed batch latencies, seconds."""
+    sentences_per_s: float
+    """n_texts / total_s (derived)."""
+    tokens_per_s: float
+    """n_tokens / total_s (derived)."""
+    avg_batch_ms: float
+    stddev_batch_ms: float
+    p50_batch_ms: float
+    p95_batch_ms: float
+    peak_device_bytes: int | None
+    device_memory_source: str
+    peak_rss_bytes: int
+    """Peak resident set size of this process during the timed batches (sampled every 20 ms)."""
+    cosine_mean_vs_ref: float
+    """Mean cosine similarity of each text's vector with the fp32 CPU reference's (NaN without one)."""
+    cosine_min_vs_ref: float
+    reference: str
+    model_n_params: int
+    model_size: int
+    """Bytes of weights on disk."""
+    corpus: str
+    """'builtin-2000:<sha256 prefix>' or '<file name>:<sha256 prefix>'."""
+    samples_batch_ms: tuple[float, ...]
+    """Latency of every timed batch, milliseconds."""
+    method: str
+    test_time: str
+    cpu_info: str
+    gpu_info: str
+    versions: str
+
+
+# --- pure helpers (tested alone) ----------------------------------------------------------------
+
+
+def parse_batch_sizes(values: Sequence) -> tuple[int, ...]:
+    """Sorted unique positive batch sizes; BadParameter for 0, negatives, non-integers or none."""
+    out = []
+    for v in values:
+        try:
+            number = float(str(v).strip())
+        except ValueError:
+            raise BadParameter(f"batch sizes must be whole numbers, got {v!r}") from None
+        if number != int(number) or number < 1:
+            raise BadParameter(f"batch size must be a positive whole number, got {v!r} — use e.g. 1,8,32,128,512")
+        if number > MAX_BATCH_SIZE:
+            raise BadParameter(f"batch size {int(number)} is too large (limit {MAX_BATCH_SIZE})")
+        out.append(int(number))
+    if not out:
+        raise BadParameter("no batch size given — use e.g. 1,8,32,128,512")
+    return tuple(sorted(set(out)))
+
+
+def batch_order(texts: Sequence[str], sort_by_length: bool) -> np.ndarray:
+    """Indices in the order texts are embedded: longest first (by characters, as encode sorts)."""
+    if not sort_by_length:
+        return np.arange(len(texts))
+    return np.argsort([-len(t) for t in texts], kind="stable")
+
+
+def split_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Consecutive slices of `order`, `batch_size` each (the last may be shorter)."""
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two (n, dim) arrays; a zero row gives 0 (1 when both are zero)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise BadParameter(f"cannot compare embeddings of shapes {a.shape} and {b.shape}")
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    dots = (a * b).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where((na > 0) & (nb > 0), dots / (na * nb), np.where((na == 0) & (nb == 0), 1.0, 0.0))
+    return np.clip(cos, -1.0, 1.0)
+
+
+def agreement(vectors: np.ndarray, reference: np.ndarray | None) -> tuple[float, float]:
+    """(mean, min) cosine of each row with the reference's; (nan, nan) without a reference."""
+    if reference is None:
+        return math.nan, math.nan
+    cos = cosine_rows(vectors, reference)
+    return float(cos.mean()), float(cos.min())
+
+
+def throughput(n_items: int, latencies_s: Sequence[float]) -> float:
+    """Items per second over the summed latencies; 0 when nothing was timed."""
+    total = float(sum(latencies_s))
+    return n_items / total if total > 0 else 0.0
+
+
+def summary_frame(frame):
+    """The columns a reader scans first (table views); CSV and JSON keep every field."""
+    import pandas as pd
+
+    if frame.empty:
+        return frame
+
+    def mib(col: str):
+        return (frame[col].astype("float64") / 2**20).round(1)
+
+    return pd.DataFrame(
+        {
+            "backend": frame["backend"],
+            "device": frame["device"],
+            "precision": frame["precision"],
+            "batch_size": frame["batch_size"],
+            "sentences_per_s": frame["sentences_per_s"].round(1),
+            "tokens_per_s": frame["tokens_per_s"].round(0),
+            "p50_batch_ms": frame["p50_batch_ms"].round(2),
+            "p95_batch_ms": frame["p95_batch_ms"].round(2),
+            "peak_device_MiB": mib("peak_device_bytes"),
+            "peak_rss_MiB": mib("peak_rss_bytes"),
+            "embedding_dim": frame["embedding_dim"],
+            "cosine_mean_vs_ref": frame["cosine_mean_vs_ref"].map(lambda x: f"{x:.6f}"),
+            "cosine_min_vs_ref": frame["cosine_min_vs_ref"].map(lambda x: f"{x:.6f}"),
+            "truncated_texts": frame["truncated_texts"],
+        }
+    )
+
+
+def sweep_notes(plan: EmbedPlan, results: Sequence[EmbedResult]) -> list[str]:
+    """What a user must know beside the table: skipped combinations and truncated texts."""
+    notes = [f"skipped — {reason}" for reason in plan.skipped]
+    if results:
+        first = results[0]
+        if first.truncated_texts is None:
+            notes.append("Ollama truncates long texts silently: how many were truncated is unknown.")
+        elif first.truncated_texts:
+            notes.append(
+                f"{first.truncated_texts} of {first.n_texts} texts are longer than the model's "
+                f"{first.max_seq_length}-token maximum sequence length and were truncated to it."
+            )
+    return notes
+
+
+# --- planning -------------------------------------------------------------------------------------
+
+
+def plan_embed_sweep(
+    model: str,
+    batch_sizes: Sequence = DEFAULT_BATCH_SIZES,
+    devices: Sequence[str] = ("auto",),
+    precisions: Sequence[str] = ("fp32",),
+    backends: Sequence[str] = ("torch",),
+    *,
+    host: str | None = None,
+    accelerators: Sequence[str] = (),
+) -> EmbedPlan:
+    """Validate every choice before any model loads. Raises BadParameter, ModelNotFound,
+    EngineUnavailable (a device not present; no combination that can run here)."""
+    sizes = parse_batch_sizes(batch_sizes)
+    ref = resolve_embed_model(model)
+    if ref.kind == "ollama":
+        return EmbedPlan(ref.name, sizes, (EmbedConfig(backend="ollama", host=host),), (), None, host)
+    for name, values, allowed in (
+        ("device", devices, ("auto", *DEVICES)),
+        ("precision", precisions, PRECISIONS),
+        ("backend", backends, BACKENDS[:2]),
+    ):
+        if not values:
+            raise BadParameter(f"pick at least one {name}")
+        for v in values:
+            if v not in allowed:
+                raise BadParameter(f"unknown {name} '{v}' — choose from: {', '.join(allowed)}")
+    resolved = []
+    for d in devices:
+        device = auto_device(accelerators) if d == "auto" else d
+        check_device(device)
+        if device not in resolved:
+            resolved.append(device)
+    configs, skipped = [], []
+    for backend in dict.fromkeys(backends):
+        for device in resolved:
+            for precision in dict.fromkeys(precisions):
+                problem = combination_problem(backend, device, precision)
+                if problem:
+                    skipped.append(problem)
+                else:
+                    configs.append(EmbedConfig(backend=backend, device=device, precision=precision))
+    if not configs:
+        raise EngineUnavailable("nothing can run: " + "; ".join(skipped))
+    configs.sort(key=lambda c: c != REFERENCE)
+    return EmbedPlan(ref.name, sizes, tuple(configs), tuple(skipped), REFERENCE, host)
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+class PeakRss:
+    """Peak RSS of this process while the block runs, sampled every `interval_s` by a daemon thread."""
+
+    def __init__(self, interval_s: float = RSS_SAMPLE_S) -> None:
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="peak-rss")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak_bytes = max(self.peak_bytes, current_rss_bytes())
+
+    def __enter__(self) -> PeakRss:
+        self.peak_bytes = current_rss_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, current_rss_bytes())
+
+
+@dataclass
+class _Pass:
+    """What one timed pass over the corpus produced."""
+
+    vectors: np.ndarray
+    latencies_s: list[float]
+    n_tokens: int
+    truncated: int | None
+    peak_rss_bytes: int
+
+
+def timed_pass(
+    embedder: Embedder,
+    texts: Sequence[str],
+    batch_size: int,
+    *,
+    sort_by_length: bool = True,
+    cancel: threading.Event | None = None,
+    tick: Callable[[int], None] | None = None,
+) -> _Pass:
+    """Embed the whole corpus in batches, timing each embed_batch call; vectors come back in corpus order."""
+    import time
+
+    order = batch_order(texts, sort_by_length)
+    out: np.ndarray | None = None
+    latencies, n_tokens, truncated, known = [], 0, 0, True
+    with PeakRss() as rss:
+        for idx in split_batches(order, batch_size):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("embeddings benchmark cancelled by the user")
+            chunk = [texts[i] for i in idx]
+            t0 = time.perf_counter()
+            try:
+                vectors = embedder.embed_batch(chunk)
+            except RuntimeError as err:
+                if "out of memory" in str(err).lower():
+                    raise InsufficientMemory(
+                        f"out of device memory at batch size {batch_size} — try smaller batch sizes"
+                    ) from None
+                raise
+            latencies.append(time.perf_counter() - t0)
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[idx] = vectors
+            stats = embedder.last_stats
+            n_tokens += stats.n_tokens
+            truncated += stats.truncated
+            known = known and stats.extra.get("truncated_known", True)
+            if tick is not None:
+                tick(len(idx))
+    return _Pass(out, latencies, n_tokens, truncated if known else None, rss.peak_bytes)
+
+
+def _hardware_strings() -> tuple[str, str]:
+    from engines.hardware import detect_hardware
+
+    hw = detect_hardware()
+    return hw.chip, hw.gpu_name
+
+
+def run_embed(
+    plan: EmbedPlan,
+    texts: Sequence[str],
+    *,
+    warmup: bool = True,
+    sort_by_length: bool = True,
+    corpus_name: str = "",
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> list[EmbedResult]:
+    """Run every configuration of the plan over `texts`; one EmbedResult per configuration and batch size."""
+    import time
+
+    texts = list(texts)
+    if not texts:
+        raise BadParameter("the corpus is empty — give at least one text (one per line)")
+    if any(not isinstance(t, str) for t in texts):
+        raise BadParameter("every corpus entry must be text")
+    n = len(texts)
+    corpus = f"{corpus_name or f'custom-{n}'}:{corpus_digest(texts)}"
+    cpu_info, gpu_info = _hardware_strings()
+    need_ref = plan.reference is not None and plan.reference not in plan.configs
+    units = len(plan.configs) * len(plan.batch_sizes) * n + (n if need_ref else 0)
+    done, last_push = 0, 0.0
+
+    def tick(k: int, message: str) -> None:
+        nonlocal done, last_push
+        done += k
+        now = time.perf_counter()
+        if progress is not None and (now - last_push >= PROGRESS_EVERY_S or done >= units):
+            last_push = now
+            progress(min(done / units, 1.0), message)
+
+    reference_vectors = None
+    embedder = Embedder()
+    try:
+        if need_ref:
+            if progress:
+                progress(0.0, "reference: loading fp32 CPU torch")
+            embedder.load(plan.model, plan.reference)
+            reference_vectors = timed_pass(
+                embedder,
+                texts,
+                REFERENCE_BATCH_SIZE,
+                cancel=cancel,
+                tick=lambda k: tick(k, "reference: fp32 CPU torch"),
+            ).vectors
+            embedder.unload()
+        results = []
+        for config in plan.configs:
+            label = f"{config.backend} {config.device} {config.precision}" if config.backend != "ollama" else "ollama"
+            if progress:
+                progress(done / units, f"{label}: loading")
+            info = embedder.load(plan.model, config)
+            for batch_size in plan.batch_sizes:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("embeddings benchmark cancelled by the user")
+                if warmup:
+                    first = batch_order(texts, sort_by_length)[:batch_size]
+                    embedder.embed_batch([texts[i] for i in first])
+                embedder.reset_peak_memory()
+                run = timed_pass(
+                    embedder,
+                    texts,
+                    batch_size,
+                    sort_by_length=sort_by_length,
+                    cancel=cancel,
+                    tick=lambda k, b=batch_size, name=label: tick(k, f"{name}: batch size {b}"),
+                )
+                if reference_vectors is None and config == plan.reference:
+                    reference_vectors = run.vectors
+                device_bytes, device_source = embedder.peak_device_memory()
+                cos_mean, cos_min = agreement(run.vectors, reference_vectors)
+                ms = [s * 1e3 for s in run.latencies_s]
+                s = summarize(ms)
+                results.append(
+                    EmbedResult(
+                        model=info.name,
+                        model_path=info.path or "",
+                        backend=info.backend,
+                        device=info.device,
+                        precision=info.precision,
+                        batch_size=batch_size,
+                        n_texts=n,
+                        n_batches=len(ms),
+                        n_tokens=run.n_tokens,
+                        truncated_texts=run.truncated,
+                        max_seq_length=info.max_seq_length,
+                        embedding_dim=int(run.vectors.shape[1]),
+                        warmup_batches=int(warmup),
+                        sorted_by_length=sort_by_length,
+                        load_s=info.load_s,
+                        total_s=sum(run.latencies_s),
+                        sentences_per_s=throughput(n, run.latencies_s),
+                        tokens_per_s=throughput(run.n_tokens, run.latencies_s),
+                        avg_batch_ms=s.mean,
+                        stddev_batch_ms=s.stddev,
+                        p50_batch_ms=s.p50,
+                        p95_batch_ms=s.p95,
+                        peak_device_bytes=device_bytes,
+                        device_memory_source=device_source,
+                        peak_rss_bytes=run.peak_rss_bytes,
+                        cosine_mean_vs_ref=cos_mean,
+                        cosine_min_vs_ref=cos_min,
+                        reference="torch cpu fp32" if plan.reference else "none (Ollama model: no local fp32 copy)",
+                        model_n_params=info.n_params,
+                        model_size=info.model_size_bytes,
+                        corpus=corpus,
+                        samples_batch_ms=tuple(round(x, 4) for x in ms),
+                        method=f"{int(warmup)} warm-up batch, then every batch of the corpus timed once "
+                        f"({'longest first' if sort_by_length else 'corpus order'}); rates are totals over summed "
+                        "batch times (derived); RSS sampled every 20 ms",
+                        test_time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                        cpu_info=cpu_info,
+                        gpu_info=gpu_info,
+                        versions="; ".join(f"{k} {v}" for k, v in info.versions),
+                    )
+                )
+            embedder.unload()
+        if progress:
+            progress(1.0, "done")
+        return results
+    finally:
+        embedder.unload()
+
+
+def run_and_store(
+    store,
+    plan: EmbedPlan,
+    texts: Sequence[str],
+    *,
+    settings: dict | None = None,
+    hardware: dict | None = None,
+    **kwargs,
+) -> tuple[list[EmbedResult], str]:
+    """run_embed, then store the run (kind 'embed'); a failed or cancelled run is stored with that status
+    and no rows before the error is raised again. Returns (results, run_id)."""
+    settings = {
+        "model": plan.model,
+        "batch_sizes": list(plan.batch_sizes),
+        "configs": [dataclasses.asdict(c) for c in plan.configs],
+        "skipped": list(plan.skipped),
+        "n_texts": len(texts),
+        **(settings or {}),
+    }
+    try:
+        results = run_embed(plan, texts, **kwargs)
+    except (LocalbenchError, KeyboardInterrupt, RuntimeError) as err:
+        status = "cancelled" if isinstance(err, (Cancelled, KeyboardInterrupt)) else "failed"
+        store.save_run(
+            STORE_KIND, [], status=status, error=str(err) or type(err).__name__, settings=settings, hardware=hardware
+        )
+        raise
+    run_id = store.save_run(STORE_KIND, results, settings=settings, hardware=hardware)
+    return results, run_id

@@ -1,0 +1,185 @@
+"""Embeddings tab: sweep an embedding model over batch sizes, devices, precisions and backends.
+
+The user picks a model (bundled all-MiniLM-L6-v2, a sentence-transformers folder or `ollama:<name>`),
+the devices, precisions, backends and batch sizes, and presses Run. Progress shows in the tab, Cancel
+stops at the next batch, and the result comes as a table, an altair chart of sentences/s against
+batch size (one line per device/precision/backend) and a CSV download. Every run is stored (kind
+'embed'); a cancelled or failed one is stored with that status. The ONNX option is offered only when
+onnxruntime and onnx are installed; otherwise the tab says why.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from bench.embed_corpus import CORPUS_SIZE, load_corpus_file, make_corpus
+from bench.embed_runner import DEFAULT_BATCH_SIZES, plan_embed_sweep, run_and_store, summary_frame, sweep_notes
+from bench.export import to_frame
+from dashboard.context import AppContext
+from dashboard.ui import as_int, csv_file, session_of, warn
+from engines.embeddings import BUNDLED_EMBED_MODEL, PRECISIONS, onnx_status
+from engines.errors import LocalbenchError
+
+SCOPE = "embed"
+
+
+def series_label(device: str, precision: str, backend: str) -> str:
+    return f"{device}/{precision}/{backend}"
+
+
+def throughput_chart(frame):
+    """Altair line chart: sentences/s against batch size (log2 axis), one line per device/precision/backend."""
+    import altair as alt
+
+    data = frame[
+        [
+            "device",
+            "precision",
+            "backend",
+            "batch_size",
+            "sentences_per_s",
+            "tokens_per_s",
+            "p50_batch_ms",
+            "p95_batch_ms",
+        ]
+    ].copy()
+    data["series"] = [
+        series_label(d, p, b) for d, p, b in zip(data["device"], data["precision"], data["backend"], strict=True)
+    ]
+    return (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size (texts)"),
+            y=alt.Y("sentences_per_s:Q", title="sentences/s (measured)"),
+            color=alt.Color("series:N", title="device/precision/backend"),
+            tooltip=[
+                "series",
+                "batch_size",
+                alt.Tooltip("sentences_per_s:Q", format=".1f"),
+                alt.Tooltip("tokens_per_s:Q", format=".0f"),
+                alt.Tooltip("p50_batch_ms:Q", format=".2f"),
+                alt.Tooltip("p95_batch_ms:Q", format=".2f"),
+            ],
+        )
+        .properties(title="Embedding throughput against batch size", width="container", height=320)
+    )
+
+
+def _auto_device(accelerators) -> str:
+    return next((d for d in ("mps", "cuda") if d in accelerators), "cpu")
+
+
+def build(ctx: AppContext) -> None:
+    accelerators = tuple(getattr(ctx.profile, "accelerators", ()))
+    devices = ["cpu", *(d for d in ("cuda", "mps") if d in accelerators)]
+    auto = _auto_device(accelerators)
+    onnx_ok, onnx_reason = onnx_status()
+    backends = ["torch", "onnx"] if onnx_ok else ["torch"]
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            model = gr.Dropdown(
+                [BUNDLED_EMBED_MODEL],
+                value=BUNDLED_EMBED_MODEL,
+                label="Embedding model",
+                allow_custom_value=True,
+                info="bundled name, a sentence-transformers folder path, or ollama:<name>",
+                elem_id="embed-model",
+            )
+            device_pick = gr.CheckboxGroup(
+                devices, value=[auto], label=f"Devices (auto here: {auto})", elem_id="embed-devices"
+            )
+            precision_pick = gr.CheckboxGroup(
+                list(PRECISIONS), value=["fp32"], label="Precisions", elem_id="embed-precisions"
+            )
+            backend_pick = gr.CheckboxGroup(backends, value=["torch"], label="Backends", elem_id="embed-backends")
+            if not onnx_ok:
+                gr.Markdown(f"<sub>{onnx_reason}</sub>", elem_id="embed-onnx-note")
+            batch_sizes = gr.Textbox(
+                ",".join(map(str, DEFAULT_BATCH_SIZES)),
+                label="Batch sizes (comma-separated)",
+                elem_id="embed-batch-sizes",
+            )
+            sentences = gr.Number(
+                CORPUS_SIZE, precision=0, label="Sentences from the built-in corpus", elem_id="embed-sentences"
+            )
+            corpus_file = gr.File(
+                label="…or your own corpus (.txt, one text per line)",
+                file_types=[".txt"],
+                type="filepath",
+                elem_id="embed-corpus",
+            )
+            with gr.Row():
+                run_button = gr.Button("Run", variant="primary", elem_id="embed-run")
+                cancel_button = gr.Button("Cancel", variant="stop", elem_id="embed-cancel")
+        with gr.Column(scale=3):
+            status = gr.Markdown("Pick a model and the configurations, then press Run.", elem_id="embed-status")
+            chart = gr.Plot(label="Throughput against batch size", elem_id="embed-chart")
+            table = gr.Dataframe(label="Results (all columns in the CSV)", interactive=False, elem_id="embed-table")
+            download = gr.DownloadButton("Download CSV", elem_id="embed-download")
+    gr.Markdown(
+        "<sub>Method: one warm-up batch per batch size, then every batch of the corpus (longest texts first, as "
+        "`SentenceTransformer.encode` sorts) timed once; sentences/s and tokens/s are totals over the summed batch "
+        "times (derived); p50/p95 over the batch latencies; peak device memory from torch's own counter, peak RSS "
+        "sampled every 20 ms; agreement is the cosine with the fp32 CPU torch embeddings of the same texts.</sub>"
+    )
+
+    def run_sweep(
+        model_name,
+        device_list,
+        precision_list,
+        backend_list,
+        sizes_text,
+        n_sentences,
+        corpus_path,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        cancel = ctx.new_cancel(session_of(request), SCOPE)
+        try:
+            if corpus_path:
+                texts, corpus_name = load_corpus_file(corpus_path), str(corpus_path).rsplit("/", 1)[-1]
+            else:
+                n = as_int(n_sentences, "sentences", 1)
+                texts, corpus_name = make_corpus(n), f"builtin-{n}"
+            host = dict(ctx.server_options.get("ollama", ())).get("host")
+            plan = plan_embed_sweep(
+                model_name,
+                [s for s in str(sizes_text or "").split(",") if s.strip()],
+                device_list or [],
+                precision_list or [],
+                backend_list or [],
+                host=host,
+                accelerators=accelerators,
+            )
+            progress(0.0, desc="starting")
+            results, run_id = run_and_store(
+                ctx.store,
+                plan,
+                texts,
+                settings={"corpus": corpus_name},
+                hardware=ctx.profile.to_dict(),
+                corpus_name=corpus_name,
+                progress=lambda f, m: progress(f, desc=m),
+                cancel=cancel,
+            )
+        except LocalbenchError as err:
+            return warn(err), gr.update(), gr.update(), gr.update()
+        frame = to_frame(results)
+        notes = "".join(f"<br>• {n}" for n in sweep_notes(plan, results))
+        text = (
+            f"**Done**: {len(results)} rows ({len(plan.configs)} configuration(s) × {len(plan.batch_sizes)} "
+            f"batch size(s), {len(texts)} texts), stored as run `{run_id}`.{notes}"
+        )
+        return text, throughput_chart(frame), summary_frame(frame), csv_file(frame, "localbench-embed")
+
+    def cancel_sweep(request: gr.Request):
+        ctx.cancel(session_of(request), SCOPE)
+
+    run_button.click(
+        run_sweep,
+        [model, device_pick, precision_pick, backend_pick, batch_sizes, sentences, corpus_file],
+        [status, chart, table, download],
+        concurrency_id="embed",
+    )
+    cancel_button.click(cancel_sweep, None, None, queue=False)
