@@ -14,6 +14,7 @@ from dashboard.context import AppContext
 
 TABS: list[tuple[str, str]] = [
     ("Chat", "dashboard.tabs.chat"),
+    ("Compare", "dashboard.tabs.compare"),
     ("Embeddings", "dashboard.tabs.embeddings"),
     ("Results", "dashboard.tabs.results"),
     ("Servers", "dashboard.tabs.servers"),

@@ -1,0 +1,194 @@
+"""Compare tab: the same prompt to up to three models side by side, and a llama-bench speed test of each.
+
+Answers stream one model after another, never at once: on a shared CPU, parallel generation would make
+every speed figure a measure of contention. The speed test is `python app.py bench` in the browser: the
+same runner (warm-up, repetitions, mean ± sample stddev), stored as kind 'speed', downloadable as CSV.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import altair as alt
+import gradio as gr
+import pandas as pd
+
+from bench.export import to_frame
+from bench.runner import plan_tests, run_speed
+from dashboard.context import AppContext
+from dashboard.tabs.chat import _models, load_config, stats_markdown
+from dashboard.ui import as_int, csv_file, session_of, warn
+from engines.base import GenerationParams
+from engines.errors import BadParameter, Cancelled, LocalbenchError
+from engines.registry import ENGINES
+
+SLOTS = 3  # the handlers below take the three (engine, model) pairs positionally
+
+
+def speed_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Mean t/s per model and test with ± stddev error bars (measured)."""
+    data = frame.assign(
+        label=frame["model"] + " · " + frame["engine"],
+        lo=frame["avg_ts"] - frame["stddev_ts"],
+        hi=frame["avg_ts"] + frame["stddev_ts"],
+    )
+    base = alt.Chart(data).encode(y=alt.Y("label:N", title=None))
+    bars = base.mark_bar().encode(
+        x=alt.X("avg_ts:Q", title="tokens/s (mean of repetitions)"),
+        color=alt.Color("label:N", legend=None),
+        tooltip=["model", "engine", "test", "avg_ts", "stddev_ts", "avg_ttft_ms"],
+    )
+    errors = base.mark_rule(color="black").encode(x="lo:Q", x2="hi:Q")
+    layered = (bars + errors).properties(width=720)
+    return layered.facet(row=alt.Row("test:N", title=None)).resolve_scale(x="independent")
+
+
+def build(ctx: AppContext) -> None:
+    engines = list(ENGINES)
+    slots = []
+    with gr.Row():
+        for i in range(SLOTS):
+            with gr.Column(min_width=220):
+                engine = gr.Dropdown(engines, value=engines[0], label=f"Engine {i + 1}", elem_id=f"cmp-engine-{i}")
+                model = gr.Dropdown(
+                    choices=_models(ctx, engines[0]),
+                    value="smollm2-135m" if i < 2 else None,
+                    label=f"Model {i + 1}" + (" (optional)" if i >= 2 else ""),
+                    allow_custom_value=True,
+                    elem_id=f"cmp-model-{i}",
+                )
+                engine.change(lambda e: gr.update(choices=_models(ctx, e)), engine, model)
+                slots.append((engine, model))
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", scale=4, elem_id="cmp-prompt")
+        max_tokens = gr.Number(value=64, precision=0, label="Max tokens", scale=1, elem_id="cmp-max-tokens")
+        n_ctx = gr.Number(value=ctx.config.num_ctx, precision=0, label="Context (tokens)", scale=1)
+    with gr.Row():
+        generate = gr.Button("Generate side by side", variant="primary", elem_id="cmp-generate")
+    answers, answer_stats = [], []
+    with gr.Row():
+        for i in range(SLOTS):
+            with gr.Column(min_width=220):
+                answers.append(
+                    gr.Textbox(label=f"Answer {i + 1}", lines=8, interactive=False, elem_id=f"cmp-answer-{i}")
+                )
+                answer_stats.append(gr.Markdown("", elem_id=f"cmp-stats-{i}"))
+    gr.Markdown(
+        "Greedy (temperature 0, seed 0) so differences come from the models, not from sampling. "
+        "Models run one after another so their speed figures do not compete for the CPU."
+    )
+
+    gr.Markdown("### Speed test (llama-bench style)")
+    with gr.Row():
+        n_prompt = gr.Number(value=128, precision=0, label="pp: prompt tokens", elem_id="cmp-pp")
+        n_gen = gr.Number(value=32, precision=0, label="tg: generated tokens", elem_id="cmp-tg")
+        reps = gr.Number(value=3, precision=0, label="Repetitions", elem_id="cmp-reps")
+    with gr.Row():
+        run_bench = gr.Button("Run speed test", variant="primary", elem_id="cmp-bench")
+        cancel_bench = gr.Button("Cancel", variant="stop", elem_id="cmp-cancel")
+    bench_status = gr.Markdown("", elem_id="cmp-bench-status")
+    bench_table = gr.Dataframe(interactive=False, elem_id="cmp-bench-table")
+    bench_chart = gr.Plot(elem_id="cmp-bench-chart")
+    bench_csv = gr.DownloadButton("Download CSV", elem_id="cmp-bench-csv")
+
+    def chosen(values) -> list[tuple[str, str]]:
+        pairs = [(values[2 * i], values[2 * i + 1]) for i in range(SLOTS)]
+        pairs = [(e, (m or "").strip()) for e, m in pairs if (m or "").strip()]
+        if not pairs:
+            raise BadParameter("pick at least one model")
+        return pairs
+
+    def side_by_side(e0, m0, e1, m1, e2, m2, text, max_toks, ctx_tokens, request: gr.Request):
+        slot_values = (e0, m0, e1, m1, e2, m2)
+        texts, stats = [""] * SLOTS, [""] * SLOTS
+        cancel = ctx.new_cancel(session_of(request), "compare")
+        try:
+            if not (text or "").strip():
+                raise BadParameter("the prompt is empty — type something to compare")
+            params = GenerationParams(max_tokens=as_int(max_toks, "max tokens", 1), temperature=0.0, seed=0)
+            params.validate()
+            pairs = [(i, slot_values[2 * i], (slot_values[2 * i + 1] or "").strip()) for i in range(SLOTS)]
+            pairs = [p for p in pairs if p[2]]
+            if not pairs:
+                raise BadParameter("pick at least one model")
+        except LocalbenchError as err:
+            stats[0] = warn(err)
+            yield *texts, *stats
+            return
+        for i, engine_name, model_name in pairs:
+            try:
+                stats[i] = "Loading…"
+                yield *texts, *stats
+                eng = ctx.pool.get(engine_name, model_name, load_config(ctx, engine_name, ctx_tokens))
+                info = eng.info()
+                request_prompt = [{"role": "user", "content": text}] if info.chat_template else text
+                mode = "chat template" if info.chat_template else "plain completion (no chat template)"
+                for chunk in eng.stream(request_prompt, params, cancel):
+                    if chunk.stats is not None:
+                        stats[i] = stats_markdown(chunk.stats, mode=f"{info.name} on {info.engine}: {mode}.")
+                    else:
+                        texts[i] += chunk.text
+                    yield *texts, *stats
+            except LocalbenchError as err:
+                stats[i] = warn(err)
+                yield *texts, *stats
+
+    def speed(e0, m0, e1, m1, e2, m2, ctx_tokens, pp, tg, repetitions, request: gr.Request, progress=gr.Progress()):
+        slot_values = (e0, m0, e1, m1, e2, m2)
+        cancel = ctx.new_cancel(session_of(request), "compare-bench")
+        results, settings = [], {}
+        try:
+            pairs = chosen(slot_values)
+            tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
+            r = as_int(repetitions, "repetitions", 1, 100)
+            settings = {"pairs": pairs, "tests": [t.name for t in tests], "repetitions": r}
+            for k, (engine_name, model_name) in enumerate(pairs):
+                config = load_config(ctx, engine_name, ctx_tokens)
+                progress(k / len(pairs), desc=f"loading {model_name} on {engine_name}")
+                eng = ctx.pool.get(engine_name, model_name, config)
+
+                def report(fraction, message, k=k, label=f"{model_name} on {engine_name}"):
+                    progress((k + fraction) / len(pairs), desc=f"{label}: {message}")
+
+                results += run_speed(eng, tests, config=config, repetitions=r, progress=report, cancel=cancel)
+        except (LocalbenchError, Cancelled) as err:
+            status = "cancelled" if isinstance(err, Cancelled) else "failed"
+            ctx.store.save_run("speed", [], status=status, error=str(err), settings=settings)
+            return warn(err), None, None, None
+        ctx.store.save_run("speed", results, settings=settings, hardware=dataclasses.asdict(ctx.profile))
+        frame = to_frame(results)
+        shown = pd.DataFrame(
+            {
+                "model": frame["model"],
+                "engine": frame["engine"],
+                "backend": frame["backends"],
+                "test": frame["test"],
+                "t/s (mean ± sd)": [
+                    f"{a:.2f} ± {s:.2f}" for a, s in zip(frame["avg_ts"], frame["stddev_ts"], strict=True)
+                ],
+                "TTFT ms (mean)": frame["avg_ttft_ms"].round(1),
+                "peak RSS MiB": (frame["peak_rss_bytes"] / 2**20).round(0),
+            }
+        )
+        method = results[0].method if results else ""
+        return (
+            f"Done: {len(results)} rows stored. Method: {method}.",
+            shown,
+            speed_chart(frame),
+            csv_file(frame, "localbench-speed"),
+        )
+
+    def cancel_speed(request: gr.Request):
+        ctx.cancel(session_of(request), "compare-bench")
+
+    slot_inputs = [c for pair in slots for c in pair]
+    generate.click(
+        side_by_side, [*slot_inputs, prompt, max_tokens, n_ctx], [*answers, *answer_stats], concurrency_id="generate"
+    )
+    run_bench.click(
+        speed,
+        [*slot_inputs, n_ctx, n_prompt, n_gen, reps],
+        [bench_status, bench_table, bench_chart, bench_csv],
+        concurrency_id="generate",
+    )
+    cancel_bench.click(cancel_speed, None, None, queue=False)

@@ -1,0 +1,59 @@
+"""Real-browser test of the Compare tab: two models side by side, then a speed test downloaded as CSV."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def set_dropdown(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id} input")
+    box.fill(value)
+    box.press("Enter")
+
+
+def test_side_by_side_answers_and_speed_test_csv(page, tmp_path):
+    page.get_by_role("tab", name="Compare").click()
+    set_dropdown(page, "cmp-model-1", "gemma3-270m")
+    page.locator("#cmp-prompt textarea").fill("The three primary colours are")
+    page.locator("#cmp-max-tokens input").fill("12")
+    page.locator("#cmp-generate").click()
+    page.wait_for_function(
+        "() => [0, 1].every(i => /stop/.test(document.querySelector('#cmp-stats-' + i).innerText))",
+        timeout=180_000,
+    )
+    assert "chat template" in page.locator("#cmp-stats-0").inner_text()
+    assert "plain completion" in page.locator("#cmp-stats-1").inner_text()  # gemma3-270m is a base model
+    for i in (0, 1):
+        assert page.locator(f"#cmp-answer-{i} textarea").input_value().strip()
+
+    page.locator("#cmp-pp input").fill("32")
+    page.locator("#cmp-tg input").fill("8")
+    page.locator("#cmp-reps input").fill("2")
+    page.locator("#cmp-bench").click()
+    page.wait_for_function(
+        "() => /Done: 4 rows/.test(document.querySelector('#cmp-bench-status').innerText)", timeout=180_000
+    )
+    with page.expect_download() as info:
+        page.locator("#cmp-bench-csv").click()
+    path = tmp_path / "speed.csv"
+    info.value.save_as(path)
+    frame = pd.read_csv(path)
+    assert sorted(frame["test"]) == ["pp32", "pp32", "tg8", "tg8"]
+    assert set(frame["model"]) == {"smollm2-135m", "gemma3-270m"}
+    assert (frame["avg_ts"] > 0).all() and (frame["repetitions"] == 2).all()
+
+
+def test_speed_test_cancel(page):
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cmp-pp input").fill("0")
+    page.locator("#cmp-tg input").fill("512")
+    page.locator("#cmp-reps input").fill("20")
+    page.locator("#cmp-bench").click()
+    page.wait_for_timeout(3000)
+    page.locator("#cmp-cancel").click()
+    page.wait_for_function(
+        "() => /cancelled/.test(document.querySelector('#cmp-bench-status').innerText)", timeout=120_000
+    )
