@@ -287,9 +287,9 @@ class Engine:
 
     def list_models(self, config: LoadConfig | None = None) -> list[str]:
         """Model names this engine can load; local engines list the catalog, servers ask the server."""
-        from engines.catalog import list_models
+        from engines.catalog import entries
 
-        return [ref.name for ref in list_models() if ref.format in self.formats]
+        return [name for name, fmt in entries() if fmt in self.formats]
 
     def load(self, model: ModelRef, config: LoadConfig) -> ModelInfo:
         raise NotImplementedError

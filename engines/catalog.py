@@ -110,6 +110,26 @@ MODEL_CONFIGS: dict[str, dict] = {
 PROVIDERS: list[Callable[[], list[ModelRef]]] = []
 """Functions listing extra runnable models (ladder variants, conversions); each must be cheap."""
 
+PROVIDER_PATHS: list[str] = [
+    "engines.convert:converted_models",
+]
+"""Providers by dotted path, imported on first listing so that no caller has to import them first."""
+
+
+def _providers() -> list[Callable[[], list[ModelRef]]]:
+    import importlib
+
+    found = list(PROVIDERS)
+    for dotted in PROVIDER_PATHS:
+        module, _, attr = dotted.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            continue
+        if fn not in found:
+            found.append(fn)
+    return found
+
 
 def _models_folder() -> Path | None:
     folder = os.environ.get("LOCALBENCH_MODELS")
@@ -142,17 +162,22 @@ def list_models() -> list[ModelRef]:
         except ModelNotFound:
             continue
     refs += _folder_models()
-    for provider in PROVIDERS:
+    for provider in _providers():
         refs += provider()
     return refs
 
 
+def entries() -> list[tuple[str, str]]:
+    """(name, format) of every runnable model, without locating or assembling bundled files."""
+    found = [(name, "gguf") for name in BUNDLED] + [(r.name, r.format) for r in _folder_models()]
+    for provider in _providers():
+        found += [(r.name, r.format) for r in provider()]
+    return found
+
+
 def model_names() -> list[str]:
-    """Names for pickers, without touching disk beyond listing (bundled names always listed)."""
-    names = list(BUNDLED) + [r.name for r in _folder_models()]
-    for provider in PROVIDERS:
-        names += [r.name for r in provider()]
-    return names
+    """Names for pickers (bundled names always listed)."""
+    return [name for name, _ in entries()]
 
 
 def _ref_for_path(path: Path) -> ModelRef:
@@ -179,7 +204,7 @@ def resolve_model(name_or_path: str) -> ModelRef:
     for ref in _folder_models():
         if ref.name == key:
             return ref
-    for provider in PROVIDERS:
+    for provider in _providers():
         for ref in provider():
             if ref.name == key:
                 return ref
