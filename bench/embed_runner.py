@@ -60,7 +60,6 @@ class EmbedPlan:
     """One reason per combination that cannot run here."""
     reference: EmbedConfig | None
     """The fp32 CPU configuration the agreement columns compare against; None for Ollama models."""
-    host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +232,7 @@ def plan_embed_sweep(
     backends: Sequence[str] = ("torch",),
     *,
     host: str | None = None,
+    api_key: str | None = None,
     accelerators: Sequence[str] = (),
 ) -> EmbedPlan:
     """Validate every choice before any model loads. Raises BadParameter, ModelNotFound,
@@ -240,7 +240,7 @@ def plan_embed_sweep(
     sizes = parse_batch_sizes(batch_sizes)
     ref = resolve_embed_model(model)
     if ref.kind == "ollama":
-        return EmbedPlan(ref.name, sizes, (EmbedConfig(backend="ollama", host=host),), (), None, host)
+        return EmbedPlan(ref.name, sizes, (EmbedConfig(backend="ollama", host=host, api_key=api_key),), (), None)
     for name, values, allowed in (
         ("device", devices, ("auto", *DEVICES)),
         ("precision", precisions, PRECISIONS),
@@ -269,7 +269,7 @@ def plan_embed_sweep(
     if not configs:
         raise EngineUnavailable("nothing can run: " + "; ".join(skipped))
     configs.sort(key=lambda c: c != REFERENCE)
-    return EmbedPlan(ref.name, sizes, tuple(configs), tuple(skipped), REFERENCE, host)
+    return EmbedPlan(ref.name, sizes, tuple(configs), tuple(skipped), REFERENCE)
 
 
 # --- running --------------------------------------------------------------------------------------
@@ -499,7 +499,7 @@ def run_and_store(
     settings = {
         "model": plan.model,
         "batch_sizes": list(plan.batch_sizes),
-        "configs": [dataclasses.asdict(c) for c in plan.configs],
+        "configs": [{**dataclasses.asdict(c), "api_key": None} for c in plan.configs],
         "skipped": list(plan.skipped),
         "n_texts": len(texts),
         **(settings or {}),

@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--corpus", default=None, help="a UTF-8 file with one text per line instead of the built-in")
     parser.add_argument("--host", default=None, help="Ollama host URL for ollama:<name> models")
+    parser.add_argument("--api-key", default=None, help="bearer key for an Ollama server behind a proxy")
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up batch")
     parser.add_argument("--no-sort", action="store_true", help="embed in corpus order, not longest first")
     parser.add_argument("-o", "--output", choices=["csv", "json", "md", "table"], default="md")
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         args.precisions,
         args.backends,
         host=args.host,
+        api_key=args.api_key,
         accelerators=profile.accelerators,
     )
     for note in sweep_notes(plan, []):

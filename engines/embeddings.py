@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ BACKENDS = ("torch", "onnx", "ollama")
 """'ollama' is implied by an `ollama:` model name; 'torch' and 'onnx' are the user's choice."""
 BUNDLED_EMBED_MODEL = "all-minilm-l6-v2"
 OLLAMA_PREFIX = "ollama:"
-DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 ONNX_OPSET = 17
 
 
@@ -62,6 +60,8 @@ class EmbedConfig:
     """'fp32', 'fp16' or 'bf16'."""
     host: str | None = None
     """Ollama URL; None means OLLAMA_HOST or http://127.0.0.1:11434."""
+    api_key: str | None = None
+    """Bearer key for an Ollama server behind a proxy."""
 
     def validate(self) -> EmbedConfig:
         if self.backend not in BACKENDS:
@@ -345,37 +345,27 @@ class _OnnxBackend:
 
 
 class _OllamaBackend:
-    """Ollama's /api/embed through the official client (a thin embedder; Ollama truncates silently)."""
+    """Ollama's /api/embed through engines.ollama.embed (Ollama truncates long texts silently)."""
 
-    def __init__(self, model: str, host: str | None) -> None:
-        import ollama
+    def __init__(self, model: str, host: str | None, api_key: str | None = None) -> None:
+        from engines.ollama import normalize_host, ollama_host
 
-        self.host = host or os.environ.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
+        self.host = normalize_host(host) if host else ollama_host()
         self.model = model
-        self.client = ollama.Client(host=self.host)
-        vectors, _, _ = self.embed(["hello"])
+        self.api_key = api_key
+        vectors, _, _ = self.embed(["hello"])  # checks server and model, and gives the dimension
         self.dim = int(vectors.shape[1])
         self.max_seq_length = 0
         self.n_params = 0
 
     def embed(self, texts: Sequence[str]) -> tuple[np.ndarray, int, int | None]:
-        import httpx
-        import ollama
+        from engines.ollama import embed
 
-        try:
-            reply = self.client.embed(model=self.model, input=list(texts))
-        except ollama.ResponseError as err:
-            if err.status_code == 404:
-                raise ModelNotFound(f"Ollama has no model '{self.model}' — run `ollama pull {self.model}`") from None
-            raise ServerError(f"Ollama at {self.host} answered {err.status_code}: {err.error}") from None
-        except (ConnectionError, httpx.HTTPError) as err:
-            raise ServerError(
-                f"Ollama is not reachable at {self.host} — start it with `ollama serve` or set OLLAMA_HOST ({err})"
-            ) from None
-        vectors = np.asarray(reply.embeddings, dtype=np.float32)
+        rows, stats = embed(list(texts), self.model, self.host, self.api_key)
+        vectors = np.asarray(rows, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(texts):
-            raise ServerError(f"Ollama returned {len(vectors)} embeddings for {len(texts)} texts")
-        return vectors, int(reply.prompt_eval_count or 0), None
+            raise ServerError(f"Ollama at {self.host} returned {len(vectors)} embeddings for {len(texts)} texts")
+        return vectors, stats.n_tokens, None
 
     def reset_peak(self) -> None:
         return None
@@ -486,7 +476,7 @@ class Embedder:
                 raise BadParameter(
                     f"{ref.name} is an Ollama model: it runs on the Ollama server, not on {config.backend}"
                 )
-            backend = _OllamaBackend(ref.name[len(OLLAMA_PREFIX) :], config.host)
+            backend = _OllamaBackend(ref.name[len(OLLAMA_PREFIX) :], config.host, config.api_key)
             device, precision, name, versions = (
                 "server",
                 "as served",

@@ -50,7 +50,12 @@ def throughput_chart(frame):
         alt.Chart(data)
         .mark_line(point=True)
         .encode(
-            x=alt.X("batch_size:Q", scale=alt.Scale(type="log", base=2), title="batch size (texts)"),
+            x=alt.X(
+                "batch_size:Q",
+                scale=alt.Scale(type="log", base=2),
+                axis=alt.Axis(values=sorted({int(b) for b in data["batch_size"]})),
+                title="batch size (texts)",
+            ),
             y=alt.Y("sentences_per_s:Q", title="sentences/s (measured)"),
             color=alt.Color("series:N", title="device/precision/backend"),
             tooltip=[
@@ -62,7 +67,7 @@ def throughput_chart(frame):
                 alt.Tooltip("p95_batch_ms:Q", format=".2f"),
             ],
         )
-        .properties(title="Embedding throughput against batch size", width="container", height=320)
+        .properties(title="Embedding throughput against batch size", width=680, height=300)
     )
 
 
@@ -142,14 +147,15 @@ def build(ctx: AppContext) -> None:
             else:
                 n = as_int(n_sentences, "sentences", 1)
                 texts, corpus_name = make_corpus(n), f"builtin-{n}"
-            host = dict(ctx.server_options.get("ollama", ())).get("host")
+            server = dict(ctx.server_options.get("ollama", ()))
             plan = plan_embed_sweep(
                 model_name,
                 [s for s in str(sizes_text or "").split(",") if s.strip()],
                 device_list or [],
                 precision_list or [],
                 backend_list or [],
-                host=host,
+                host=server.get("host"),
+                api_key=server.get("api_key"),
                 accelerators=accelerators,
             )
             progress(0.0, desc="starting")

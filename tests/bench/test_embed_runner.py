@@ -205,6 +205,21 @@ def test_store_and_cancel(texts, localbench_home):
     assert store.runs(STORE_KIND)[1]["status"] == "ok"  # the earlier result is kept
 
 
+def test_ollama_model_runs_as_one_server_configuration(smollm2_ref, texts):
+    from tests.fake_ollama import FakeOllama
+
+    server = FakeOllama(smollm2_ref.path)
+    try:
+        plan = plan_embed_sweep("ollama:smollm2:135m", [4], ["cpu"], ["bf16"], host=server.start())
+        assert plan.reference is None and [c.backend for c in plan.configs] == ["ollama"]
+        (result,) = run_embed(plan, texts[:8], warmup=False)
+    finally:
+        server.stop()
+    assert (result.backend, result.device, result.embedding_dim, result.n_batches) == ("ollama", "server", 576, 2)
+    assert result.truncated_texts is None and math.isnan(result.cosine_mean_vs_ref) and result.n_tokens > 8
+    assert "Ollama truncates long texts silently" in sweep_notes(plan, [result])[0]
+
+
 # --- CLI --------------------------------------------------------------------------------------------------
 
 

@@ -1,11 +1,7 @@
 """The embedder on the bundled all-MiniLM-L6-v2 (real runs on CPU: torch fp32/bf16, ONNX Runtime), the
-pooling math, bad input, and the Ollama embedder against a loopback server speaking /api/embed."""
+pooling math, bad input, and the Ollama embedder against the loopback Ollama test server."""
 
 from __future__ import annotations
-
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -147,68 +143,35 @@ def test_mps_fp16_agrees_with_cpu(minilm):
     assert min(_cos(a, b) for a, b in zip(vectors, minilm.embed_batch(TEXTS), strict=True)) > 0.999
 
 
-# --- Ollama: a loopback server speaking the documented /api/embed protocol ------------------------------
-
-
-class _FakeOllama(BaseHTTPRequestHandler):
-    """POST /api/embed {model, input} -> {model, embeddings, total_duration, load_duration, prompt_eval_count}."""
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.path != "/api/embed" or body.get("model") != "fake-embed":
-            payload, code = {"error": f"model '{body.get('model')}' not found"}, 404
-        else:
-            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-            vectors = [[float(len(t)), float(t.count(" ")), 1.0] for t in inputs]
-            payload = {
-                "model": "fake-embed",
-                "embeddings": vectors,
-                "total_duration": 1_000_000,
-                "load_duration": 1000,
-                "prompt_eval_count": sum(len(t.split()) for t in inputs),
-            }
-            code = 200
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+# --- Ollama: engines.ollama.embed against the loopback Ollama test server (tests/fake_ollama.py) -----------
 
 
 @pytest.fixture(scope="module")
-def fake_ollama():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOllama)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def ollama_url(smollm2_ref):
+    from tests.fake_ollama import FakeOllama
+
+    server = FakeOllama(smollm2_ref.path)
+    yield server.start()
+    server.stop()
 
 
-def test_ollama_embedder_over_api_embed(fake_ollama):
+def test_ollama_embedder_over_api_embed(ollama_url):
     embedder = Embedder()
-    info = embedder.load("ollama:fake-embed", EmbedConfig(host=fake_ollama))
-    assert (info.backend, info.device, info.precision, info.embedding_dim) == ("ollama", "server", "as served", 3)
-    vectors = embedder.embed_batch(["one two", "three"])
-    np.testing.assert_allclose(vectors, [[7.0, 1.0, 1.0], [5.0, 0.0, 1.0]])
-    assert embedder.last_stats.n_tokens == 3  # the server's prompt_eval_count
+    info = embedder.load("ollama:smollm2:135m", EmbedConfig(host=ollama_url))
+    assert (info.backend, info.device, info.precision, info.embedding_dim) == ("ollama", "server", "as served", 576)
+    vectors = embedder.embed_batch(TEXTS)
+    assert vectors.shape == (3, 576) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)  # /api/embed L2-normalises
+    assert embedder.last_stats.n_tokens >= 3 * 5  # the server's prompt_eval_count
     assert embedder.last_stats.extra["truncated_known"] is False
 
 
-def test_ollama_errors_are_actionable(fake_ollama, free_port_number):
-    with pytest.raises(ModelNotFound, match="ollama pull nope"):
-        Embedder().load("ollama:nope", EmbedConfig(host=fake_ollama))
-    with pytest.raises(ServerError, match="Ollama is not reachable"):
-        Embedder().load("ollama:fake-embed", EmbedConfig(host=f"http://127.0.0.1:{free_port_number}"))
-    with pytest.raises(BadParameter, match="runs on the Ollama server"):
-        Embedder().load("ollama:fake-embed", EmbedConfig(backend="onnx", host=fake_ollama))
-
-
-@pytest.fixture
-def free_port_number() -> int:
+def test_ollama_errors_are_actionable(ollama_url):
     from tests.conftest import free_port
 
-    return free_port()
+    with pytest.raises(ModelNotFound, match="ollama pull nope"):
+        Embedder().load("ollama:nope", EmbedConfig(host=ollama_url))
+    with pytest.raises(ServerError, match="Ollama is not reachable"):
+        Embedder().load("ollama:smollm2:135m", EmbedConfig(host=f"http://127.0.0.1:{free_port()}"))
+    with pytest.raises(BadParameter, match="runs on the Ollama server"):
+        Embedder().load("ollama:smollm2:135m", EmbedConfig(backend="onnx", host=ollama_url))
