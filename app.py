@@ -18,6 +18,9 @@ COMMANDS = [
     "commands.bench",
     "commands.doctor",
     "commands.embed_bench",
+    "commands.quant",
+    "commands.plan",
+    "commands.convert",
 ]
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -44,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from engines.errors import LocalbenchError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["serve", *argv]
     args = build_parser().parse_args(argv)
     try:

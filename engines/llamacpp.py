@@ -23,6 +23,7 @@ from engines.base import (
     ModelRef,
     Prompt,
     StreamTimer,
+    check_cancel,
     rate,
 )
 from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, PromptTooLong
@@ -174,6 +175,44 @@ class LlamaCppEngine(Engine):
     def tokenize(self, text: str) -> list[int]:
         return self._require().tokenize(text.encode("utf-8"), add_bos=False, special=False)
 
+    def logits(self, tokens, cancel: threading.Event | None = None):
+        """Next-token logits at every position: float32 (len(tokens), n_vocab), row i predicting token i+1.
+
+        Decodes the tokens from an empty KV cache in n_batch pieces with an output requested for every
+        position (what llama-perplexity does), so the model need not be loaded with logits_all. The
+        cache is cleared again afterwards; the streaming path is unaffected.
+        """
+        import numpy as np
+
+        tokens = [int(t) for t in tokens]
+        if not tokens:
+            raise BadParameter("logits need at least one token")
+        with self._lock:
+            llm = self._require()
+            if len(tokens) > self._n_ctx:
+                raise PromptTooLong(
+                    f"{len(tokens)} tokens do not fit the context window of {self._n_ctx} — raise n_ctx"
+                )
+            n_vocab = llm.n_vocab()
+            out = np.empty((len(tokens), n_vocab), dtype=np.float32)
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+            try:
+                for start in range(0, len(tokens), llm.n_batch):
+                    check_cancel(cancel)
+                    piece = tokens[start : start + llm.n_batch]
+                    llm._batch.set_batch(piece, n_past=start, logits_all=True)
+                    try:
+                        llm._ctx.decode(llm._batch)
+                    except RuntimeError as err:
+                        raise EngineUnavailable(f"llama.cpp could not evaluate the tokens: {err}") from err
+                    rows = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(piece) * n_vocab,))
+                    out[start : start + len(piece)] = rows.reshape(len(piece), n_vocab)
+            finally:
+                llm.reset()
+                llm._ctx.kv_cache_clear()
+            return out
+
     def synthetic_prompt(self, n_tokens: int, seed: int = 0) -> Prompt:
         """Random token ids, like llama-bench (BOS first when the model uses one)."""
         import random
@@ -269,5 +308,9 @@ class LlamaCppEngine(Engine):
             stream.close()
         counters = perf_counters(llm.ctx)
         timer.finish()
-        yield Chunk(text="", t_s=timer.elapsed(), n_tokens=0,
-                    stats=stats_from_counters(counters, timer, generated_tokens(counters, stop_reason), stop_reason))
+        yield Chunk(
+            text="",
+            t_s=timer.elapsed(),
+            n_tokens=0,
+            stats=stats_from_counters(counters, timer, generated_tokens(counters, stop_reason), stop_reason),
+        )

@@ -1,0 +1,579 @@
+"""The quantization ladder: from any GGUF, build F16 and a ladder of lower-precision GGUFs with
+llama.cpp's own quantizer, cached under LOCALBENCH_HOME.
+
+The reference is the highest-precision variant. When the source is already quantized (both bundled
+models are), the reference is an F16 *dequantized* from it, and every rung is quantized from that
+F16 — the ladder says so in each file's note. Every file is written to a temporary name and renamed
+(engines.paths.atomic_path), so a cancel or a crash never leaves a half file under a real name, and
+the catalog provider registered here lists only finished files (names like 'smollm2-135m@Q4_K_M').
+Small models fall back from K-quants (rows of 576 or 640 values are not a multiple of 256): each file
+reports its effective bits per weight and its real tensor-type mix, read back from the GGUF.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from engines.base import ModelRef
+from engines.errors import BadParameter, Cancelled, InvalidModelFile, LocalbenchError
+
+LADDER_TYPES: tuple[str, ...] = (
+    "F16",
+    "Q8_0",
+    "Q6_K",
+    "Q5_K_M",
+    "Q5_K_S",
+    "Q5_0",
+    "Q4_K_M",
+    "Q4_K_S",
+    "Q4_1",
+    "Q4_0",
+    "Q3_K_M",
+    "Q2_K",
+)
+"""The default ladder, highest precision first."""
+
+NOMINAL_BPW: dict[str, float] = {
+    # llama.cpp's published bits per weight (Llama-3.1-8B, ANCHORS) where given, else the block format's.
+    "F32": 32.0,
+    "BF16": 16.0,
+    "F16": 16.0005,
+    "Q8_0": 8.5008,
+    "Q6_K": 6.5633,
+    "Q5_1": 6.0,
+    "Q5_K_M": 5.7036,
+    "Q5_K_S": 5.54,
+    "Q5_0": 5.5,
+    "Q4_1": 5.0,
+    "Q4_K_M": 4.8944,
+    "Q4_K_S": 4.6672,
+    "Q4_0": 4.5,
+    "Q3_K_L": 4.27,
+    "Q3_K_M": 3.91,
+    "Q3_K_S": 3.6429,
+    "Q2_K": 3.1593,
+    "IQ2_XXS": 2.06,
+}
+"""Nominal bits per weight of each llama.cpp file type: ranks precision and sizes the disk check."""
+
+FLOAT_TYPES = ("F32", "BF16", "F16")
+DISK_MARGIN_BYTES = 256 * 2**20
+"""Free space left untouched after a build, so the cache never fills the disk to the last byte."""
+STALE_PARTIAL_S = 3600.0
+"""Temporary files older than this are leftovers of a crash and are removed before a build."""
+
+Progress = Callable[[float, str], None]
+
+_QUANTIZE_LOCK = threading.Lock()
+
+
+class InsufficientDiskSpace(LocalbenchError):
+    """Not enough free disk space for the files a build would write."""
+
+
+class QuantizeFailed(LocalbenchError):
+    """llama.cpp's quantizer refused a target type or could not read the source."""
+
+
+@dataclass(frozen=True)
+class LadderFile:
+    """One built GGUF of a ladder, with what it really contains."""
+
+    variant: str
+    """Nominal type asked for, e.g. 'Q4_K_M'."""
+    model: str
+    """Catalog name, e.g. 'smollm2-135m@Q4_K_M'."""
+    path: str
+    model_size: int
+    """File size in bytes."""
+    n_params: int
+    bpw: float
+    """Effective bits per weight: file bytes * 8 / n_params (derived)."""
+    file_type: str
+    """File type the GGUF declares."""
+    tensor_types: str
+    """Real tensor-type mix by bytes, e.g. 'q5_0 78% · q6_K 12% · ...'."""
+    main_type: str
+    """Tensor type holding most of the weight bytes."""
+    k_fallback: bool
+    """True when a K-quant was asked for but most weight bytes ended up in legacy types."""
+    is_reference: bool
+    note: str
+    """Where the file came from, e.g. 'quantized from F16 dequantized from Q4_1'."""
+    build_s: float = 0.0
+    """Seconds the quantizer took; 0.0 when the file came from the cache."""
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The source, its reference and the built rungs (reference first)."""
+
+    model_key: str
+    source: ModelRef
+    source_type: str
+    reference: LadderFile
+    files: tuple[LadderFile, ...]
+    reference_note: str
+    """Plain words on what the reference is, e.g. 'F16 dequantized from the shipped Q4_1 …'."""
+
+    def file(self, variant: str) -> LadderFile:
+        for f in self.files:
+            if f.variant == variant:
+                return f
+        raise BadParameter(f"variant {variant} is not in this ladder")
+
+
+@dataclass(frozen=True)
+class GgufScan:
+    """What the ladder needs from a GGUF header: read in milliseconds (gguf.GGUFReader parses every
+    tokenizer entry and takes ~2 s for SmolLM2, ~10 s for Gemma 3)."""
+
+    file_type: str
+    n_params: int
+    file_size_bytes: int
+    tensor_bytes_by_type: tuple[tuple[str, int], ...]
+    add_bos: bool
+    bos_token_id: int | None
+
+    @property
+    def bits_per_weight(self) -> float:
+        return self.file_size_bytes * 8 / self.n_params if self.n_params else 0.0
+
+
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+def scan_gguf(path: str | Path) -> GgufScan:
+    """Header, key/values (skipping arrays) and tensor table of a GGUF; InvalidModelFile if unreadable."""
+    import mmap
+    import struct
+
+    import gguf
+
+    from engines.gguf_meta import check_gguf_file, file_type_name
+
+    p = check_gguf_file(path)
+    size = p.stat().st_size
+    with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        pos = 4
+
+        def take(fmt: str):
+            nonlocal pos
+            (value,) = struct.unpack_from(fmt, buf, pos)
+            pos += struct.calcsize(fmt)
+            return value
+
+        def string() -> str:
+            nonlocal pos
+            n = take("<Q")
+            if n > size - pos:
+                raise ValueError("string runs past the end of the file")
+            pos += n
+            return bytes(buf[pos - n : pos]).decode("utf-8", "replace")
+
+        def skip_value(vtype: int):
+            nonlocal pos
+            if vtype == 8:
+                return string()
+            if vtype == 9:
+                item, count = take("<I"), take("<Q")
+                if item in _SCALARS:
+                    pos += struct.calcsize(_SCALARS[item]) * count
+                else:
+                    for _ in range(count):
+                        skip_value(item)
+                return None
+            return take(_SCALARS[vtype])
+
+        try:
+            version = take("<I")
+            if not 1 <= version <= 3:
+                raise ValueError(f"unsupported GGUF version {version}")
+            n_tensors, n_kv = take("<Q"), take("<Q")
+            kv = {}
+            for _ in range(n_kv):
+                key = string()
+                kv[key] = skip_value(take("<I"))
+            infos = []
+            for _ in range(n_tensors):
+                string()
+                dims = [take("<Q") for _ in range(take("<I"))]
+                ttype, offset = take("<I"), take("<Q")
+                infos.append((dims, ttype, offset))
+        except (struct.error, ValueError, KeyError, IndexError) as err:
+            raise InvalidModelFile(
+                f"{p.name} is not a readable GGUF file ({err}) — download or build it again"
+            ) from err
+    align = int(kv.get("general.alignment") or 32)
+    data_start = (pos + align - 1) // align * align
+    by_type: dict[str, int] = {}
+    n_params, end = 0, data_start
+    for dims, ttype, offset in infos:
+        qtype = gguf.GGMLQuantizationType(ttype)
+        block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+        n = 1
+        for d in dims:
+            n *= d
+        nbytes = n // block * type_size
+        n_params += n
+        by_type[qtype.name] = by_type.get(qtype.name, 0) + nbytes
+        end = max(end, data_start + offset + nbytes)
+    if end > size:
+        raise InvalidModelFile(
+            f"{p.name} is truncated: its tensors need {end:,} bytes but the file has {size:,}"
+            " — download or build it again"
+        )
+    bos = kv.get("tokenizer.ggml.bos_token_id")
+    return GgufScan(
+        file_type=file_type_name(kv.get("general.file_type")),
+        n_params=n_params,
+        file_size_bytes=size,
+        tensor_bytes_by_type=tuple(sorted(by_type.items(), key=lambda kv_: -kv_[1])),
+        add_bos=bool(kv.get("tokenizer.ggml.add_bos_token", False)),
+        bos_token_id=int(bos) if bos is not None else None,
+    )
+
+
+def ladder_root() -> Path:
+    from engines.paths import cache_dir
+
+    return cache_dir("ladder")
+
+
+def model_key(ref: ModelRef) -> str:
+    """The cache folder name: the catalog name, or stem + path hash for a GGUF given by path."""
+    if ref.source == "path" and ref.path:
+        digest = hashlib.sha1(str(Path(ref.path).resolve()).encode()).hexdigest()[:8]
+        return f"{ref.name}-{digest}"
+    return ref.name
+
+
+def precision_rank(file_type: str) -> float:
+    """Nominal bits per weight of a file type; unknown types rank by their first digit."""
+    if file_type in NOMINAL_BPW:
+        return NOMINAL_BPW[file_type]
+    digits = [c for c in file_type if c.isdigit()]
+    return float(digits[0]) if digits else 0.0
+
+
+def parse_types(text: str | Sequence[str]) -> list[str]:
+    """'Q8_0,q4_k_m' or a list → validated upper-case types; 'all' means the whole ladder."""
+    items = [t.strip().upper() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    if items == ["ALL"]:
+        return list(LADDER_TYPES)
+    if not items:
+        raise BadParameter(f"no variant given — pick from {', '.join(LADDER_TYPES)}")
+    for t in items:
+        if t not in NOMINAL_BPW:
+            raise BadParameter(f"unknown quantization type '{t}' — choose from {', '.join(LADDER_TYPES)}")
+    return list(dict.fromkeys(items))
+
+
+def _ftype(name: str) -> int:
+    import llama_cpp
+
+    return 0 if name == "F32" else int(getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{name}"))
+
+
+def quantize_file(
+    src: str | Path, dst: Path, target: str, *, threads: int | None = None, allow_higher: bool = False
+) -> float:
+    """Run llama.cpp's quantizer src → dst (written atomically); returns seconds taken.
+
+    Refuses a target that is not lower-precision than the source (unless `allow_higher`, used once to
+    dequantize a quantized source into the F16 reference), and turns the quantizer's refusal into a
+    QuantizeFailed carrying llama.cpp's own reason.
+    """
+    import llama_cpp
+
+    from engines.paths import atomic_path
+
+    meta = scan_gguf(src)  # InvalidModelFile / ModelNotFound with a clear message
+    if not allow_higher and precision_rank(target) >= precision_rank(meta.file_type):
+        raise BadParameter(
+            f"{target} is not lower than the source {meta.file_type} ({Path(src).name}): it would add bytes "
+            f"without adding precision — pick a type below {meta.file_type}"
+        )
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = _ftype(target)
+    params.allow_requantize = True
+    params.nthread = int(threads or 0)
+    log: list[str] = []
+    with _QUANTIZE_LOCK, atomic_path(Path(dst)) as tmp, _captured_llama_log(log):
+        t0 = time.perf_counter()
+        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
+        seconds = time.perf_counter() - t0
+        if rc != 0:
+            raise QuantizeFailed(f"llama.cpp's quantizer refused {target} for {Path(src).name}: {_reason(log)}")
+        scan_gguf(tmp)  # a file the quantizer wrote must read back before it takes its real name
+    return seconds
+
+
+def _reason(log: list[str]) -> str:
+    text = "".join(log)
+    for line in reversed(text.splitlines()):
+        if "failed to quantize" in line:
+            return line.split("failed to quantize:", 1)[-1].strip()
+    for line in text.splitlines():
+        if "ERROR" in line or "error" in line:
+            return line.strip(" =")
+    return "no reason given (see llama.cpp's log)"
+
+
+class _captured_llama_log:
+    """Route llama.cpp's log into a list while the quantizer runs (it prints ~5,000 lines otherwise)."""
+
+    def __init__(self, sink: list[str]) -> None:
+        self.sink = sink
+
+    def __enter__(self):
+        import llama_cpp
+
+        @llama_cpp.llama_log_callback
+        def callback(level, text, user_data):
+            self.sink.append(text.decode("utf-8", "replace"))
+
+        self._callback = callback  # keep a reference while C holds the pointer
+        llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import llama_cpp
+        from llama_cpp import _logger
+
+        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+def describe_file(
+    path: str | Path, variant: str, model: str, *, is_reference: bool, note: str, build_s: float = 0.0
+) -> LadderFile:
+    """A LadderFile from what the GGUF itself says (sizes, effective bpw, tensor-type mix)."""
+    meta = scan_gguf(path)
+    weight_bytes = {t: b for t, b in meta.tensor_bytes_by_type if t not in ("F32",)}
+    total = sum(weight_bytes.values()) or 1
+    mix = sorted(weight_bytes.items(), key=lambda kv: -kv[1])
+    main_type = mix[0][0] if mix else "F32"
+    k_bytes = sum(b for t, b in weight_bytes.items() if t.endswith("_K"))
+    return LadderFile(
+        variant=variant,
+        model=model,
+        path=str(path),
+        model_size=meta.file_size_bytes,
+        n_params=meta.n_params,
+        bpw=meta.bits_per_weight,
+        file_type=meta.file_type,
+        tensor_types=" · ".join(f"{t.lower()} {100 * b / total:.0f}%" for t, b in mix),
+        main_type=main_type.lower(),
+        k_fallback="_K" in variant and k_bytes < total / 2,
+        is_reference=is_reference,
+        note=note,
+        build_s=build_s,
+    )
+
+
+def _manifest_path(folder: Path) -> Path:
+    return folder / "manifest.json"
+
+
+def _source_identity(ref: ModelRef) -> dict:
+    st = Path(ref.path).stat()
+    return {"path": str(Path(ref.path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _prepare_folder(ref: ModelRef, key: str, source_type: str) -> Path:
+    """The ladder folder, emptied if it was built from a different source file; stale temporaries swept."""
+    folder = ladder_root() / key
+    folder.mkdir(parents=True, exist_ok=True)
+    identity = _source_identity(ref)
+    manifest = _read_manifest(folder)
+    if manifest and manifest.get("source") != identity:
+        for old in folder.glob("*.gguf"):
+            old.unlink()
+    now = time.time()
+    for partial in folder.glob(".*.partial-*"):
+        if now - partial.stat().st_mtime > STALE_PARTIAL_S:
+            partial.unlink(missing_ok=True)
+    from engines.paths import atomic_path
+
+    with atomic_path(_manifest_path(folder)) as tmp:
+        tmp.write_text(
+            json.dumps(
+                {
+                    "model_key": key,
+                    "source_name": ref.name,
+                    "source": identity,
+                    "source_type": source_type,
+                    "chat": ref.chat,
+                    "source_note": ref.note,
+                },
+                indent=2,
+            )
+        )
+    return folder
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads(_manifest_path(folder).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def reference_type(source_type: str) -> str:
+    """The reference's type: the source itself when it is F32/F16/BF16, else F16 dequantized from it."""
+    return source_type if source_type in FLOAT_TYPES else "F16"
+
+
+def reference_note(source_type: str, ref_type: str) -> str:
+    if source_type in FLOAT_TYPES:
+        return f"Reference: the source itself ({source_type}), the highest-precision variant."
+    return (
+        f"Reference: {ref_type} dequantized from the {source_type} source. It holds exactly the {source_type} "
+        f"weights, so it measures each rung against the source, not against the original full-precision model; "
+        f"rungs above {source_type} cannot recover precision the source never had."
+    )
+
+
+def check_disk_space(folder: Path, needed_bytes: int, what: str) -> None:
+    """Raise InsufficientDiskSpace unless `needed_bytes` plus a margin fit in `folder`'s file system."""
+    free = shutil.disk_usage(folder).free
+    if needed_bytes + DISK_MARGIN_BYTES > free:
+        raise InsufficientDiskSpace(
+            f"not enough disk space for {what}: it needs about {needed_bytes / 1e9:.2f} GB plus "
+            f"{DISK_MARGIN_BYTES / 1e9:.2f} GB spare, but {folder} has {free / 1e9:.2f} GB free — free some space "
+            "or point LOCALBENCH_HOME at a larger disk"
+        )
+
+
+def estimate_bytes(n_params: int, file_type: str) -> int:
+    """About the file size of a type, on the safe side: small models fall back from low-bit K-quants to
+    ~5-6 bpw legacy types, so quantized types count at least 6.5 bpw, plus 5 % for metadata."""
+    bpw = precision_rank(file_type)
+    if file_type not in FLOAT_TYPES:
+        bpw = max(bpw, 6.5)
+    return int(n_params * bpw / 8 * 1.05) + 2**20
+
+
+def build_ladder(
+    source: str | ModelRef,
+    types: Sequence[str] = LADDER_TYPES,
+    *,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> Ladder:
+    """Build (or take from the cache) the reference and every requested type of `source`."""
+    from engines.catalog import resolve_model
+
+    ref = resolve_model(source) if isinstance(source, str) else source
+    if ref.format != "gguf" or not ref.path:
+        raise InvalidModelFile(f"the quantization ladder starts from a GGUF file; '{ref.name}' is {ref.format}")
+    meta = scan_gguf(ref.path)
+    if meta.n_params <= 0:
+        raise InvalidModelFile(f"{Path(ref.path).name} has no weight tensors — is it a vocabulary-only GGUF?")
+    types = parse_types(types)
+    key = model_key(ref)
+    ref_type = reference_type(meta.file_type)
+    folder = _prepare_folder(ref, key, meta.file_type)
+    for t in types:
+        if t != ref_type and precision_rank(t) >= precision_rank(ref_type):
+            raise BadParameter(
+                f"{t} is not lower than the source {ref_type}: the ladder quantizes down from its reference — "
+                f"pick types below {ref_type}"
+            )
+    wanted = [ref_type] + [t for t in types if t != ref_type]
+    missing = [t for t in wanted if not (folder / f"{t}.gguf").exists()]
+    if ref_type == meta.file_type:
+        missing = [t for t in missing if t != ref_type]
+    check_disk_space(
+        folder,
+        sum(estimate_bytes(meta.n_params, t) for t in missing),
+        f"the {len(missing)} missing ladder file(s) of {ref.name}",
+    )
+    note_ref = reference_note(meta.file_type, ref_type)
+    files: list[LadderFile] = []
+    for i, t in enumerate(wanted):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"ladder build cancelled after {i} of {len(wanted)} files; finished files are kept")
+        path = folder / f"{t}.gguf"
+        is_ref = t == ref_type
+        if is_ref and ref_type == meta.file_type:
+            path = Path(ref.path)  # a float source is its own reference
+            note = f"the source file ({meta.file_type})"
+        elif is_ref:
+            note = f"{t} dequantized from the {meta.file_type} source"
+        else:
+            note = f"quantized from the {ref_type} reference" + (
+                f" (itself dequantized from {meta.file_type})" if ref_type != meta.file_type else ""
+            )
+        build_s = 0.0
+        if progress:
+            progress(i / len(wanted), f"{'building' if not path.exists() else 'cached'} {t} ({i + 1}/{len(wanted)})")
+        if not path.exists():
+            if is_ref or ref_type == meta.file_type:
+                src = ref.path
+            else:
+                src = str(folder / f"{ref_type}.gguf")
+            build_s = quantize_file(src, path, t, threads=threads, allow_higher=is_ref)
+            if cancel is not None and cancel.is_set():
+                path.unlink(missing_ok=True)  # the user asked to stop: do not keep what finished after
+                raise Cancelled(f"ladder build cancelled during {t}; {t} was discarded, earlier files are kept")
+        name = f"{key}@{t}"
+        if path == Path(ref.path):
+            name = ref.path if ref.source == "path" else ref.name
+        files.append(describe_file(path, t, name, is_reference=is_ref, note=note, build_s=build_s))
+    if progress:
+        progress(1.0, f"ladder of {ref.name}: {len(files)} files ready")
+    order = {t: i for i, t in enumerate(wanted)}
+    files.sort(key=lambda f: order[f.variant])
+    return Ladder(key, ref, meta.file_type, files[0], tuple(files), note_ref)
+
+
+def built_variants(key: str) -> list[str]:
+    """Types already built for a ladder folder (finished files only), highest precision first."""
+    folder = ladder_root() / key
+    if not folder.is_dir():
+        return []
+    built = [p.stem for p in folder.glob("*.gguf") if not p.name.startswith(".")]
+    return sorted(built, key=lambda t: -precision_rank(t))
+
+
+def ladder_models() -> list[ModelRef]:
+    """Catalog provider: every finished ladder file as 'model@TYPE' (reads folder listings only)."""
+    root = ladder_root()
+    refs = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        manifest = _read_manifest(folder)
+        if manifest is None:
+            continue
+        for t in built_variants(folder.name):
+            note = f"{t} of {manifest.get('source_name', folder.name)} built by the quantization lab"
+            if manifest.get("source_type") not in FLOAT_TYPES:
+                note += f" (from an F16 dequantized from {manifest.get('source_type')})"
+            refs.append(
+                ModelRef(
+                    f"{folder.name}@{t}",
+                    str(folder / f"{t}.gguf"),
+                    "gguf",
+                    bool(manifest.get("chat", True)),
+                    "quantization ladder",
+                    note,
+                )
+            )
+    return refs
+
+
+def register_provider() -> None:
+    """Add ladder_models to the catalog's providers once (cheap: no building on listing)."""
+    from engines import catalog
+
+    if ladder_models not in catalog.PROVIDERS:
+        catalog.PROVIDERS.append(ladder_models)

@@ -1,0 +1,161 @@
+"""`python app.py quant` — build a model's GGUF quantization ladder and compare its variants: file size,
+effective bits per weight, perplexity and KL divergence against the reference, pp/tg speed, answers.
+
+Example: python app.py quant --model smollm2-135m --variants Q8_0,Q4_K_M,Q4_0,Q2_K -o csv
+
+Importing this module registers the ladder's catalog provider (cheap: it lists finished files only),
+so every command and the dashboard can run 'smollm2-135m@Q4_K_M' once it has been built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from bench.ladder import register_provider
+
+NAME = "quant"
+HELP = (
+    "Build a GGUF quantization ladder (F16 … Q2_K) and compare variants: size, bits/weight, perplexity, "
+    "KL divergence vs the reference, pp/tg speed and greedy answers; every run is stored."
+)
+
+register_provider()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from bench.ladder import LADDER_TYPES
+    from bench.quant_lab import DEFAULT_PROMPT, DEFAULT_VARIANTS
+
+    parser.add_argument("--model", "-m", default="smollm2-135m", help="catalog name or path to a GGUF")
+    parser.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated types, or 'all' ({','.join(LADDER_TYPES)}); default {','.join(DEFAULT_VARIANTS)}",
+    )
+    parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt for the side-by-side greedy answers")
+    parser.add_argument("--max-tokens", type=int, default=48, help="answer length in tokens (default 48)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-p", "--n-prompt", type=int, default=256, help="pp test prompt tokens (default 256)")
+    parser.add_argument("-n", "--n-gen", type=int, default=64, help="tg test generated tokens (default 64)")
+    parser.add_argument("-r", "--repetitions", type=int, default=3, help="speed repetitions after 1 warm-up")
+    parser.add_argument("--no-speed", action="store_true", help="skip the speed tests")
+    parser.add_argument("--no-quality", action="store_true", help="skip perplexity / KL divergence")
+    parser.add_argument("--chunks", type=int, default=None, help="score only the first N chunks of 512 tokens")
+    parser.add_argument("--eval-file", default=None, help="evaluation text file (default: the bundled text)")
+    parser.add_argument("--threads", "-t", type=int, default=None, help="CPU threads (default: performance cores)")
+    parser.add_argument("--list", action="store_true", help="list the variants of the model and which are built")
+    parser.add_argument("-o", "--output", choices=["csv", "json", "md", "table"], default="md")
+    parser.add_argument("--out", default=None, help="write the table to this file instead of stdout")
+
+
+def _read_eval(path: str | None) -> str | None:
+    from engines.errors import BadParameter
+
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise BadParameter(f"cannot read the evaluation text {path}: {err}") from err
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from bench.export import render
+    from bench.ladder import parse_types
+    from bench.quant_lab import QuantSettings, built_choices, compare_and_store, to_frame, variant_choices
+    from bench.store import ResultStore
+    from commands.bench import cli_progress
+    from engines.hardware import detect_hardware
+
+    if args.list:
+        built = set(built_choices(args.model))
+        for label in variant_choices(args.model):
+            print(f"{label}\t{'built' if label in built else 'not built'}")
+        return 0
+    labels = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if [v.lower() for v in labels] == ["all"]:
+        labels = parse_types(labels)
+    labels = [v.upper() if v.upper() in _ladder_names() else v for v in labels]
+    settings = QuantSettings(
+        variants=tuple(labels),
+        prompt=args.prompt,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        n_prompt=args.n_prompt,
+        n_gen=args.n_gen,
+        repetitions=args.repetitions,
+        speed=not args.no_speed,
+        quality=not args.no_quality,
+        max_chunks=args.chunks,
+        eval_text=_read_eval(args.eval_file),
+        threads=args.threads,
+    ).validate()
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # first Ctrl-C stops at the next step
+    bar, progress = cli_progress(f"quant {args.model}")
+    try:
+        report = compare_and_store(
+            ResultStore(),
+            args.model,
+            settings,
+            progress=progress,
+            cancel=cancel,
+            hardware=dataclasses.asdict(detect_hardware()),
+        )
+    finally:
+        bar.close()
+        signal.signal(signal.SIGINT, previous)
+    frame = to_frame(report.rows)
+    if args.output in ("md", "table"):
+        frame = display_frame(frame)
+    text = render(frame, args.output)
+    print(
+        f"{report.reference_note}\n{report.criterion}\nAnswers: {report.answer_mode} mode. "
+        f"Evaluation text: {report.eval_source}.",
+        file=sys.stderr,
+    )
+    if args.out:
+        with open(args.out, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        print(f"wrote {len(report.rows)} rows to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _ladder_names() -> set[str]:
+    from bench.ladder import NOMINAL_BPW
+
+    return set(NOMINAL_BPW)
+
+
+def display_frame(frame):
+    """The printed columns: variant, real type, size, bpw, quality and speed with units."""
+    import pandas as pd
+
+    def pm(avg, sd):
+        return [f"{a:.1f} ± {s:.1f}" if a == a else "" for a, s in zip(avg, sd, strict=True)]
+
+    return pd.DataFrame(
+        {
+            "variant": frame["variant"],
+            "main_type": frame["main_type"],
+            "size_MiB": (frame["model_size"] / 2**20).round(1),
+            "bpw": frame["bpw"].round(3),
+            "ppl": frame["ppl"].round(3),
+            "ΔPPL_%": frame["delta_ppl_pct"].round(2),
+            "KLD_mean": frame["kld_mean"].round(5),
+            "KLD_p99": frame["kld_p99"].round(4),
+            "same_top1_%": frame["same_top1_pct"].round(2),
+            "pp_t/s": pm(frame["pp_avg_ts"], frame["pp_stddev_ts"]),
+            "tg_t/s": pm(frame["tg_avg_ts"], frame["tg_stddev_ts"]),
+            "ttft_ms": frame["ttft_ms"].round(1),
+            "seed_5%": frame["seed_criterion"],
+        }
+    )
