@@ -18,6 +18,7 @@ COMMANDS = [
     "commands.bench",
     "commands.doctor",
     "commands.embed_bench",
+    "commands.plan",
     "commands.quant",
     "commands.plan",
     "commands.convert",

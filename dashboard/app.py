@@ -16,6 +16,7 @@ TABS: list[tuple[str, str]] = [
     ("Chat", "dashboard.tabs.chat"),
     ("Compare", "dashboard.tabs.compare"),
     ("Embeddings", "dashboard.tabs.embeddings"),
+    ("Memory", "dashboard.tabs.memory"),
     ("Results", "dashboard.tabs.results"),
     ("Servers", "dashboard.tabs.servers"),
     ("System", "dashboard.tabs.system"),

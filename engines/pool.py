@@ -1,8 +1,9 @@
 """Loaded engines, shared by the UI tabs and the runners.
 
 A model is loaded once per (engine, model, load settings) and reused; the least recently used one is
-unloaded when more than `max_loaded` are resident. An optional guard (the memory planner's load
-guard) is asked before every load and may refuse it with a message that carries the numbers.
+unloaded when more than `max_loaded` are resident. A guard (by default the memory planner's load
+guard, engines.memory_guard.check_load) is asked before every load and may refuse it with a message
+that carries the numbers; pass guard=None to load unchecked.
 """
 
 from __future__ import annotations
@@ -17,6 +18,18 @@ from engines.registry import create_engine, engine_class
 
 Guard = Callable[[Engine, ModelRef, LoadConfig], None]
 """guard(engine, model, config) raises InsufficientMemory to refuse a load."""
+
+PLANNER_GUARD = "planner"
+"""The default `guard`: engines.memory_guard.check_load when that module exists."""
+
+
+def planner_guard() -> Guard | None:
+    """The memory planner's load guard, or None where engines.memory_guard is absent."""
+    try:
+        from engines.memory_guard import check_load
+    except ImportError:
+        return None
+    return check_load
 
 
 @dataclass(frozen=True)
@@ -33,9 +46,9 @@ class PoolKey:
 class EnginePool:
     """Engines with a model loaded, least recently used first."""
 
-    def __init__(self, max_loaded: int = 4, guard: Guard | None = None) -> None:
+    def __init__(self, max_loaded: int = 4, guard: Guard | str | None = PLANNER_GUARD) -> None:
         self.max_loaded = max_loaded
-        self.guard = guard
+        self.guard = planner_guard() if guard == PLANNER_GUARD else guard
         self._engines: OrderedDict[PoolKey, Engine] = OrderedDict()
         self._lock = threading.RLock()
 

@@ -1,0 +1,122 @@
+"""`python app.py plan` — will this model fit? The memory planner on the command line.
+
+Example: python app.py plan --model smollm2-135m --quant Q4_K_M --ctx 8192 -o json
+The model can be a catalog name, a GGUF path, an HF or MLX folder, a seed planning entry
+(qwen3:8b, gemma3:12b, qwen3:30b-a3b) or an Ollama model (ollama:NAME, asked at --host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+NAME = "plan"
+HELP = "Estimate a model's memory (weights, KV cache, compute buffers) and whether it fits this machine."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        "-m",
+        default="smollm2-135m",
+        help="catalog name, GGUF path, HF/MLX folder, planning entry (qwen3:8b) or ollama:NAME",
+    )
+    parser.add_argument(
+        "--quant",
+        "-q",
+        default=None,
+        help="quantization to plan for, e.g. Q4_K_M, Q8_0, F16, 4bit (default: the file as shipped)",
+    )
+    parser.add_argument("--ctx", "-c", type=int, default=4096, help="context length in tokens (default 4096)")
+    parser.add_argument(
+        "--kv-type",
+        default="f16",
+        choices=["f16", "q8_0", "q4_0", "bf16", "f32"],
+        help="KV cache type (llama.cpp -ctk/-ctv)",
+    )
+    parser.add_argument("--parallel", type=int, default=1, help="parallel sequences (n_parallel, default 1)")
+    parser.add_argument("--host", default=None, help="Ollama host for ollama:NAME models (default OLLAMA_HOST)")
+    parser.add_argument(
+        "--available-gb",
+        type=float,
+        default=None,
+        help="plan against this much available memory (GB, 1e9 bytes) instead of the live figure",
+    )
+    parser.add_argument("-o", "--output", choices=["json", "md"], default="md")
+
+
+def run(args: argparse.Namespace) -> int:
+    import psutil
+
+    from engines.errors import BadParameter
+    from engines.hardware import detect_hardware
+    from engines.memory import load_spec, plan_report
+
+    spec = load_spec(args.model, args.host)
+    profile = detect_hardware()
+    available = psutil.virtual_memory().available
+    if args.available_gb is not None:
+        if not 0 < args.available_gb < 1e6:
+            raise BadParameter(f"--available-gb must be a positive number of GB, got {args.available_gb}")
+        available = int(args.available_gb * 1e9)
+    report = plan_report(
+        spec,
+        args.quant,
+        args.ctx,
+        ram_bytes=profile.ram_bytes,
+        available_bytes=available,
+        gpu_share_bytes=profile.accelerator_memory_bytes,
+        gpu_source=profile.accelerator_memory_source,
+        offload=bool(profile.accelerators),
+        kv_type=args.kv_type,
+        n_parallel=args.parallel,
+    )
+    text = json.dumps(report, indent=2) if args.output == "json" else markdown(report)
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def markdown(report: dict) -> str:
+    """The report as Markdown: components, verdicts, max context per quantization, recommendation."""
+    from engines.memory import fmt_bytes
+
+    est, model = report["estimate"], report["model"]
+    lines = [
+        f"## {model['name']} ({model['source']}) — {est['quantization']}, {est['n_ctx']} tokens, KV {est['kv_type']}",
+        "",
+        "| component | size | how |",
+        "|---|---|---|",
+    ]
+    rows = [
+        ("Model weights", est["weights_bytes"], f"{est['weights_method']}; {est['bits_per_weight']:.2f} bpw"),
+        ("CPU repack copy", est["repack_bytes"], "CPU-only runs"),
+        ("KV cache", est["kv_cache_bytes"], f"{est['kv_bytes_per_token'] / 1024:.1f} KiB/token"),
+        ("Compute buffers", est["compute_bytes"], "llama.cpp reserve"),
+        ("Runtime overhead", est["overhead_bytes"], "calibrated"),
+        ("**Total**", est["total_bytes"], "planning figure (derived)"),
+    ]
+    lines += [f"| {name} | {fmt_bytes(size)} | {how} |" for name, size, how in rows]
+    lines += [
+        "",
+        f"- Available memory: **{report['fits']['available_memory']['text']}**",
+        f"- GPU: **{report['fits']['gpu_share']['text']}**",
+        "",
+    ]
+    lines += [
+        f"Max context within {report['budget']['what']} ({fmt_bytes(report['budget']['bytes'])}):",
+        "",
+        "| quantization | weights | bpw | max context (tokens) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['quantization']} | {fmt_bytes(r['weights_bytes'])} | {r['bits_per_weight']:.2f} | "
+        f"{r['max_ctx'] or 'does not fit'} |"
+        for r in report["max_context"]
+    ]
+    rec = report["recommendation"]
+    lines += ["", f"Recommended quantization: **{rec['quantization'] or 'none fits'}**", ""]
+    lines += [f"- {reason}" for reason in rec["reasons"]]
+    lines += [f"- Note: {n}" for n in est["notes"]]
+    lines += ["", f"_{report['units']}_"]
+    return "\n".join(lines)

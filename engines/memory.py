@@ -1,0 +1,921 @@
+"""The memory planner: what a model needs at a quantization and context length, and whether it fits.
+
+A `ModelSpec` holds what the planner needs to know about a model, read from a GGUF header, an HF or
+MLX folder's config.json and safetensors headers, Ollama's /api/show, or the seed's planning entries
+(engines.catalog.MODEL_CONFIGS). `estimate()` turns a spec, a quantization and a context into a
+`MemoryEstimate` with one figure per component; everything after the loaders is pure arithmetic.
+
+Formulas (bytes; GB = 1e9, GiB = 2**30, always labelled):
+- weights: the file size when the model is planned as shipped; otherwise Σ over the GGUF tensor
+  table of elements × bits-per-weight / 8 (K-quant rows not a multiple of 256 priced at llama.cpp's
+  fallback type, the output/tied embedding at Q6_K), or, without a tensor table, n_params × the
+  published bits per weight of the type / 8.
+- KV cache = 2 × n_layers × n_kv_heads × head_dim × n_ctx × bytes_per_element × n_parallel, with
+  bytes_per_element f16 2, q8_0 34/32, q4_0 18/32 (ANCHORS). Llama 3 8B: 128 KiB per token.
+- compute buffers (llama.cpp's scheduler reserve, flash attention off, which is what
+  llama-cpp-python does by default) = 4 B × n_ubatch × max(n_vocab + 3·n_embd,
+  (n_head + 1)·n_ctx + 4·n_embd): the larger of the output-logits phase and the attention phase
+  (KQ scores plus the KQ mask). Matched llama.cpp's own "compute buffer size" log within 1.5 % for
+  SmolLM2-135M at 512–8192 tokens and Gemma 3 270M (benchmarks/memory_validation.py).
+- CPU repack copy: on a CPU-only run llama.cpp copies Q4_0 / Q4_K / IQ4_NL tensors (not the token
+  embedding) into an interleaved layout while the mapped file stays resident, so they count twice.
+- runtime overhead = 16 MiB + 106 B × n_vocab, calibrated on the two bundled models (load-time
+  allocations of llama.cpp and llama-cpp-python beyond the buffers above).
+`resident_bytes` (weights + repack + KV + overhead) is what the process holds right after loading on
+a CPU; `total_bytes` adds the compute reserve, which Metal/CUDA allocate up front and a CPU touches as
+long prompts run. Verdicts and the load guard use `total_bytes`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from engines.base import MAX_N_CTX, ModelInfo
+from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound
+from engines.hardware import QUANT_BITS_PER_WEIGHT, QUANTIZATION_STRATEGY, SHRINK_LADDER, quantization_for
+
+GiB, MiB, GB = 2**30, 2**20, 10**9
+
+KV_BYTES_PER_ELEMENT: dict[str, float] = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+"""Bytes per cached K or V element by cache type (llama.cpp's -ctk/-ctv; q8_0 and q4_0 are 32-blocks)."""
+
+BITS_PER_WEIGHT: dict[str, float] = {
+    # llama.cpp's published bits per weight for Llama-3.1-8B (tools/quantize/README.md)
+    **QUANT_BITS_PER_WEIGHT,
+    **{"Q5_K_S": 5.5704, "IQ4_NL": 4.6818, "Q3_K_L": 4.2979, "Q2_K_S": 2.9697},
+    # the same README's Llama 2 7B table (its Llama-3.1-8B table has no Q3_K_M row)
+    "Q3_K_M": 3.91,
+    # legacy types and float: block sizes
+    **{"Q4_0": 4.5, "Q4_1": 5.0, "Q5_0": 5.5, "Q5_1": 6.0, "BF16": 16.0, "F32": 32.0},
+    # MLX affine quantization: bits + an fp16 scale and bias per group of 64
+    **{"MLX-3bit": 3.5, "MLX-4bit": 4.5, "MLX-6bit": 6.5, "MLX-8bit": 8.5},
+}
+"""Nominal bits per weight of each quantization, used when no file of that type exists."""
+
+GGML_TYPE_BPW: dict[str, float] = {
+    "F32": 32,
+    "F16": 16,
+    "BF16": 16,
+    "Q8_0": 8.5,
+    "Q4_0": 4.5,
+    "Q4_1": 5,
+    "Q5_0": 5.5,
+    "Q5_1": 6,
+    "Q2_K": 2.625,
+    "Q3_K": 3.4375,
+    "Q4_K": 4.5,
+    "Q5_K": 5.5,
+    "Q6_K": 6.5625,
+    "IQ4_NL": 4.5,
+    "IQ4_XS": 4.25,
+}
+"""Exact bits per weight of one ggml tensor type (block bytes × 8 / block elements)."""
+
+K_FALLBACK_BPW = {"Q2_K": 4.5, "Q3_K": 4.5, "Q4_K": 5.5, "Q5_K": 6.0, "Q6_K": 8.5, "IQ4_XS": 4.5}
+"""llama.cpp's fallback when a row is not a multiple of 256: Q2/Q3_K → IQ4_NL/Q4_0, Q4_K → Q5_0,
+Q5_K → Q5_1, Q6_K → Q8_0 (llama-quant.cpp)."""
+
+REPACKED_TYPES = frozenset({"Q4_0", "Q4_K", "IQ4_NL"})
+"""Tensor types the llama.cpp CPU backend repacks into a copy (measured on x86_64 AVX2)."""
+
+OVERHEAD_FIXED_BYTES = 16 * MiB
+OVERHEAD_PER_VOCAB_BYTES = 106
+DEFAULT_N_UBATCH = 512
+MARGIN_MIN_BYTES = 512 * MiB
+MARGIN_FRACTION = 0.05
+PLANNING_QUANTS = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
+"""The ladder shown in the max-context table."""
+
+SEED_SHAPES: dict[str, dict] = {
+    # Published config.json values the seed's MODEL_CONFIGS lack (needed for the compute buffer).
+    "qwen3:8b": {"n_embd": 4096, "n_heads": 32, "n_vocab": 151936, "arch": "qwen3"},
+    "gemma3:12b": {"n_embd": 3840, "n_heads": 16, "n_vocab": 262208, "arch": "gemma3"},
+    "qwen3:30b-a3b": {"n_embd": 2048, "n_heads": 32, "n_vocab": 151936, "arch": "qwen3moe"},
+}
+
+
+def fmt_bytes(n: float | None) -> str:
+    """'1.00 GiB (1.07 GB)' or '92.1 MiB (96.6 MB)': binary and decimal, both labelled."""
+    if n is None:
+        return "n/a"
+    if abs(n) >= GiB:
+        return f"{n / GiB:.2f} GiB ({n / GB:.2f} GB)"
+    return f"{n / MiB:.1f} MiB ({n / 1e6:.1f} MB)"
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One GGUF tensor: enough to re-price it at another quantization."""
+
+    name: str
+    row_elements: int
+    """ne[0], the row length that must be a multiple of the quant block (32 or 256)."""
+    n_elements: int
+    ggml_type: str
+    n_bytes: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the planner knows about a model. Sizes in bytes; None where the source does not say."""
+
+    name: str
+    source: str
+    """'GGUF file', 'HF folder', 'MLX folder', 'Ollama', 'planning entry (seed)'."""
+    arch: str = ""
+    n_params: int | None = None
+    file_bytes: int | None = None
+    """Weights as shipped: GGUF file, sum of safetensors files, or Ollama's size."""
+    file_type: str = ""
+    """Quantization as shipped: 'Q4_1', 'BF16', 'MLX-4bit', ..."""
+    n_layers: int | None = None
+    n_heads: int | None = None
+    n_kv_heads: int | None = None
+    head_dim: int | None = None
+    n_embd: int | None = None
+    n_vocab: int | None = None
+    context_length: int | None = None
+    """The model's maximum (training) context in tokens."""
+    tensors: tuple[Tensor, ...] = ()
+    note: str = ""
+
+    def require(self, *fields: str) -> None:
+        """Raise InvalidModelFile naming the first missing field."""
+        for name in fields:
+            if not getattr(self, name):
+                what = FIELD_WORDS.get(name, name)
+                raise InvalidModelFile(
+                    f"{self.name} ({self.source}) does not say its {what} ('{name}'), which the memory planner "
+                    "needs — use a GGUF file or a folder whose config.json has it"
+                )
+
+
+FIELD_WORDS = {
+    "n_layers": "layer count (block_count / num_hidden_layers)",
+    "n_kv_heads": "number of KV heads (head_count_kv / num_key_value_heads)",
+    "head_dim": "head dimension (key_length / head_dim, or embedding length ÷ heads)",
+    "n_params": "parameter count",
+    "file_bytes": "file size",
+}
+
+
+# --- the formulas --------------------------------------------------------------------------------
+
+
+def kv_bytes_per_token(n_layers: int, n_kv_heads: int, head_dim: int, kv_type: str = "f16") -> float:
+    """KV-cache bytes for one token of one sequence: 2 (K and V) × layers × KV heads × head dim × bytes."""
+    kv = kv_type.lower()
+    if kv not in KV_BYTES_PER_ELEMENT:
+        raise BadParameter(f"unknown KV cache type '{kv_type}' — choose one of {', '.join(KV_BYTES_PER_ELEMENT)}")
+    return 2 * n_layers * n_kv_heads * head_dim * KV_BYTES_PER_ELEMENT[kv]
+
+
+def kv_cache_bytes(
+    n_layers: int, n_kv_heads: int, head_dim: int, n_ctx: int, kv_type: str = "f16", n_parallel: int = 1
+) -> int:
+    """KV cache = 2 × n_layers × n_kv_heads × head_dim × n_ctx × bytes_per_element × n_parallel."""
+    return math.ceil(kv_bytes_per_token(n_layers, n_kv_heads, head_dim, kv_type) * n_ctx * n_parallel)
+
+
+def compute_buffer_bytes(
+    n_vocab: int, n_embd: int, n_heads: int, n_ctx: int, n_ubatch: int = DEFAULT_N_UBATCH, flash_attn: bool = False
+) -> int:
+    """llama.cpp's compute-buffer reserve: 4 B × n_ubatch × max(logits phase, attention phase).
+
+    Logits phase: n_vocab + 3·n_embd floats per batch token. Attention phase: the KQ scores
+    (n_head × n_ctx) plus the KQ mask (n_ctx) plus 4·n_embd; flash attention keeps neither, only an
+    f16 mask (n_ctx / 2 floats).
+    """
+    ub = max(1, min(n_ubatch, n_ctx))
+    attention = (n_ctx / 2 if flash_attn else (n_heads + 1) * n_ctx) + 4 * n_embd
+    return int(4 * ub * max(n_vocab + 3 * n_embd, attention))
+
+
+def runtime_overhead_bytes(n_vocab: int) -> int:
+    """Load-time allocations besides weights, KV and compute: 16 MiB + 106 B per vocabulary entry."""
+    return OVERHEAD_FIXED_BYTES + OVERHEAD_PER_VOCAB_BYTES * n_vocab
+
+
+def margin_bytes(total_bytes: int) -> int:
+    """Safety margin kept free: 5 % of the total, at least 512 MiB."""
+    return max(MARGIN_MIN_BYTES, int(MARGIN_FRACTION * total_bytes))
+
+
+def normalize_quant(quant: str | None) -> str | None:
+    """'q4_k_m' → 'Q4_K_M', '4bit' → 'MLX-4bit', 'fp16' → 'F16'; None/''/'as file' → None (as shipped)."""
+    if quant is None or str(quant).strip().lower() in ("", "as file", "as shipped", "file", "none"):
+        return None
+    q = str(quant).strip().upper().replace("-", "_")
+    q = {"FP16": "F16", "FP32": "F32", "FLOAT16": "F16", "BFLOAT16": "BF16"}.get(q, q)
+    if q.endswith("BIT") and q[:-3].replace("MLX_", "").isdigit():
+        q = f"MLX-{q[:-3].replace('MLX_', '')}bit"
+    if q not in BITS_PER_WEIGHT:
+        raise BadParameter(f"unknown quantization '{quant}' — choose one of: as file, {', '.join(BITS_PER_WEIGHT)}")
+    return q
+
+
+def _tensor_type_for(t: Tensor, quant: str, output_name: str) -> tuple[str, float]:
+    """The ggml type (or nominal label) and bits per weight a tensor gets when quantized to `quant`."""
+    if t.n_elements == t.row_elements:  # 1-D tensors (norms, biases) stay F32
+        return "F32", 32.0
+    if quant in ("F32", "F16", "BF16"):
+        return quant, GGML_TYPE_BPW[quant]
+    if t.name == output_name and quant not in ("Q8_0",):
+        return ("Q6_K", 6.5625) if t.row_elements % 256 == 0 else ("Q8_0", 8.5)
+    base = {"Q2": "Q2_K", "Q3": "Q3_K", "Q4": "Q4_K", "Q5": "Q5_K", "Q6": "Q6_K"}.get(quant[:2])
+    if quant.startswith("Q") and "_K" in quant and base:
+        if t.row_elements % 256:
+            fallback = K_FALLBACK_BPW[base]
+            return {4.5: "Q4_0", 5.5: "Q5_0", 6.0: "Q5_1", 8.5: "Q8_0"}[fallback], fallback
+        return base, BITS_PER_WEIGHT[quant]
+    if quant == "IQ4_XS" and t.row_elements % 256:
+        return "IQ4_NL", 4.5
+    return quant, BITS_PER_WEIGHT[quant]
+
+
+def weights_for(spec: ModelSpec, quant: str | None) -> tuple[int, int, float, str]:
+    """(weights bytes, CPU repack bytes, effective bits per weight, method) for `quant` (None = as shipped)."""
+    output_name = "output.weight" if any(t.name == "output.weight" for t in spec.tensors) else "token_embd.weight"
+    if quant is None:
+        spec.require("file_bytes")
+        repack = sum(t.n_bytes for t in spec.tensors if t.ggml_type in REPACKED_TYPES and t.name != "token_embd.weight")
+        bpw = spec.file_bytes * 8 / spec.n_params if spec.n_params else 0.0
+        return spec.file_bytes, repack, bpw, f"file size ({spec.file_type or 'as shipped'})"
+    if spec.tensors:
+        total = repack = 0.0
+        for t in spec.tensors:
+            ggml_type, bpw = _tensor_type_for(t, quant, output_name)
+            nbytes = t.n_elements * bpw / 8
+            total += nbytes
+            if ggml_type in REPACKED_TYPES and t.name != "token_embd.weight":
+                repack += nbytes
+        extra = max(0, (spec.file_bytes or 0) - sum(t.n_bytes for t in spec.tensors))  # header + tokenizer
+        n = sum(t.n_elements for t in spec.tensors)
+        method = f"GGUF tensor table re-priced at {quant} (K-quant fallback for rows not a multiple of 256; derived)"
+        return int(total + extra), int(repack), total * 8 / n, method
+    spec.require("n_params")
+    bpw = BITS_PER_WEIGHT[quant]
+    repack = spec.n_params * bpw / 8 if quant in ("Q4_0", "IQ4_NL") or quant.startswith("Q4_K") else 0
+    return int(spec.n_params * bpw / 8), int(repack), bpw, f"n_params × {bpw:g} bits per weight of {quant} / 8"
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """One model × quantization × context, component by component (bytes)."""
+
+    model: str
+    quantization: str
+    n_ctx: int
+    kv_type: str
+    n_parallel: int
+    weights_bytes: int
+    weights_method: str
+    bits_per_weight: float
+    """Effective bits per weight (weights bytes × 8 / n_params; derived)."""
+    kv_cache_bytes: int
+    kv_bytes_per_token: float
+    compute_bytes: int
+    repack_bytes: int
+    """CPU-only runs: repacked copies of Q4_0/Q4_K/IQ4_NL tensors (0 when offloaded)."""
+    overhead_bytes: int
+    notes: tuple[str, ...] = ()
+
+    @property
+    def resident_bytes(self) -> int:
+        """Weights + repack + KV + overhead: what a CPU process holds right after loading."""
+        return self.weights_bytes + self.repack_bytes + self.kv_cache_bytes + self.overhead_bytes
+
+    @property
+    def total_bytes(self) -> int:
+        """Resident plus the compute reserve: the planning figure verdicts and the guard use."""
+        return self.resident_bytes + self.compute_bytes
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["notes"] = list(self.notes)
+        out["resident_bytes"], out["total_bytes"] = self.resident_bytes, self.total_bytes
+        out["total_gib"], out["total_gb"] = round(self.total_bytes / GiB, 3), round(self.total_bytes / GB, 3)
+        return out
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(component, size with units, how it was found) for display."""
+        per_token = f"{self.kv_bytes_per_token / 1024:.1f} KiB/token × {self.n_ctx} tokens × {self.n_parallel}"
+        return [
+            ("Model weights", fmt_bytes(self.weights_bytes), f"{self.weights_method}; {self.bits_per_weight:.2f} bpw"),
+            ("CPU repack copy", fmt_bytes(self.repack_bytes), "Q4_0/Q4_K/IQ4_NL tensors copied on CPU-only runs"),
+            ("KV cache", fmt_bytes(self.kv_cache_bytes), f"{self.kv_type}: {per_token}"),
+            (
+                "Compute buffers",
+                fmt_bytes(self.compute_bytes),
+                "llama.cpp reserve, 4 B × n_ubatch × max(logits, attention)",
+            ),
+            ("Runtime overhead", fmt_bytes(self.overhead_bytes), "16 MiB + 106 B × n_vocab (calibrated)"),
+            ("Total", fmt_bytes(self.total_bytes), "planning figure (derived)"),
+        ]
+
+
+def check_context(spec: ModelSpec, n_ctx) -> int:
+    """n_ctx as an int, or BadParameter for 0, negative, non-integer or above the model's maximum."""
+    if isinstance(n_ctx, float) and n_ctx.is_integer():
+        n_ctx = int(n_ctx)
+    if not isinstance(n_ctx, int) or isinstance(n_ctx, bool):
+        raise BadParameter(f"context must be a whole number of tokens, got {n_ctx!r}")
+    if n_ctx <= 0:
+        raise BadParameter(f"context must be a positive number of tokens, got {n_ctx}")
+    if spec.context_length and n_ctx > spec.context_length:
+        raise BadParameter(
+            f"context {n_ctx} tokens is above {spec.name}'s maximum of {spec.context_length} tokens — "
+            f"use at most {spec.context_length}"
+        )
+    if n_ctx > MAX_N_CTX:
+        raise BadParameter(f"context {n_ctx} tokens is absurd (limit {MAX_N_CTX})")
+    return n_ctx
+
+
+def estimate(
+    spec: ModelSpec,
+    quant: str | None = None,
+    n_ctx: int = 4096,
+    kv_type: str = "f16",
+    n_parallel: int = 1,
+    n_ubatch: int = DEFAULT_N_UBATCH,
+    cpu_repack: bool = False,
+    flash_attn: bool = False,
+) -> MemoryEstimate:
+    """The memory `spec` needs at `quant` (None: as shipped) and `n_ctx` tokens.
+
+    `cpu_repack`: the run is CPU-only on llama.cpp, so repacked tensors count twice.
+    """
+    n_ctx = check_context(spec, n_ctx)
+    if not isinstance(n_parallel, int) or not 1 <= n_parallel <= 256:
+        raise BadParameter(f"parallel sequences must be between 1 and 256, got {n_parallel!r}")
+    q = normalize_quant(quant)
+    spec.require("n_layers", "n_kv_heads", "head_dim")
+    weights, repack, bpw, method = weights_for(spec, q)
+    notes = []
+    n_vocab, n_embd, n_heads = spec.n_vocab, spec.n_embd, spec.n_heads
+    if not n_vocab:
+        n_vocab = 256_000
+        notes.append("n_vocab unknown: the compute buffer assumes 256,000 (an upper bound)")
+    if not n_embd:
+        n_embd = spec.head_dim * (n_heads or spec.n_kv_heads)
+        notes.append(f"embedding length unknown: assumed head_dim × heads = {n_embd}")
+    n_heads = n_heads or spec.n_kv_heads
+    if spec.arch.startswith("gemma") and spec.tensors:
+        notes.append(
+            "sliding-window layers are counted at full context (llama-cpp-python allocates the full SWA cache)"
+        )
+    return MemoryEstimate(
+        model=spec.name,
+        quantization=q or f"{spec.file_type or 'as shipped'} (as file)",
+        n_ctx=n_ctx,
+        kv_type=kv_type.lower(),
+        n_parallel=n_parallel,
+        weights_bytes=weights,
+        weights_method=method,
+        bits_per_weight=bpw,
+        kv_cache_bytes=kv_cache_bytes(spec.n_layers, spec.n_kv_heads, spec.head_dim, n_ctx, kv_type, n_parallel),
+        kv_bytes_per_token=kv_bytes_per_token(spec.n_layers, spec.n_kv_heads, spec.head_dim, kv_type),
+        compute_bytes=compute_buffer_bytes(n_vocab, n_embd, n_heads, n_ctx, n_ubatch, flash_attn),
+        repack_bytes=repack if cpu_repack else 0,
+        overhead_bytes=runtime_overhead_bytes(n_vocab),
+        notes=tuple(notes),
+    )
+
+
+# --- verdicts, maximum context, recommendation -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A need against a budget."""
+
+    verdict: str
+    """'fits' (≤ budget − margin), 'tight' (≤ budget), 'does not fit', or 'n/a'."""
+    need_bytes: int
+    budget_bytes: int | None
+    margin_bytes: int
+    where: str
+    """What the budget is, e.g. 'available memory (psutil)'."""
+
+    @property
+    def text(self) -> str:
+        if self.budget_bytes is None:
+            return f"{self.where}: n/a"
+        return (
+            f"{self.verdict} — needs {fmt_bytes(self.need_bytes)} of {fmt_bytes(self.budget_bytes)} "
+            f"{self.where} (keeping a {fmt_bytes(self.margin_bytes)} margin)"
+        )
+
+
+def fit(need_bytes: int, budget_bytes: int | None, total_bytes: int | None, where: str) -> Fit:
+    """'fits' when need ≤ budget − margin(total), 'tight' when ≤ budget, else 'does not fit'."""
+    if budget_bytes is None:
+        return Fit("n/a", need_bytes, None, 0, where)
+    margin = margin_bytes(total_bytes or budget_bytes)
+    verdict = "does not fit" if need_bytes > budget_bytes else "tight" if need_bytes > budget_bytes - margin else "fits"
+    return Fit(verdict, need_bytes, budget_bytes, margin, where)
+
+
+def fits_report(
+    est: MemoryEstimate, available_bytes: int, ram_bytes: int, gpu_share_bytes: int | None, gpu_source: str = ""
+) -> tuple[Fit, Fit]:
+    """(verdict in available memory, verdict in the GPU-usable share)."""
+    ram = fit(est.total_bytes, available_bytes, ram_bytes, "available memory now")
+    where = f"GPU-usable share ({gpu_source})" if gpu_source else "GPU-usable share"
+    gpu = (
+        fit(est.total_bytes - est.repack_bytes, gpu_share_bytes, gpu_share_bytes, where)
+        if gpu_share_bytes
+        else Fit("n/a", est.total_bytes, None, 0, "GPU-usable share (no GPU accelerator: CPU only)")
+    )
+    return ram, gpu
+
+
+def max_context(
+    spec: ModelSpec,
+    quant: str | None,
+    budget_bytes: int,
+    kv_type: str = "f16",
+    n_parallel: int = 1,
+    cpu_repack: bool = False,
+) -> int:
+    """Largest context (tokens, a multiple of 256 or the model's maximum) whose total fits `budget_bytes`; 0 if none."""
+    top = min(spec.context_length or MAX_N_CTX, MAX_N_CTX)
+
+    def ok(n: int) -> bool:
+        return estimate(spec, quant, n, kv_type, n_parallel, cpu_repack=cpu_repack).total_bytes <= budget_bytes
+
+    if ok(top):
+        return top
+    lo, hi = 0, top // 256  # in units of 256 tokens
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid * 256):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * 256
+
+
+@dataclass(frozen=True)
+class ContextRow:
+    quantization: str
+    weights_bytes: int
+    bits_per_weight: float
+    max_ctx: int
+    """Tokens; 0 when even the weights do not fit."""
+
+
+def context_table(
+    spec: ModelSpec,
+    budget_bytes: int,
+    kv_type: str = "f16",
+    n_parallel: int = 1,
+    cpu_repack: bool = False,
+    quants: tuple[str, ...] = PLANNING_QUANTS,
+) -> list[ContextRow]:
+    """Maximum viable context per quantization within `budget_bytes` (the file as shipped first)."""
+    choices: list[str | None] = ([None] if spec.file_bytes else []) + list(quants)
+    if spec.source in ("MLX folder",):
+        choices = [None]
+    rows = []
+    for q in choices:
+        est = estimate(
+            spec,
+            q,
+            256 if not spec.context_length else min(256, spec.context_length),
+            kv_type,
+            n_parallel,
+            cpu_repack=cpu_repack,
+        )
+        rows.append(
+            ContextRow(
+                est.quantization,
+                est.weights_bytes,
+                est.bits_per_weight,
+                max_context(spec, q, budget_bytes, kv_type, n_parallel, cpu_repack),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    quantization: str | None
+    """None when nothing on the ladder fits."""
+    seed_choice: str
+    reasons: tuple[str, ...]
+
+
+def recommend(
+    spec: ModelSpec,
+    n_ctx: int,
+    budget_bytes: int,
+    budget_label: str,
+    kv_type: str = "f16",
+    n_parallel: int = 1,
+    cpu_repack: bool = False,
+) -> Recommendation:
+    """The seed's QUANTIZATION_STRATEGY choice, stepped down SHRINK_LADDER until the total fits the budget."""
+    spec.require("n_params")
+    params_b = spec.n_params / 1e9
+    rule = quantization_for(params_b)
+    table = ", ".join(f"< {r.below_params_b:g} B → {r.quantization}" for r in QUANTIZATION_STRATEGY[:-1])
+    reasons = [
+        f"Seed table ({table}, else {QUANTIZATION_STRATEGY[-1].quantization}): {params_b:.3g} B parameters is "
+        f"the {rule.seed_class} class → {rule.quantization}."
+    ]
+    start = SHRINK_LADDER.index(rule.quantization)
+    for i, q in enumerate(SHRINK_LADDER[start:], start):
+        est = estimate(spec, q, n_ctx, kv_type, n_parallel, cpu_repack=cpu_repack)
+        if est.total_bytes <= budget_bytes:
+            reasons.append(
+                f"{q} needs {fmt_bytes(est.total_bytes)} at {n_ctx} tokens, within {budget_label} "
+                f"({fmt_bytes(budget_bytes)})."
+            )
+            if i == start and i > 0:
+                up = estimate(spec, SHRINK_LADDER[i - 1], n_ctx, kv_type, n_parallel, cpu_repack=cpu_repack)
+                if up.total_bytes <= budget_bytes:
+                    reasons.append(
+                        f"There is room for {SHRINK_LADDER[i - 1]} too ({fmt_bytes(up.total_bytes)}) if "
+                        "quality matters more than speed; the seed keeps the smaller one."
+                    )
+            if spec.tensors and any(t.row_elements % 256 for t in spec.tensors if t.n_elements != t.row_elements):
+                reasons.append(
+                    "This model's rows are not multiples of 256, so K-quants fall back to legacy types "
+                    f"and the file is larger than the name suggests ({est.bits_per_weight:.2f} bpw)."
+                )
+            return Recommendation(q, rule.quantization, tuple(reasons))
+        nxt = SHRINK_LADDER[i + 1] if i + 1 < len(SHRINK_LADDER) else None
+        step = f": one step down to {nxt}." if nxt else "."
+        reasons.append(
+            f"{q} needs {fmt_bytes(est.total_bytes)} at {n_ctx} tokens, more than {budget_label} "
+            f"({fmt_bytes(budget_bytes)}){step}"
+        )
+    last = SHRINK_LADDER[-1]
+    ctx = max_context(spec, last, budget_bytes, kv_type, n_parallel, cpu_repack)
+    reasons.append(
+        f"Nothing on the ladder fits: lower the context (at {last} at most {ctx} tokens fit) or choose a smaller model."
+        if ctx
+        else "Nothing fits even at the smallest context: choose a smaller model or free memory."
+    )
+    return Recommendation(None, rule.quantization, tuple(reasons))
+
+
+# --- the seed's allocation plan ----------------------------------------------------------------------
+
+SEED_PLAN_RAM_GB = 64
+SEED_PLAN_GB: tuple[tuple[str, float], ...] = (
+    ("OS", 6.0),
+    ("Applications", 8.0),
+    ("Model weights", 36.0),
+    ("Inference context (KV cache)", 8.0),
+    ("Embeddings / RAG", 2.0),
+    ("Buffers / cache", 4.0),
+)
+"""The design record's table for a 64 GB Mac (OS ~6, applications ~8, embeddings/RAG ~2, buffers ~4 GB);
+the remaining 44 GB split 36 weights / 8 context is our default. Used as fractions of RAM."""
+
+MODEL_COMPONENTS = ("Model weights", "Inference context (KV cache)")
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    component: str
+    fraction: float
+    """Share of RAM, 0..1."""
+    bytes: int
+
+
+def allocation_plan(ram_bytes: int, fractions: dict[str, float] | None = None) -> tuple[PlanRow, ...]:
+    """The plan scaled to `ram_bytes` (a plan, not a measurement); `fractions` overrides shares (0..1)."""
+    shares = {name: gb / SEED_PLAN_RAM_GB for name, gb in SEED_PLAN_GB}
+    for name, value in (fractions or {}).items():
+        if name not in shares:
+            raise BadParameter(f"unknown plan component '{name}' — components: {', '.join(shares)}")
+        if not isinstance(value, (int, float)) or math.isnan(value) or not 0 <= value <= 1:
+            raise BadParameter(f"share of '{name}' must be between 0 % and 100 %, got {value!r}")
+        shares[name] = float(value)
+    total = sum(shares.values())
+    if total > 1.0001:
+        raise BadParameter(f"the plan adds up to {total * 100:.0f} % of RAM — lower some shares so the total is at most 100 %")
+    return tuple(PlanRow(name, share, int(share * ram_bytes)) for name, share in shares.items())
+
+
+def model_budget(plan: tuple[PlanRow, ...]) -> int:
+    """Bytes the plan leaves for a model: weights plus inference context."""
+    return sum(row.bytes for row in plan if row.component in MODEL_COMPONENTS)
+
+
+# --- reading model metadata --------------------------------------------------------------------------
+
+
+def spec_from_gguf(path: str, name: str | None = None) -> ModelSpec:
+    """A spec from a GGUF file's key/values and tensor table (read in milliseconds, see scan_gguf)."""
+    kv, tensors, size = scan_gguf(path)
+    arch = str(kv.get("general.architecture", ""))
+
+    def arch_int(key: str) -> int | None:
+        v = kv.get(f"{arch}.{key}")
+        return int(v) if isinstance(v, (int, float)) else None
+
+    heads, embd = arch_int("attention.head_count"), arch_int("embedding_length")
+    from engines.gguf_meta import file_type_name
+
+    return ModelSpec(
+        name=name or Path(path).stem,
+        source="GGUF file",
+        arch=arch,
+        n_params=sum(t.n_elements for t in tensors),
+        file_bytes=size,
+        file_type=file_type_name(kv.get("general.file_type")),
+        n_layers=arch_int("block_count"),
+        n_heads=heads,
+        n_kv_heads=arch_int("attention.head_count_kv") or heads,
+        head_dim=arch_int("attention.key_length") or (embd // heads if embd and heads else None),
+        n_embd=embd,
+        n_vocab=arch_int("vocab_size") or kv.get("tokenizer.ggml.tokens"),
+        context_length=arch_int("context_length"),
+        tensors=tensors,
+    )
+
+
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+def scan_gguf(path: str) -> tuple[dict, tuple[Tensor, ...], int]:
+    """(key/values with arrays replaced by their length, tensor table, file size) of a GGUF file.
+
+    A direct struct walk of the header: gguf.GGUFReader decodes every tokenizer string and takes
+    seconds on a 2-core machine. Raises ModelNotFound / InvalidModelFile (not GGUF, truncated).
+    """
+    from engines.gguf_meta import check_gguf_file
+
+    p = check_gguf_file(path)
+    stat = p.stat()
+    return _scan_gguf(str(p.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _scan_gguf(path: str, size: int, mtime_ns: int) -> tuple[dict, tuple[Tensor, ...], int]:
+    import mmap
+
+    import gguf
+
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        pos = 4
+
+        def take(fmt: str):
+            nonlocal pos
+            (value,) = struct.unpack_from(fmt, buf, pos)
+            pos += struct.calcsize(fmt)
+            return value
+
+        def string() -> str:
+            nonlocal pos
+            n = take("<Q")
+            if n > size - pos:
+                raise ValueError("a string runs past the end of the file")
+            pos += n
+            return bytes(buf[pos - n : pos]).decode("utf-8", "replace")
+
+        def value(vtype: int):
+            nonlocal pos
+            if vtype == 8:
+                return string()
+            if vtype != 9:
+                return take(_GGUF_SCALARS[vtype])
+            item, count = take("<I"), take("<Q")
+            if item in _GGUF_SCALARS:
+                pos += struct.calcsize(_GGUF_SCALARS[item]) * count
+            else:
+                for _ in range(count):
+                    value(item)
+            return count  # arrays: their length is all the planner needs (vocabulary size)
+
+        try:
+            if not 1 <= take("<I") <= 3:
+                raise ValueError("unsupported GGUF version")
+            n_tensors, n_kv = take("<Q"), take("<Q")
+            kv = {string(): value(take("<I")) for _ in range(n_kv)}
+            infos = [
+                (string(), [take("<Q") for _ in range(take("<I"))], take("<I"), take("<Q")) for _ in range(n_tensors)
+            ]
+            align = int(kv.get("general.alignment") or 32)
+            data_start = (pos + align - 1) // align * align
+            tensors, end = [], data_start
+            for tname, dims, ttype, offset in infos:
+                qtype = gguf.GGMLQuantizationType(ttype)
+                block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+                n = math.prod(dims)
+                tensors.append(Tensor(tname, int(dims[0]), n, qtype.name, n // block * type_size))
+                end = max(end, data_start + offset + tensors[-1].n_bytes)
+        except (struct.error, ValueError, KeyError, IndexError) as err:
+            raise InvalidModelFile(f"{Path(path).name} is not a readable GGUF file ({err})") from err
+    if end > size:
+        raise InvalidModelFile(
+            f"{Path(path).name} is truncated: its tensors need {end:,} bytes but the file has {size:,}"
+            " — download or build it again"
+        )
+    return kv, tuple(tensors), size
+
+
+def _safetensors_header(path: Path) -> dict:
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        if n > 100 * MiB:
+            raise InvalidModelFile(f"{path.name} has an implausible safetensors header ({n:,} bytes)")
+        return json.loads(fh.read(n))
+
+
+def spec_from_folder(path: str) -> ModelSpec:
+    """A spec from an HF or MLX folder: config.json (text_config for multimodal) plus safetensors headers."""
+    folder = Path(path).expanduser()
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except FileNotFoundError:
+        raise InvalidModelFile(f"{folder} has no config.json — the memory planner reads the shape from it") from None
+    except ValueError as err:
+        raise InvalidModelFile(f"{folder}/config.json is not valid JSON ({err})") from None
+    text = config.get("text_config") or {}
+    get = lambda key: text.get(key, config.get(key))  # noqa: E731
+    quant = config.get("quantization") or config.get("quantization_config") or {}
+    bits = quant.get("bits") if isinstance(quant, dict) else None
+    source = "MLX folder" if "quantization" in config else "HF folder"
+    n_params = file_bytes = 0
+    for st in sorted(folder.glob("*.safetensors")):
+        file_bytes += st.stat().st_size
+        header = _safetensors_header(st)
+        for key, info in header.items():
+            if key == "__metadata__":
+                continue
+            count = math.prod(info["shape"])
+            if bits and info["dtype"] == "U32" and f"{key.rsplit('.', 1)[0]}.scales" in header:
+                count = count * 32 // bits  # packed quantized weights
+            elif key.endswith((".scales", ".biases")) and bits:
+                continue
+            n_params += count
+    heads, embd = get("num_attention_heads"), get("hidden_size")
+    dtype = str(get("torch_dtype") or get("dtype") or "").replace("float", "F").replace("bF", "BF").upper()
+    return ModelSpec(
+        name=folder.name,
+        source=source,
+        arch=str(get("model_type") or ""),
+        n_params=n_params or None,
+        file_bytes=file_bytes or None,
+        file_type=f"MLX-{bits}bit" if bits else dtype,
+        n_layers=get("num_hidden_layers"),
+        n_heads=heads,
+        n_kv_heads=get("num_key_value_heads") or heads,
+        head_dim=get("head_dim") or (embd // heads if embd and heads else None),
+        n_embd=embd,
+        n_vocab=get("vocab_size"),
+        context_length=get("max_position_embeddings"),
+    )
+
+
+def spec_from_model_info(info: ModelInfo, source: str) -> ModelSpec:
+    """A spec from an engine's ModelInfo (e.g. engines.ollama.plan_info, which reads /api/show)."""
+    return ModelSpec(
+        name=info.name,
+        source=source,
+        arch=info.arch,
+        n_params=info.n_params,
+        file_bytes=info.model_size_bytes,
+        file_type=info.file_type,
+        n_layers=info.n_layers,
+        n_heads=info.n_heads,
+        n_kv_heads=info.n_kv_heads or info.n_heads,
+        head_dim=info.head_dim,
+        n_embd=info.n_embd,
+        n_vocab=info.vocab_size,
+        context_length=info.context_length,
+    )
+
+
+def spec_from_planning(name: str) -> ModelSpec:
+    """A spec from the seed's MODEL_CONFIGS planning entry (plus published shapes in SEED_SHAPES)."""
+    from engines.catalog import MODEL_CONFIGS
+
+    cfg, shape = MODEL_CONFIGS[name], SEED_SHAPES.get(name, {})
+    return ModelSpec(
+        name=name,
+        source="planning entry (seed)",
+        arch=shape.get("arch", ""),
+        n_params=round(cfg["n_params_b"] * 1e9),
+        file_type=cfg.get("quant", ""),
+        n_layers=cfg.get("n_layers"),
+        n_heads=shape.get("n_heads"),
+        n_kv_heads=cfg.get("n_kv_heads"),
+        head_dim=cfg.get("head_dim"),
+        n_embd=shape.get("n_embd"),
+        n_vocab=shape.get("n_vocab"),
+        context_length=cfg.get("context_length"),
+        note=f"the seed planned {cfg.get('memory_gb')} GB at {cfg.get('quant')}",
+    )
+
+
+def ollama_spec(name: str, host: str | None = None) -> ModelSpec:
+    """Ask an Ollama server for a model's shape (/api/show) and size (/api/tags) via engines.ollama."""
+    import importlib.util
+
+    if importlib.util.find_spec("engines.ollama") is None:
+        raise EngineUnavailable("planning an Ollama model needs the Ollama engine (engines/ollama.py), absent here")
+    from engines.ollama import plan_info
+
+    return spec_from_model_info(plan_info(name, host), "Ollama")
+
+
+def load_spec(model: str, ollama_host: str | None = None) -> ModelSpec:
+    """A spec for a catalog name, a GGUF path, an HF/MLX folder, a seed planning entry, or 'ollama:NAME'."""
+    from engines.catalog import MODEL_CONFIGS, resolve_model
+
+    key = (model or "").strip()
+    if key.startswith("ollama:"):
+        return ollama_spec(key.removeprefix("ollama:"), ollama_host)
+    if key in MODEL_CONFIGS:
+        return spec_from_planning(key)
+    try:
+        ref = resolve_model(key)
+    except ModelNotFound:
+        if ollama_host:
+            return ollama_spec(key, ollama_host)
+        raise
+    if ref.format == "gguf":
+        return spec_from_gguf(ref.path, ref.name)
+    if ref.format in ("hf", "mlx") and ref.path:
+        return spec_from_folder(ref.path)
+    raise BadParameter(f"{ref.name} is a {ref.format} model — the planner needs a file, a folder or an Ollama name")
+
+
+def spec_dict(spec: ModelSpec) -> dict:
+    """JSON-ready spec without the tensor table."""
+    out = {k: v for k, v in asdict(spec).items() if k != "tensors"}
+    out["n_tensors"] = len(spec.tensors)
+    return out
+
+
+def planning_budget(
+    available_bytes: int, ram_bytes: int, gpu_share_bytes: int | None, offload: bool
+) -> tuple[int, str]:
+    """(bytes a model may take, what that is): available memory minus the margin, and on a GPU run
+    no more than the GPU-usable share minus its margin."""
+    budget, label = available_bytes - margin_bytes(ram_bytes), "available memory minus the margin"
+    if offload and gpu_share_bytes and gpu_share_bytes - margin_bytes(gpu_share_bytes) < budget:
+        budget, label = gpu_share_bytes - margin_bytes(gpu_share_bytes), "the GPU-usable share minus the margin"
+    return max(budget, 0), label
+
+
+def plan_report(
+    spec: ModelSpec,
+    quant: str | None,
+    n_ctx: int,
+    *,
+    ram_bytes: int,
+    available_bytes: int,
+    gpu_share_bytes: int | None = None,
+    gpu_source: str = "",
+    offload: bool = False,
+    kv_type: str = "f16",
+    n_parallel: int = 1,
+) -> dict:
+    """Everything the calculator shows, JSON-ready: estimate, verdicts, max context per quantization,
+    and the recommended quantization with its reasons. `offload`: the machine runs models on a GPU."""
+    cpu_repack = not offload
+    est = estimate(spec, quant, n_ctx, kv_type, n_parallel, cpu_repack=cpu_repack)
+    ram_fit, gpu_fit = fits_report(est, available_bytes, ram_bytes, gpu_share_bytes, gpu_source)
+    budget, label = planning_budget(available_bytes, ram_bytes, gpu_share_bytes, offload)
+    rows = context_table(spec, budget, kv_type, n_parallel, cpu_repack)
+    if spec.n_params:
+        rec = recommend(spec, est.n_ctx, budget, label, kv_type, n_parallel, cpu_repack)
+        recommendation = {
+            "quantization": rec.quantization,
+            "seed_choice": rec.seed_choice,
+            "reasons": list(rec.reasons),
+        }
+    else:
+        recommendation = {"quantization": None, "seed_choice": "", "reasons": ["parameter count unknown"]}
+    return {
+        "model": spec_dict(spec),
+        "estimate": est.to_dict(),
+        "fits": {
+            "available_memory": {**asdict(ram_fit), "text": ram_fit.text},
+            "gpu_share": {**asdict(gpu_fit), "text": gpu_fit.text},
+        },
+        "budget": {"bytes": budget, "what": label},
+        "max_context": [asdict(r) for r in rows],
+        "recommendation": recommendation,
+        "machine": {
+            "ram_bytes": ram_bytes,
+            "available_bytes": available_bytes,
+            "gpu_share_bytes": gpu_share_bytes,
+            "gpu_share_source": gpu_source,
+            "offload": offload,
+        },
+        "units": "sizes in bytes; GiB = 2**30 bytes, GB = 1e9 bytes",
+    }
