@@ -18,7 +18,6 @@ COMMANDS = [
     "commands.bench",
     "commands.doctor",
     "commands.embed_bench",
-    "commands.plan",
     "commands.quant",
     "commands.plan",
     "commands.convert",
