@@ -181,7 +181,9 @@ def _models_from(http, base_url: str) -> tuple[list[ServedModel], str]:
         ]
     except (ValueError, KeyError, TypeError):
         raise ServerError(
-            f"{base_url}/models did not answer like an OpenAI-compatible server — check the base URL"
+            f"{base_url}/models did not answer like an OpenAI-compatible server (body {r.text[:60]!r}) — check the "
+            "base URL and the server's log (mlx_lm.server sends an empty body when ~/.cache/huggingface/hub "
+            "does not exist: create that folder)"
         ) from None
     return models, r.headers.get("server", "")
 

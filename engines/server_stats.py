@@ -18,6 +18,7 @@ server's, so a user always sees both.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -198,3 +199,29 @@ def stats_from_openai(
     counted = "streamed chunks, the server sent no usage"
     counted += "; prompt by the server's tokenizer" if prompt_tokens_hint else "; prompt unknown"
     return stats_from_client(client, prompt_tokens_hint, client.n_chunks, stop_reason, counted)
+
+
+_PERF_LINE = re.compile(
+    r"llama_perf_context_print:\s+(prompt eval|eval|total) time =\s+([\d.]+) ms /\s+(\d+) (?:tokens|runs)"
+)
+
+
+def timings_from_perf_log(text: str) -> list[dict]:
+    """llama.cpp's printed per-request perf blocks (`llama_perf_context_print`, which llama-cpp-python's
+    server writes to stderr for every request) as `timings`-shaped dicts, oldest first (pure).
+
+    Each dict has prompt_n, prompt_ms (prompt eval), predicted_n, predicted_ms (decode runs: every
+    generated token but the last one sampled when cut by length) and total_ms (reset to print, so it
+    also holds sampling and detokenization)."""
+    blocks: list[dict] = []
+    current: dict = {}
+    for kind, ms, n in _PERF_LINE.findall(text):
+        if kind == "prompt eval":
+            current = {"prompt_ms": float(ms), "prompt_n": int(n)}
+        elif kind == "eval" and current:
+            current.update(predicted_ms=float(ms), predicted_n=int(n))
+        elif kind == "total" and "predicted_ms" in current:
+            current["total_ms"] = float(ms)
+            blocks.append(current)
+            current = {}
+    return blocks

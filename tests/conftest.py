@@ -151,3 +151,47 @@ def page(browser, app_url, request):
 def open_tab(page, name: str) -> None:
     """Click the dashboard tab whose button reads `name`."""
     page.get_by_role("tab", name=name).click()
+
+
+LLAMA_SERVER_KEY = "localbench-test-key"
+"""API key the session's llama_cpp.server requires (a wrong one gets a real HTTP 401)."""
+LLAMA_SERVER_ARGS = "--model_alias smollm2 --n_ctx 2048 --n_threads 2 --interrupt_requests False --api_key".split()
+LLAMA_SERVER_ARGS.append(LLAMA_SERVER_KEY)
+
+
+@pytest.fixture(scope="session")
+def fake_ollama(smollm2_ref):
+    """The loopback Ollama test server (tests/fake_ollama.py) backed by llama.cpp on the bundled SmolLM2."""
+    from tests.fake_ollama import FakeOllama
+
+    server = FakeOllama(smollm2_ref.path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_server(smollm2_ref, localbench_home) -> str:
+    """`python -m llama_cpp.server` serving the bundled GGUF (alias 'smollm2', n_ctx 2048, key
+    LLAMA_SERVER_KEY) on a free loopback port for the session; yields its base URL (…/v1). Its stderr,
+    with llama.cpp's per-request timings, goes to LOCALBENCH_HOME/llama-server.log."""
+    port = free_port()
+    log = open(localbench_home / "llama-server.log", "w")  # noqa: SIM115 - closed at teardown
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", smollm2_ref.path, "--port", str(port)]
+    proc = subprocess.Popen(
+        command + LLAMA_SERVER_ARGS,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/docs", proc=proc)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -137,10 +137,11 @@ class FakeOllama:
         after: int = 2,
         slow_s: float = 3.0,
         count: int | None = None,
+        skip: int = 0,
         api_key: str = "",
         paths: tuple[str, ...] = STREAM_PATHS,
     ) -> None:
-        """Switch a fault on for the next `count` matching requests (None: until cleared)."""
+        """Switch a fault on for `count` matching requests (None: until cleared), after letting `skip` through."""
         if mode not in (None, "die", "http500", "malformed", "slow", "auth"):
             raise ValueError(f"unknown fault {mode!r}")
         self.fault = (
@@ -151,6 +152,7 @@ class FakeOllama:
                 "after": after,
                 "slow_s": slow_s,
                 "count": count,
+                "skip": skip,
                 "api_key": api_key,
                 "paths": tuple(paths),
             }
@@ -163,6 +165,9 @@ class FakeOllama:
         with self._lock:
             f = self.fault
             if not f or path not in f["paths"]:
+                return {}
+            if f["skip"] > 0:
+                f["skip"] -= 1
                 return {}
             if f["count"] is not None:
                 if f["count"] <= 0:
@@ -367,6 +372,7 @@ class _Handler(BaseHTTPRequestHandler):
                 after=int(body.get("after", 2)),
                 slow_s=float(body.get("slow_s", 3.0)),
                 count=body.get("count"),
+                skip=int(body.get("skip", 0)),
                 api_key=body.get("api_key", ""),
             )
             self._json(200, {"fault": self.fake.fault})
