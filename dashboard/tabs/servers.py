@@ -24,6 +24,10 @@ MODEL_COLUMNS = ["model", "family", "parameters", "quantization", "size (GB)"]
 LOADED_COLUMNS = ["model", "size (GiB)", "in GPU memory (GiB)", "context (tokens)", "unloads at"]
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def ollama_frames(status) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(models, loaded) tables of an Ollama ServerStatus; GB = 1e9 bytes, GiB = 2^30 bytes."""
     models = pd.DataFrame(
@@ -88,7 +92,7 @@ def test_connection(ctx: AppContext, kind: str, url: str, api_key: str, unload_a
         models, loaded = ollama_frames(status)
         options = [("host", host)]
         text = (
-            f"✅ **Ollama {status.version}** at {host} — {len(status.models)} models, "
+            f"**Connected: Ollama {status.version}** at {host} — {plural(len(status.models), 'model')}, "
             f"{len(status.loaded)} loaded now. The Chat tab's `ollama` engine uses this server."
         )
     else:
@@ -99,8 +103,8 @@ def test_connection(ctx: AppContext, kind: str, url: str, api_key: str, unload_a
         models, loaded = openai_frame(status), pd.DataFrame(columns=LOADED_COLUMNS)
         options = [("base_url", base)]
         text = (
-            f"✅ **OpenAI-compatible server** at {base} ({status.server or 'server header not sent'}) — "
-            f"{len(status.models)} models; GET /v1/models took {status.latency_ms:.1f} ms (measured here). "
+            f"**Connected: OpenAI-compatible server** at {base} ({status.server or 'no Server header'}) — "
+            f"{plural(len(status.models), 'model')}; GET /v1/models took {status.latency_ms:.1f} ms (measured here). "
             "The Chat tab's `openai` engine uses this server."
         )
     if key:
@@ -213,7 +217,7 @@ def build(ctx: AppContext) -> None:
             [(m.name, m.family, m.parameter_size, m.quantization_level, round(m.size_bytes / 1e9, 3)) for m in listing],
             columns=MODEL_COLUMNS,
         )
-        yield f"✅ Pulled **{name}** — it is on the server now.", frame
+        yield f"Pulled **{name}** — it is on the server now.", frame
 
     inputs = [kind, url, api_key, unload_after]
     test.click(on_test, inputs, [status, models, loaded, active])
