@@ -90,7 +90,7 @@ def markdown(report: dict) -> str:
     ]
     rows = [
         ("Model weights", est["weights_bytes"], f"{est['weights_method']}; {est['bits_per_weight']:.2f} bpw"),
-        ("CPU repack copy", est["repack_bytes"], "CPU-only runs"),
+        ("CPU repack copy", est["repack_bytes"], "in RSS, not in the total: the mapped originals are reclaimable"),
         ("KV cache", est["kv_cache_bytes"], f"{est['kv_bytes_per_token'] / 1024:.1f} KiB/token"),
         ("Compute buffers", est["compute_bytes"], "llama.cpp reserve"),
         ("Runtime overhead", est["overhead_bytes"], "calibrated"),

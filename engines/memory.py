@@ -18,12 +18,13 @@ Formulas (bytes; GB = 1e9, GiB = 2**30, always labelled):
   (KQ scores plus the KQ mask). Matched llama.cpp's own "compute buffer size" log within 1.5 % for
   SmolLM2-135M at 512–8192 tokens and Gemma 3 270M (benchmarks/memory_validation.py).
 - CPU repack copy: on a CPU-only run llama.cpp copies Q4_0 / Q4_K / IQ4_NL tensors (not the token
-  embedding) into an interleaved layout while the mapped file stays resident, so they count twice.
+  embedding) into an interleaved layout; the mapped originals stay resident (RSS counts them twice)
+  but are clean file pages the kernel can drop, so the copy is in RSS, not in the planning figure.
 - runtime overhead = 16 MiB + 106 B × n_vocab, calibrated on the two bundled models (load-time
   allocations of llama.cpp and llama-cpp-python beyond the buffers above).
-`resident_bytes` (weights + repack + KV + overhead) is what the process holds right after loading on
-a CPU; `total_bytes` adds the compute reserve, which Metal/CUDA allocate up front and a CPU touches as
-long prompts run. Verdicts and the load guard use `total_bytes`.
+`resident_bytes` (weights + repack + KV + overhead) is what RSS shows right after loading on a CPU;
+`total_bytes` (weights + KV + overhead + the compute reserve, which Metal/CUDA allocate up front and a
+CPU touches as long prompts run) is the planning figure that verdicts and the load guard use.
 """
 
 from __future__ import annotations
@@ -287,13 +288,13 @@ class MemoryEstimate:
 
     @property
     def resident_bytes(self) -> int:
-        """Weights + repack + KV + overhead: what a CPU process holds right after loading."""
+        """Weights + repack + KV + overhead: what RSS shows right after loading on a CPU."""
         return self.weights_bytes + self.repack_bytes + self.kv_cache_bytes + self.overhead_bytes
 
     @property
     def total_bytes(self) -> int:
-        """Resident plus the compute reserve: the planning figure verdicts and the guard use."""
-        return self.resident_bytes + self.compute_bytes
+        """Weights + KV + overhead + compute reserve: the planning figure verdicts and the guard use."""
+        return self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes + self.compute_bytes
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -307,7 +308,7 @@ class MemoryEstimate:
         per_token = f"{self.kv_bytes_per_token / 1024:.1f} KiB/token × {self.n_ctx} tokens × {self.n_parallel}"
         return [
             ("Model weights", fmt_bytes(self.weights_bytes), f"{self.weights_method}; {self.bits_per_weight:.2f} bpw"),
-            ("CPU repack copy", fmt_bytes(self.repack_bytes), "Q4_0/Q4_K/IQ4_NL tensors copied on CPU-only runs"),
+            ("CPU repack copy", fmt_bytes(self.repack_bytes), "in RSS only: the mapped originals are reclaimable"),
             ("KV cache", fmt_bytes(self.kv_cache_bytes), f"{self.kv_type}: {per_token}"),
             (
                 "Compute buffers",
@@ -429,7 +430,7 @@ def fits_report(
     ram = fit(est.total_bytes, available_bytes, ram_bytes, "available memory now")
     where = f"GPU-usable share ({gpu_source})" if gpu_source else "GPU-usable share"
     gpu = (
-        fit(est.total_bytes - est.repack_bytes, gpu_share_bytes, gpu_share_bytes, where)
+        fit(est.total_bytes, gpu_share_bytes, gpu_share_bytes, where)
         if gpu_share_bytes
         else Fit("n/a", est.total_bytes, None, 0, "GPU-usable share (no GPU accelerator: CPU only)")
     )
@@ -603,7 +604,9 @@ def allocation_plan(ram_bytes: int, fractions: dict[str, float] | None = None) -
         shares[name] = float(value)
     total = sum(shares.values())
     if total > 1.0001:
-        raise BadParameter(f"the plan adds up to {total * 100:.0f} % of RAM — lower some shares so the total is at most 100 %")
+        raise BadParameter(
+            f"the plan adds up to {total * 100:.0f} % of RAM — lower some shares so the total is at most 100 %"
+        )
     return tuple(PlanRow(name, share, int(share * ram_bytes)) for name, share in shares.items())
 
 

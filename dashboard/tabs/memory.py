@@ -25,6 +25,7 @@ from engines.memory import (
     BITS_PER_WEIGHT,
     KV_BYTES_PER_ELEMENT,
     PLANNING_QUANTS,
+    SEED_PLAN_GB,
     GiB,
     allocation_plan,
     fmt_bytes,
@@ -80,11 +81,20 @@ def usage_chart(plan, snap) -> alt.Chart:
         .encode(
             x=alt.X("bar:N", title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("GiB:Q", title="GiB (2^30 bytes)", stack="zero"),
-            color=alt.Color("component:N", title="component"),
+            color=alt.Color("component:N", title="component", legend=alt.Legend(labelLimit=240)),
             order=alt.Order("order:Q"),
             tooltip=["bar", "component", alt.Tooltip("GiB:Q", format=".2f")],
         )
-        .properties(width=320, height=320)
+        .properties(width=260, height=320, description=chart_description(plan, snap))
+    )
+
+
+def chart_description(plan, snap) -> str:
+    """The chart's numbers in words (its accessible label)."""
+    planned = ", ".join(f"{r.component} {r.bytes / GiB:.1f} GiB" for r in plan)
+    return (
+        f"Plan (not a measurement): {planned}. Live now (psutil): available {snap.available_bytes / GiB:.1f} GiB, "
+        f"localbench process {snap.process_rss_bytes / GiB:.2f} GiB of {snap.total_bytes / GiB:.1f} GiB RAM."
     )
 
 
@@ -173,7 +183,7 @@ def calculate(ctx: AppContext, model: str, quant: str, n_ctx, kv_type: str, n_pa
     report = plan_report(
         spec,
         quant,
-        as_int(n_ctx, "context (tokens)", 1),
+        as_int(n_ctx, "context (tokens)"),
         ram_bytes=ctx.profile.ram_bytes,
         available_bytes=psutil.virtual_memory().available,
         gpu_share_bytes=ctx.profile.accelerator_memory_bytes,
@@ -212,7 +222,11 @@ def _component_rows(est: dict) -> list[tuple[str, str, str]]:
             fmt_bytes(est["weights_bytes"]),
             f"{est['weights_method']}; {est['bits_per_weight']:.2f} bpw",
         ),
-        ("CPU repack copy", fmt_bytes(est["repack_bytes"]), "Q4_0/Q4_K/IQ4_NL tensors, CPU-only llama.cpp runs"),
+        (
+            "CPU repack copy",
+            fmt_bytes(est["repack_bytes"]),
+            "CPU-only llama.cpp: counted in RSS, not in the total (the mapped originals are reclaimable)",
+        ),
         (
             "KV cache",
             fmt_bytes(est["kv_cache_bytes"]),
@@ -253,7 +267,7 @@ def build(ctx: AppContext) -> None:
         elem_id="memory-allow-oversize",
     )
 
-    @gr.render(inputs=loaded, triggers=[loaded.change])
+    @gr.render(inputs=loaded)
     def render_loaded(rows):
         if not rows:
             gr.Markdown("No model is loaded (this app's engines or Ollama).", elem_id="memory-loaded-empty")
@@ -265,10 +279,12 @@ def build(ctx: AppContext) -> None:
 
     gr.Markdown("### Allocation plan — the seed's table scaled to this machine's RAM (a plan, not a measurement)")
     with gr.Row():
-        with gr.Column(scale=3):
+        with gr.Column(scale=1):
             plan_table = gr.Dataframe(
                 plan_frame(allocation_plan(ram)),
                 interactive=True,
+                static_columns=[0, 2, 3],
+                row_limits=(len(SEED_PLAN_GB), len(SEED_PLAN_GB)),
                 elem_id="memory-plan",
                 label="Edit the shares (%); the sizes follow",
             )
@@ -277,7 +293,7 @@ def build(ctx: AppContext) -> None:
                 elem_id="memory-plan-status",
             )
             reset = gr.Button("Reset to the seed's plan", size="sm", elem_id="memory-plan-reset")
-        with gr.Column(scale=2):
+        with gr.Column(scale=1):
             chart = gr.Plot(usage_chart(allocation_plan(ram), snapshot()), elem_id="memory-chart", show_label=False)
 
     gr.Markdown("### What fits? Plan a model × quantization × context")
@@ -302,8 +318,17 @@ def build(ctx: AppContext) -> None:
         parallel = gr.Number(value=1, precision=0, label="Parallel sequences", elem_id="memory-calc-parallel")
     run = gr.Button("Estimate", variant="primary", elem_id="memory-calc-run")
     result = gr.Markdown("Pick a model and press Estimate.", elem_id="memory-calc-result")
-    components = gr.Dataframe(interactive=False, wrap=True, elem_id="memory-calc-components")
-    contexts = gr.Dataframe(interactive=False, elem_id="memory-calc-contexts")
+    components = gr.Dataframe(
+        pd.DataFrame(columns=["component", "size", "how"]),
+        interactive=False,
+        wrap=True,
+        elem_id="memory-calc-components",
+    )
+    contexts = gr.Dataframe(
+        pd.DataFrame(columns=["quantization", "weights", "bpw (derived)", "max context (tokens)"]),
+        interactive=False,
+        elem_id="memory-calc-contexts",
+    )
     timer = gr.Timer(REFRESH_S, active=True)
 
     def current_plan(frame):
@@ -345,7 +370,7 @@ def build(ctx: AppContext) -> None:
         try:
             return calculate(ctx, model_name, quant_name, ctx_tokens, kv, par, host)
         except LocalbenchError as err:
-            return warn(err), None, None
+            return warn(err), gr.update(), gr.update()
 
     live_outputs = [live, chart, loaded, loaded_status]
     timer.tick(tick, plan_table, live_outputs, show_progress="hidden", concurrency_id="memory-live")

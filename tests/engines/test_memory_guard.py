@@ -41,8 +41,16 @@ def test_guard_refuses_a_load_that_cannot_fit_and_the_override_loads_it(smollm2_
     engine = pool.get("llamacpp", "smollm2-135m", LoadConfig(n_ctx=2048, n_threads=2, allow_oversize=True))
     text, stats = engine.generate("The capital of France is", GenerationParams(max_tokens=4))
     assert stats.gen_tokens > 0 and text
-    assert check_load("llamacpp", smollm2_ref, LoadConfig(n_ctx=2048, allow_oversize=True),
-                      available_bytes=1, total_bytes=24 * GiB) is None
+    assert (
+        check_load(
+            "llamacpp",
+            smollm2_ref,
+            LoadConfig(n_ctx=2048, allow_oversize=True),
+            available_bytes=1,
+            total_bytes=24 * GiB,
+        )
+        is None
+    )
     pool.unload_all()
 
 
@@ -80,8 +88,9 @@ print(json.dumps({"rss_increase_bytes": proc.memory_info().rss - before}))
 
 @pytest.mark.parametrize("n_ctx", [2048, 8192])
 def test_estimate_matches_the_measured_rss_increase_of_a_fresh_process(smollm2_ref, n_ctx):
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(ROOT), str(n_ctx)], capture_output=True, text=True,
-                          timeout=180, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(ROOT), str(n_ctx)], capture_output=True, text=True, timeout=180, check=True
+    )
     measured = json.loads(done.stdout.strip().splitlines()[-1])["rss_increase_bytes"]
     est = estimate(spec_from_gguf(smollm2_ref.path), None, n_ctx, cpu_repack=True)
     assert est.resident_bytes == pytest.approx(measured, rel=0.15)

@@ -1,0 +1,106 @@
+"""Real-browser tests of the Memory tab: the live view and chart render, the calculator answers (and
+refuses bad input with a message), a model loaded from Chat is listed and unloads, the plan edits."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import open_tab
+
+pytestmark = pytest.mark.browser
+
+
+def text_of(page, selector: str) -> str:
+    return page.locator(selector).inner_text()
+
+
+def wait_text(page, selector: str, pattern: str, timeout: int = 60_000) -> None:
+    page.wait_for_function(
+        "([sel, pat]) => { const el = document.querySelector(sel); return el && new RegExp(pat).test(el.innerText); }",
+        arg=[selector, pattern],
+        timeout=timeout,
+    )
+
+
+def test_live_view_chart_and_calculator(page):
+    open_tab(page, "Memory")
+    wait_text(page, "#memory-live", "Total memory")
+    live = text_of(page, "#memory-live")
+    assert re.search(r"Available\s+[\d.]+ GiB \([\d.]+ GB\)", live)
+    assert "This process (RSS)" in live
+    chart = page.locator("#memory-chart .vega-embed [aria-label]")
+    chart.wait_for(timeout=60_000)
+    assert page.locator("#memory-chart .vega-embed canvas, #memory-chart .vega-embed svg.marks").count() == 1
+    label = chart.get_attribute("aria-label")  # vega's accessible description of the drawn data
+    assert re.search(r"Plan \(not a measurement\): OS [\d.]+ GiB, Applications", label)
+    assert re.search(r"Live now \(psutil\): available [\d.]+ GiB", label)
+
+    model = page.locator("#memory-calc-model input")
+    model.fill("qwen3:8b")
+    model.press("Enter")
+    quant = page.locator("#memory-calc-quant input")
+    quant.fill("Q4_K_M")
+    quant.press("Enter")
+    page.locator("#memory-calc-ctx input").fill("8192")
+    page.locator("#memory-calc-run").click()
+    wait_text(page, "#memory-calc-result", "Recommended quantization")
+    result = text_of(page, "#memory-calc-result")
+    assert "qwen3:8b (planning entry (seed)) at Q4_K_M, 8192 tokens" in result
+    total = re.search(r"total ([\d.]+) GiB \(([\d.]+) GB\)", result)
+    assert total and 5.0 < float(total.group(2)) < 8.0  # 5.0 GB of weights + 1.2 GB of KV + buffers
+    assert re.search(r"Available memory: (fits|tight|does not fit)", result)
+    components = text_of(page, "#memory-calc-components")
+    assert "KV cache" in components and "144.0 KiB/token" in components
+    wait_text(page, "#memory-calc-contexts", "Q4_K_M")
+
+
+def test_calculator_refuses_an_absurd_context(page):
+    open_tab(page, "Memory")
+    page.locator("#memory-calc-ctx input").fill("0")
+    page.locator("#memory-calc-run").click()
+    wait_text(page, "#memory-calc-result", "positive number of tokens")
+    page.locator("#memory-calc-ctx input").fill("100000")
+    page.locator("#memory-calc-run").click()
+    wait_text(page, "#memory-calc-result", "above smollm2-135m's maximum of 8192 tokens")
+
+
+def test_a_model_loaded_in_chat_is_listed_and_unloads(page):
+    page.locator("#chat-max-tokens input").fill("4")
+    page.locator("#chat-prompt textarea").fill("Hi")
+    page.locator("#chat-send").click()
+    wait_text(page, "#chat-stats", "stop", timeout=120_000)
+    open_tab(page, "Memory")
+    wait_text(page, "#memory-loaded-0", "smollm2-135m", timeout=30_000)
+    row = text_of(page, "#memory-loaded-0")
+    assert "on llamacpp" in row and re.search(r"planned [\d.]+ MiB \([\d.]+ MB\) \(derived\)", row)
+    page.locator("#memory-unload-0").click()
+    wait_text(page, "#memory-loaded-status", "Unloaded smollm2-135m")
+    page.wait_for_selector("#memory-loaded-empty", timeout=30_000)
+
+
+def test_plan_edit_updates_sizes_and_refuses_over_100_percent(page):
+    open_tab(page, "Memory")
+    wait_text(page, "#memory-plan", "Model weights")
+    cell = page.locator("#memory-plan [data-testid='cell-0-1']")  # OS, share of RAM (%)
+    cell.dblclick()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("50")
+    page.keyboard.press("Enter")
+    wait_text(page, "#memory-plan-status", "adds up to 1\\d\\d % of RAM")
+    cell.dblclick()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("5")
+    page.keyboard.press("Enter")
+    wait_text(page, "#memory-plan-status", "Model share of the plan")
+    total = re.search(r"Total memory\s+([\d.]+) GiB \(([\d.]+) GB\)", text_of(page, "#memory-live"))
+    ram_gib, ram_gb = float(total.group(1)), float(total.group(2))
+    expected = round(0.05 * ram_gb, 2)  # the sizes follow the edited share
+    page.wait_for_function(
+        "x => Math.abs(parseFloat(document.querySelector(`#memory-plan [data-testid='cell-0-3']`).innerText) - x)"
+        " < 0.015",
+        arg=expected,
+    )
+    label = page.locator("#memory-chart .vega-embed [aria-label]").get_attribute("aria-label")
+    assert f"Plan (not a measurement): OS {0.05 * ram_gib:.1f} GiB" in label
