@@ -44,6 +44,12 @@ REFERENCE_BATCH_SIZE = 32
 RSS_SAMPLE_S = 0.02
 PROGRESS_EVERY_S = 0.1
 STORE_KIND = "embed"
+WARMUPS = ("none", "batch", "pass")
+WARMUP_WORDS = {
+    "none": "none",
+    "batch": "the first batch, untimed",
+    "pass": "one untimed pass over the corpus (every padded shape seen once)",
+}
 
 Progress = Callable[[float, str], None]
 
@@ -53,6 +59,7 @@ class EmbedPlan:
     """A validated sweep: what to run, what was left out and why."""
 
     model: str
+    """What loads it: the bundled name, `ollama:<name>` or a folder's absolute path."""
     batch_sizes: tuple[int, ...]
     configs: tuple[EmbedConfig, ...]
     """Reference (torch/cpu/fp32) first when it is among them."""
@@ -81,7 +88,8 @@ class EmbedResult:
     """Texts longer than max_seq_length, cut to it; None when the backend cannot tell (Ollama)."""
     max_seq_length: int
     embedding_dim: int
-    warmup_batches: int
+    warmup: str
+    """'none', 'batch' (the first batch, untimed) or 'pass' (one untimed pass: every padded shape seen once)."""
     sorted_by_length: bool
     load_s: float
     """Seconds to load the model for this configuration."""
@@ -269,7 +277,8 @@ def plan_embed_sweep(
     if not configs:
         raise EngineUnavailable("nothing can run: " + "; ".join(skipped))
     configs.sort(key=lambda c: c != REFERENCE)
-    return EmbedPlan(ref.name, sizes, tuple(configs), tuple(skipped), REFERENCE)
+    model_key = ref.path if ref.source == "path" else ref.name  # a folder loads by its path, not its name
+    return EmbedPlan(model_key, sizes, tuple(configs), tuple(skipped), REFERENCE)
 
 
 # --- running --------------------------------------------------------------------------------------
@@ -363,7 +372,7 @@ def run_embed(
     plan: EmbedPlan,
     texts: Sequence[str],
     *,
-    warmup: bool = True,
+    warmup: str = "batch",
     sort_by_length: bool = True,
     corpus_name: str = "",
     progress: Progress | None = None,
@@ -377,11 +386,14 @@ def run_embed(
         raise BadParameter("the corpus is empty — give at least one text (one per line)")
     if any(not isinstance(t, str) for t in texts):
         raise BadParameter("every corpus entry must be text")
+    if warmup not in WARMUPS:
+        raise BadParameter(f"unknown warm-up '{warmup}' — choose one of: {', '.join(WARMUPS)}")
     n = len(texts)
     corpus = f"{corpus_name or f'custom-{n}'}:{corpus_digest(texts)}"
     cpu_info, gpu_info = _hardware_strings()
     need_ref = plan.reference is not None and plan.reference not in plan.configs
-    units = len(plan.configs) * len(plan.batch_sizes) * n + (n if need_ref else 0)
+    per_size = 2 * n if warmup == "pass" else n
+    units = len(plan.configs) * len(plan.batch_sizes) * per_size + (n if need_ref else 0)
     done, last_push = 0, 0.0
 
     def tick(k: int, message: str) -> None:
@@ -416,9 +428,18 @@ def run_embed(
             for batch_size in plan.batch_sizes:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("embeddings benchmark cancelled by the user")
-                if warmup:
+                if warmup == "batch":
                     first = batch_order(texts, sort_by_length)[:batch_size]
                     embedder.embed_batch([texts[i] for i in first])
+                elif warmup == "pass":
+                    timed_pass(
+                        embedder,
+                        texts,
+                        batch_size,
+                        sort_by_length=sort_by_length,
+                        cancel=cancel,
+                        tick=lambda k, b=batch_size, name=label: tick(k, f"{name}: warm-up pass, batch size {b}"),
+                    )
                 embedder.reset_peak_memory()
                 run = timed_pass(
                     embedder,
@@ -448,7 +469,7 @@ def run_embed(
                         truncated_texts=run.truncated,
                         max_seq_length=info.max_seq_length,
                         embedding_dim=int(run.vectors.shape[1]),
-                        warmup_batches=int(warmup),
+                        warmup=warmup,
                         sorted_by_length=sort_by_length,
                         load_s=info.load_s,
                         total_s=sum(run.latencies_s),
@@ -468,7 +489,7 @@ def run_embed(
                         model_size=info.model_size_bytes,
                         corpus=corpus,
                         samples_batch_ms=tuple(round(x, 4) for x in ms),
-                        method=f"{int(warmup)} warm-up batch, then every batch of the corpus timed once "
+                        method=f"warm-up: {WARMUP_WORDS[warmup]}; then every batch of the corpus timed once "
                         f"({'longest first' if sort_by_length else 'corpus order'}); rates are totals over summed "
                         "batch times (derived); RSS sampled every 20 ms",
                         test_time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

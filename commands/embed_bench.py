@@ -46,7 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", default=None, help="a UTF-8 file with one text per line instead of the built-in")
     parser.add_argument("--host", default=None, help="Ollama host URL for ollama:<name> models")
     parser.add_argument("--api-key", default=None, help="bearer key for an Ollama server behind a proxy")
-    parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up batch")
+    parser.add_argument(
+        "--warmup",
+        choices=["none", "batch", "pass"],
+        default="batch",
+        help="untimed warm-up per batch size: the first batch (default), a whole pass over the "
+        "corpus (steady state: on CUDA fp16/bf16 cuDNN plans each new shape once), or none",
+    )
     parser.add_argument("--no-sort", action="store_true", help="embed in corpus order, not longest first")
     parser.add_argument("-o", "--output", choices=["csv", "json", "md", "table"], default="md")
     parser.add_argument("--out", default=None, help="write the table to this file instead of stdout")
@@ -65,6 +71,7 @@ def load_texts(args: argparse.Namespace) -> tuple[list[str], str]:
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
+    from pathlib import Path
 
     from bench.embed_runner import plan_embed_sweep, run_and_store, summary_frame, sweep_notes
     from bench.export import render, to_frame
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for note in sweep_notes(plan, []):
         print(f"note: {note}", file=sys.stderr)
-    bar, progress = cli_progress(f"{plan.model} embeddings")
+    bar, progress = cli_progress(f"{Path(plan.model).name} embeddings")
     try:
         results, _ = run_and_store(
             ResultStore(),
@@ -94,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             texts,
             settings={"corpus": corpus_name},
             hardware=dataclasses.asdict(profile),
-            warmup=not args.no_warmup,
+            warmup=args.warmup,
             sort_by_length=not args.no_sort,
             corpus_name=corpus_name,
             progress=progress,

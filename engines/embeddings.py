@@ -300,7 +300,7 @@ class _OnnxBackend:
         import onnxruntime
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(path, device="cpu", local_files_only=True)
+        model = SentenceTransformer(path, device="cpu", local_files_only=True).float()  # fp32 export
         kinds = [type(m).__name__ for m in model]
         if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
             raise EngineUnavailable(

@@ -108,6 +108,13 @@ def build(ctx: AppContext) -> None:
             sentences = gr.Number(
                 CORPUS_SIZE, precision=0, label="Sentences from the built-in corpus", elem_id="embed-sentences"
             )
+            warmup = gr.Radio(
+                [("first batch", "batch"), ("one full pass", "pass"), ("none", "none")],
+                value="batch",
+                label="Warm-up per batch size (untimed)",
+                info="a full pass shows steady state: on CUDA fp16/bf16 cuDNN plans each new padded shape once",
+                elem_id="embed-warmup",
+            )
             corpus_file = gr.File(
                 label="…or your own corpus (.txt, one text per line)",
                 file_types=[".txt"],
@@ -123,7 +130,8 @@ def build(ctx: AppContext) -> None:
             table = gr.Dataframe(label="Results (all columns in the CSV)", interactive=False, elem_id="embed-table")
             download = gr.DownloadButton("Download CSV", elem_id="embed-download")
     gr.Markdown(
-        "<sub>Method: one warm-up batch per batch size, then every batch of the corpus (longest texts first, as "
+        "<sub>Method: an untimed warm-up per batch size (the first batch, or a whole pass), then every batch "
+        "of the corpus (longest texts first, as "
         "`SentenceTransformer.encode` sorts) timed once; sentences/s and tokens/s are totals over the summed batch "
         "times (derived); p50/p95 over the batch latencies; peak device memory from torch's own counter, peak RSS "
         "sampled every 20 ms; agreement is the cosine with the fp32 CPU torch embeddings of the same texts.</sub>"
@@ -136,6 +144,7 @@ def build(ctx: AppContext) -> None:
         backend_list,
         sizes_text,
         n_sentences,
+        warmup_mode,
         corpus_path,
         request: gr.Request,
         progress=gr.Progress(),
@@ -166,6 +175,7 @@ def build(ctx: AppContext) -> None:
                 settings={"corpus": corpus_name},
                 hardware=ctx.profile.to_dict(),
                 corpus_name=corpus_name,
+                warmup=warmup_mode or "batch",
                 progress=lambda f, m: progress(f, desc=m),
                 cancel=cancel,
             )
@@ -184,7 +194,7 @@ def build(ctx: AppContext) -> None:
 
     run_button.click(
         run_sweep,
-        [model, device_pick, precision_pick, backend_pick, batch_sizes, sentences, corpus_file],
+        [model, device_pick, precision_pick, backend_pick, batch_sizes, sentences, warmup, corpus_file],
         [status, chart, table, download],
         concurrency_id="embed",
     )
