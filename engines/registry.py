@@ -14,6 +14,8 @@ ENGINES: dict[str, str] = {
     "llamacpp": "engines.llamacpp:LlamaCppEngine",
     "ollama": "engines.ollama:OllamaEngine",
     "openai": "engines.openai_compat:OpenAIEngine",
+    "mlx": "engines.mlx:MlxEngine",
+    "torch": "engines.torch_hf:TorchEngine",
 }
 """Text-generation engines: name -> 'module:Class'."""
 

@@ -1,0 +1,62 @@
+"""`python app.py convert` — make the HF safetensors and MLX copies the torch and MLX engines run.
+
+Examples:
+    python app.py convert --model smollm2-135m --to hf          # GGUF → HF safetensors (bf16, dequantized)
+    python app.py convert --model smollm2-135m --to mlx-4bit    # → HF → MLX 4-bit (group size 64)
+    python app.py convert --model smollm2-135m --to all
+    python app.py convert --list
+
+Results are cached under LOCALBENCH_HOME/cache/converted as '<model>@<variant>' and appear in every
+model picker; the engines also convert on first use, so this command only does the work ahead of time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "convert"
+HELP = "Convert a GGUF model to HF safetensors (torch engine) or MLX bf16/8-bit/4-bit (MLX engine); cached."
+CHOICES = ("hf", "mlx-bf16", "mlx-8bit", "mlx-4bit", "all")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", "-m", default="smollm2-135m", help="catalog name or path (default smollm2-135m)")
+    parser.add_argument("--to", choices=CHOICES, default=None, help="target format (all = hf and every MLX variant)")
+    parser.add_argument("--force", action="store_true", help="convert again even if a cached copy exists")
+    parser.add_argument("--list", action="store_true", help="list converted models and exit")
+
+
+def run(args: argparse.Namespace) -> int:
+    from commands.bench import cli_progress
+    from engines import convert
+    from engines.errors import BadParameter
+
+    if args.list:
+        return _print_list(convert.converted_models())
+    if args.to is None:
+        raise BadParameter("say what to convert to: --to hf, mlx-bf16, mlx-8bit, mlx-4bit or all")
+    from engines.catalog import resolve_model
+
+    source = resolve_model(args.model)  # an unknown name fails here, before any progress bar is drawn
+    targets = ["hf", "mlx-bf16", "mlx-8bit", "mlx-4bit"] if args.to == "all" else [args.to]
+    for target in targets:
+        bar, progress = cli_progress(f"{args.model} → {target}")
+        try:
+            ref = convert.convert(source, target, force=args.force, progress=progress)
+        finally:
+            bar.close()
+        print(f"{ref.name}\t{ref.path}\t{ref.note}")
+    return 0
+
+
+def _print_list(refs) -> int:
+    from pathlib import Path
+
+    if not refs:
+        print("no converted models yet — run `python app.py convert --model smollm2-135m --to hf`", file=sys.stderr)
+        return 0
+    for ref in refs:
+        size = sum(p.stat().st_size for p in Path(ref.path).glob("*.safetensors"))
+        print(f"{ref.name}\t{ref.format}\t{size / 2**20:.1f} MiB\t{ref.note}")
+    return 0

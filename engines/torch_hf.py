@@ -1,0 +1,544 @@
+"""PyTorch engine: Hugging Face safetensors models through transformers' AutoModelForCausalLM, on MPS,
+CUDA or the CPU, in fp32, fp16 or bf16.
+
+`generate()` runs in a worker thread and hands every new token to a streamer as it is sampled; the
+streamer stamps it with this process's clock and the reply is decoded incrementally here, one chunk per
+token. transformers' own TextIteratorStreamer is not used because it holds text back until a word ends,
+which would make TTFT and the gaps between tokens wrong. transformers has no prompt-time counter, so
+prompt time is TTFT measured here (it includes the first token's sampling); generation t/s is
+(tokens − 1) / (last token time − first token time). Peak memory is the device's own counter
+(`torch.cuda.max_memory_allocated`, `torch.mps.current_allocated_memory`) alongside the OS RSS.
+
+A bundled GGUF name (smollm2-135m) is converted to HF safetensors on first use (engines.convert,
+cached); '<model>@hf-bf16' names that conversion.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from engines import convert
+from engines.base import (
+    Chunk,
+    Engine,
+    GenerationParams,
+    GenerationStats,
+    LoadConfig,
+    ModelInfo,
+    ModelRef,
+    Prompt,
+    StreamTimer,
+    check_cancel,
+    rate,
+)
+from engines.errors import (
+    BadParameter,
+    EngineUnavailable,
+    InsufficientMemory,
+    InvalidModelFile,
+    LocalbenchError,
+    PromptTooLong,
+)
+from engines.prompts import as_messages, check_prompt, is_chat_prompt, is_token_prompt
+
+TIMING_SOURCE = (
+    "token timestamps taken in the transformers streamer (this process); prompt time ≈ TTFT "
+    "(transformers has no prompt counter)"
+)
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+MEMORY_MULTIPLIER = 1.2
+"""Weights × 1.2 = memory a load needs (KV cache and buffers on top), as the planner assumes."""
+LOGITS_CHUNK = 512
+"""Tokens per forward pass in logits(): bounds memory and lets a cancel stop between chunks."""
+
+
+def safetensors_elements(folder: str | Path) -> tuple[int, int]:
+    """(number of weight elements, bytes on disk) from the safetensors headers (reads headers only)."""
+    import json
+    import struct
+
+    elements = size = 0
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        size += path.stat().st_size
+        with open(path, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(n))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                count = 1
+                for dim in entry["shape"]:
+                    count *= dim
+                elements += count
+    return elements, size
+
+
+def is_oom(err: BaseException) -> bool:
+    """True for out-of-memory errors from torch (CUDA, MPS, CPU allocator) and Python."""
+    name = type(err).__name__
+    text = str(err).lower()
+    return (
+        isinstance(err, MemoryError)
+        or name == "OutOfMemoryError"
+        or "out of memory" in text
+        or "can't allocate memory" in text
+        or "mps backend out of memory" in text
+    )
+
+
+def as_localbench_error(err: BaseException, what: str) -> LocalbenchError:
+    """A library exception turned into one actionable message."""
+    if isinstance(err, LocalbenchError):
+        return err
+    if is_oom(err):
+        return InsufficientMemory(
+            f"out of memory while {what}: {str(err).splitlines()[0][:200]} — use a smaller dtype (bf16), a shorter "
+            "prompt or context, or the CPU"
+        )
+    text = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
+    if "mps" in text.lower() and isinstance(err, NotImplementedError):
+        return EngineUnavailable(f"{text} — set PYTORCH_ENABLE_MPS_FALLBACK=1 or use --device cpu")
+    return EngineUnavailable(f"torch failed while {what}: {text}")
+
+
+class Detokenizer:
+    """Incremental decoding: the text each new token adds, held back while it is an incomplete character.
+
+    Decodes a short window (the previous step's tokens plus the new ones), so a leading space that a
+    SentencePiece tokenizer drops at the start of a decode is kept (vLLM's method).
+    """
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.prefix = 0
+        self.read = 0
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def add(self, ids: Sequence[int], final: bool = False) -> str:
+        self.ids.extend(ids)
+        before = self._decode(self.ids[self.prefix : self.read])
+        after = self._decode(self.ids[self.prefix :])
+        if len(after) > len(before) and (final or not after.endswith("\ufffd")):
+            self.prefix, self.read = self.read, len(self.ids)
+            return after[len(before) :]
+        return ""
+
+
+@functools.lru_cache(maxsize=1)
+def _streamer_class():
+    from transformers.generation.streamers import BaseStreamer
+
+    class TimedTokenStreamer(BaseStreamer):
+        """Queues (token ids, perf_counter time) for every generated token; the prompt is skipped."""
+
+        def __init__(self) -> None:
+            self.queue: queue.Queue = queue.Queue()
+            self._prompt_seen = False
+
+        def put(self, value) -> None:
+            t = time.perf_counter()
+            if not self._prompt_seen:
+                self._prompt_seen = True
+                return
+            self.queue.put((value.reshape(-1).tolist(), t))
+
+        def end(self) -> None:
+            self.queue.put(None)
+
+    return TimedTokenStreamer
+
+
+def _stop_flag_criteria(flag: threading.Event):
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class FlagCriteria(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), flag.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([FlagCriteria()])
+
+
+class TorchEngine(Engine):
+    name = "torch"
+    label = "PyTorch (transformers)"
+    formats = ("hf",)
+    modules = ("torch", "transformers")
+
+    def __init__(self) -> None:
+        self._model = None
+        self._tokenizer = None
+        self._device = "cpu"
+        self._dtype = "bf16"
+        self._n_ctx = 0
+        self._eos: set[int] = set()
+        self._lock = threading.Lock()
+
+    # --- catalog ------------------------------------------------------------------------------------
+
+    def resolve(self, model: str) -> ModelRef:
+        """A HF folder for `model`; bundled GGUF names are converted on first use (cached)."""
+        return convert.resolve_for_engine("torch", model, "hf-bf16")
+
+    def list_models(self, config: LoadConfig | None = None) -> list[str]:
+        return convert.engine_model_names("torch")
+
+    # --- load ---------------------------------------------------------------------------------------
+
+    def load(self, model: ModelRef, config: LoadConfig) -> ModelInfo:
+        from engines import devices
+        from engines.hardware import detect_hardware
+
+        config.validate()
+        ok, reason = self.availability()
+        if not ok:
+            raise EngineUnavailable(f"PyTorch engine unavailable: {reason}")
+        if model.format != "hf" or not model.path:
+            raise InvalidModelFile(f"the torch engine loads Hugging Face folders; '{model.name}' is {model.format}")
+        hf_config = convert.read_hf_config(model.path)
+        convert.check_torch_architecture(hf_config)
+        choice = devices.torch_device(detect_hardware(), config.device, config.dtype, devices.live_facts("torch"))
+        context_length = _text_config(hf_config).get("max_position_embeddings")
+        if context_length and config.n_ctx > context_length:
+            raise BadParameter(
+                f"n_ctx {config.n_ctx} exceeds {model.name}'s training context of {context_length} tokens"
+            )
+        n_elements, _ = safetensors_elements(model.path)
+        self._check_memory(model, config, choice, n_elements)
+
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if choice.device == "cpu" and config.n_threads:
+            torch.set_num_threads(config.n_threads)
+        torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[choice.dtype]
+        import transformers
+
+        bars = transformers.utils.logging.is_progress_bar_enabled()
+        transformers.utils.logging.disable_progress_bar()  # its "Loading weights" bar would garble the CLI's
+        t0 = time.perf_counter()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model.path)
+            net = AutoModelForCausalLM.from_pretrained(model.path, dtype=torch_dtype)
+            net = net.to(choice.device).eval()
+            if choice.device == "cuda":
+                torch.cuda.synchronize()
+        except LocalbenchError:
+            raise
+        except (ValueError, KeyError, OSError) as err:
+            raise InvalidModelFile(f"transformers could not load {model.path}: {str(err).splitlines()[0]}") from err
+        except (RuntimeError, MemoryError, NotImplementedError) as err:
+            raise as_localbench_error(err, f"loading {model.name}") from err
+        finally:
+            if bars:
+                transformers.utils.logging.enable_progress_bar()
+        load_s = time.perf_counter() - t0
+        self._model, self._tokenizer = net, tokenizer
+        self._device, self._dtype = choice.device, choice.dtype
+        self._n_ctx = config.n_ctx
+        self._eos = _eos_ids(net, tokenizer)
+        text_cfg = _text_config(hf_config)
+        n_params = int(net.num_parameters())
+        n_heads = text_cfg.get("num_attention_heads")
+        self._info = ModelInfo(
+            name=model.name,
+            engine=self.name,
+            path=model.path,
+            format="hf",
+            arch=hf_config.get("model_type", ""),
+            n_params=n_params,
+            file_type=choice.dtype,
+            model_size_bytes=n_params * DTYPE_BYTES[choice.dtype],
+            n_layers=text_cfg.get("num_hidden_layers"),
+            n_heads=n_heads,
+            n_kv_heads=text_cfg.get("num_key_value_heads", n_heads),
+            n_embd=text_cfg.get("hidden_size"),
+            head_dim=text_cfg.get("head_dim") or (text_cfg["hidden_size"] // n_heads if n_heads else None),
+            context_length=context_length,
+            n_ctx=config.n_ctx,
+            vocab_size=text_cfg.get("vocab_size"),
+            chat_template=bool(getattr(tokenizer, "chat_template", None)) and model.chat,
+            backend=choice.backend,
+            device=choice.device,
+            dtype=choice.dtype,
+            load_s=load_s,
+            versions=(("torch", metadata.version("torch")), ("transformers", metadata.version("transformers"))),
+        )
+        self.device_reason = choice.reason
+        return self._info
+
+    def _check_memory(self, model: ModelRef, config: LoadConfig, choice, n_elements: int) -> None:
+        """InsufficientMemory when weights × 1.2 exceed the memory limit or what the device has free."""
+        need = int(n_elements * DTYPE_BYTES[choice.dtype] * MEMORY_MULTIPLIER)
+        if config.memory_limit_bytes is not None:
+            available, what = config.memory_limit_bytes, "the memory limit you set"
+        elif choice.device == "cuda":
+            import torch
+
+            available, what = torch.cuda.mem_get_info()[0], "free CUDA memory"
+        else:
+            import psutil
+
+            available, what = psutil.virtual_memory().available, "available RAM"
+        if need > available and not config.allow_oversize:
+            raise InsufficientMemory(
+                f"{model.name} in {choice.dtype} needs about {need / 2**20:.0f} MiB (weights × {MEMORY_MULTIPLIER}) "
+                f"but {what} is {available / 2**20:.0f} MiB — choose a smaller dtype or model, "
+                "or load anyway with --allow-oversize"
+            )
+
+    def unload(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                import gc
+
+                import torch
+
+                self._model = None
+                self._tokenizer = None
+                gc.collect()
+                if self._device == "cuda":
+                    torch.cuda.empty_cache()
+                elif self._device == "mps":
+                    torch.mps.empty_cache()
+            super().unload()
+
+    def _require(self):
+        if self._model is None:
+            raise BadParameter("torch: no model is loaded")
+        return self._model, self._tokenizer
+
+    # --- tokens -------------------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> list[int]:
+        _, tok = self._require()
+        return list(tok.encode(text, add_special_tokens=False))
+
+    def synthetic_prompt(self, n_tokens: int, seed: int = 0) -> Prompt:
+        """Random token ids (special tokens excluded), like llama-bench and mlx_lm.benchmark."""
+        import random
+
+        _, tok = self._require()
+        rng = random.Random(seed)
+        special = set(tok.all_special_ids) | self._eos
+        n_vocab = self.info().vocab_size or len(tok)
+        tokens: list[int] = []
+        while len(tokens) < n_tokens:
+            t = rng.randrange(n_vocab)
+            if t not in special:
+                tokens.append(t)
+        return tokens
+
+    def _tokens_for(self, prompt: Prompt) -> list[int]:
+        _, tok = self._require()
+        if is_token_prompt(prompt):
+            return list(prompt)
+        if is_chat_prompt(prompt) or (self._info and self._info.chat_template):
+            if not getattr(tok, "chat_template", None):
+                raise BadParameter(f"{self._info.name} has no chat template — use plain completion")
+            text = tok.apply_chat_template(as_messages(prompt), add_generation_prompt=True, tokenize=False)
+            return list(tok.encode(text, add_special_tokens=False))
+        return list(tok.encode(str(prompt), add_special_tokens=True))
+
+    def logits(self, tokens: Sequence[int], cancel: threading.Event | None = None):
+        """float32 (len(tokens), n_vocab); row i predicts token i+1. Runs in chunks with a KV cache."""
+        import numpy as np
+        import torch
+
+        net, _ = self._require()
+        tokens = list(tokens)
+        if not tokens:
+            raise BadParameter("logits need at least one token")
+        if self._info.context_length and len(tokens) > self._info.context_length:
+            raise PromptTooLong(
+                f"{len(tokens)} tokens exceed {self._info.name}'s context of {self._info.context_length} tokens"
+            )
+        rows = []
+        with self._lock, torch.inference_mode():
+            past = None
+            try:
+                for start in range(0, len(tokens), LOGITS_CHUNK):
+                    check_cancel(cancel)
+                    ids = torch.tensor([tokens[start : start + LOGITS_CHUNK]], device=self._device)
+                    out = net(input_ids=ids, past_key_values=past, use_cache=True)
+                    past = out.past_key_values
+                    rows.append(out.logits[0].float().cpu().numpy())
+                return np.concatenate(rows).astype(np.float32, copy=False)
+            except (RuntimeError, MemoryError, NotImplementedError) as err:
+                raise as_localbench_error(err, "computing logits") from err
+
+    # --- generation ---------------------------------------------------------------------------------
+
+    def stream(
+        self, prompt: Prompt, params: GenerationParams, cancel: threading.Event | None = None
+    ) -> Iterator[Chunk]:
+        check_prompt(prompt)
+        params.validate()
+        with self._lock:
+            yield from self._stream_locked(prompt, params, cancel)
+
+    def _stream_locked(self, prompt: Prompt, params: GenerationParams, cancel) -> Iterator[Chunk]:
+        import torch
+
+        net, tok = self._require()
+        timer = StreamTimer()
+        tokens = self._tokens_for(prompt)
+        if len(tokens) >= self._n_ctx:
+            raise PromptTooLong(
+                f"the prompt is {len(tokens)} tokens but the context window is {self._n_ctx} — "
+                "shorten it or raise n_ctx"
+            )
+        max_new = min(params.max_tokens, self._n_ctx - len(tokens))
+        streamer = _streamer_class()()
+        stop_flag = threading.Event()
+        kwargs = self._generate_kwargs(tokens, max_new, params, streamer, stop_flag)
+        if self._device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with torch.inference_mode():
+                    net.generate(**kwargs)
+            except BaseException as err:  # re-raised in the caller's thread
+                failure.append(err)
+            finally:
+                streamer.end()
+
+        worker = threading.Thread(target=work, name="torch-generate", daemon=True)
+        worker.start()
+        detok = Detokenizer(tok)
+        token_times: list[float] = []
+        last_ids: list[int] = []
+        reply, emitted, stop_reason = "", 0, "length"
+        hold = max((len(s) for s in params.stop), default=1) - 1
+        try:
+            while True:
+                item = streamer.queue.get()
+                if item is None:
+                    break
+                ids, t = item
+                token_times.extend([t] * len(ids))
+                last_ids = ids
+                reply += detok.add(ids)
+                if cancel is not None and cancel.is_set():
+                    stop_reason = "cancelled"
+                    stop_flag.set()
+                cut = _find_stop(reply, params.stop)
+                if cut is not None:
+                    reply, stop_reason = reply[:cut], "stop"
+                    stop_flag.set()
+                safe = len(reply) if cut is not None else max(len(reply) - hold, emitted)
+                if safe > emitted:
+                    yield Chunk(text=reply[emitted:safe], t_s=t - timer.t0, n_tokens=len(ids))
+                    emitted = safe
+                timer.peak_rss = max(timer.peak_rss, _rss_sample(len(token_times), timer))
+        finally:
+            stop_flag.set()
+            worker.join()
+        if failure:
+            raise as_localbench_error(failure[0], "generating") from failure[0]
+        ended_on_eos = bool(last_ids) and last_ids[-1] in self._eos and not params.ignore_eos
+        if ended_on_eos and stop_reason == "length":
+            stop_reason = "stop"
+        if len(reply) > emitted and stop_reason != "cancelled":
+            yield Chunk(text=reply[emitted:], t_s=timer.elapsed(), n_tokens=0)
+        timer.finish()
+        yield Chunk(
+            text="",
+            t_s=timer.elapsed(),
+            n_tokens=0,
+            stats=self._stats(timer, token_times, len(tokens), stop_reason, ended_on_eos),
+        )
+
+    def _generate_kwargs(self, tokens, max_new, params: GenerationParams, streamer, stop_flag) -> dict:
+        import torch
+
+        ids = torch.tensor([tokens], device=self._device)
+        sampling = params.temperature > 0
+        kwargs = {
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "max_new_tokens": max_new,
+            "do_sample": sampling,
+            "streamer": streamer,
+            "stopping_criteria": _stop_flag_criteria(stop_flag),
+            "pad_token_id": next(iter(sorted(self._eos)), 0)
+            if self._tokenizer.pad_token_id is None
+            else self._tokenizer.pad_token_id,
+            "temperature": params.temperature if sampling else None,
+            "top_p": params.top_p if sampling else None,
+            "top_k": (params.top_k or None) if sampling else None,
+        }
+        if sampling:
+            torch.manual_seed(params.seed)
+        if params.ignore_eos:
+            kwargs["min_new_tokens"] = max_new
+        return kwargs
+
+    def _stats(
+        self, timer: StreamTimer, token_times: list[float], n_prompt: int, stop_reason: str, ended_on_eos: bool
+    ) -> GenerationStats:
+        """Statistics from the streamer's token timestamps; the end-of-sequence token is not counted."""
+        import torch
+
+        n = len(token_times)
+        ttft = token_times[0] - timer.t0 if n else timer.elapsed()
+        gen_s = token_times[-1] - token_times[0] if n > 1 else 0.0
+        peak_device = None
+        if self._device == "cuda":
+            peak_device = int(torch.cuda.max_memory_allocated())
+        elif self._device == "mps":
+            peak_device = int(torch.mps.current_allocated_memory())
+        gen_tokens = n - 1 if ended_on_eos else n
+        return GenerationStats(
+            ttft_s=ttft,
+            prompt_tokens=n_prompt,
+            prompt_s=ttft,
+            prompt_tps=rate(n_prompt, ttft),
+            gen_tokens=gen_tokens,
+            gen_s=gen_s,
+            gen_tps=rate(n - 1, gen_s),
+            load_s=0.0,
+            wall_s=timer.elapsed(),
+            peak_rss_bytes=timer.peak_rss,
+            stop_reason=stop_reason,
+            peak_device_bytes=peak_device,
+            itl_s=tuple(b - a for a, b in itertools.pairwise(token_times)),
+            source=TIMING_SOURCE,
+        )
+
+
+def _find_stop(text: str, stops: Sequence[str]) -> int | None:
+    hits = [text.find(s) for s in stops if s and s in text]
+    return min(hits) if hits else None
+
+
+def _rss_sample(n_tokens: int, timer: StreamTimer) -> int:
+    from engines.base import current_rss_bytes
+
+    return current_rss_bytes() if n_tokens % 16 == 0 else timer.peak_rss
+
+
+def _text_config(config: dict) -> dict:
+    """The language-model part of a config (multimodal configs nest it under text_config)."""
+    return config.get("text_config") or config
+
+
+def _eos_ids(net, tokenizer) -> set[int]:
+    ids: set[int] = set()
+    for source in (getattr(net.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(source, int):
+            ids.add(source)
+        elif isinstance(source, (list, tuple)):
+            ids.update(int(x) for x in source)
+    return ids
