@@ -110,7 +110,7 @@ class FakeOllama:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def start(self, port: int = 0) -> str:
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-ollama", daemon=True)
         self._thread.start()
@@ -256,6 +256,13 @@ class FakeOllama:
                     }
                 )
             return out
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up mid-reply (cancel, timeout) is normal here, not a traceback."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(server: FakeOllama) -> type[BaseHTTPRequestHandler]:

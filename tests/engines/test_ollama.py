@@ -105,12 +105,12 @@ def test_load_reports_info_and_ps_shows_the_model(ollama, fake_ollama):
 
 
 def test_chat_streams_with_stats_from_the_final_chunk(ollama, fake_ollama):
-    chunks = list(ollama.stream(CHAT, GenerationParams(max_tokens=16, seed=3)))
+    chunks = list(ollama.stream(CHAT, GenerationParams(max_tokens=10, seed=3)))
     text = "".join(c.text for c in chunks)
     stats = chunks[-1].stats
     assert text.strip() and stats is not None and all(c.stats is None for c in chunks[:-1])
     n_text = sum(1 for c in chunks if c.text)
-    assert stats.gen_tokens == 16 and stats.stop_reason == "length"
+    assert stats.gen_tokens == 10 and stats.stop_reason == "length"
     assert stats.prompt_tokens > 10 and stats.prompt_s > 0 and stats.gen_s > 0
     assert stats.gen_tps == pytest.approx(stats.gen_tokens / stats.gen_s)
     assert 0 < stats.ttft_s < stats.wall_s and len(stats.itl_s) == n_text - 1
@@ -125,7 +125,7 @@ def test_chat_streams_with_stats_from_the_final_chunk(ollama, fake_ollama):
         "temperature": 0.0,
         "top_k": 40,
         "top_p": 1.0,
-        "num_predict": 16,
+        "num_predict": 10,
     }
 
 
@@ -251,46 +251,13 @@ def test_wrong_api_key(fake_ollama, fault):
 def test_cli_bench_through_ollama_and_a_cut_reply_stored_as_failed(fake_ollama, fault):
     from bench.store import ResultStore
 
-    ok = run_app(
-        "bench",
-        "--engine",
-        "ollama",
-        "--host",
-        fake_ollama.url,
-        "--model",
-        MODEL,
-        "-p",
-        "32",
-        "-n",
-        "8",
-        "-r",
-        "2",
-        "-t",
-        "2",
-        "-o",
-        "csv",
-    )
+    common = ("bench", "--engine", "ollama", "--host", fake_ollama.url, "--model", MODEL, "-p", "16", "-n", "4")
+    ok = run_app(*common, "-r", "2", "-t", "2", "--no-warmup", "-o", "csv")
     assert ok.returncode == 0, ok.stderr
     lines = ok.stdout.strip().splitlines()
     assert len(lines) == 3 and "ollama" in lines[1] and "Ollama final chunk" in lines[1]
     fault("die", after=1)
-    cut = run_app(
-        "bench",
-        "--engine",
-        "ollama",
-        "--host",
-        fake_ollama.url,
-        "--model",
-        MODEL,
-        "-p",
-        "32",
-        "-n",
-        "8",
-        "-r",
-        "1",
-        "-t",
-        "2",
-    )
+    cut = run_app(*common, "-r", "1", "-t", "2")
     assert cut.returncode == 2
     assert "closed the connection mid-reply" in cut.stderr.strip().splitlines()[-1]
     last = ResultStore().runs("speed")[0]
