@@ -287,10 +287,11 @@ def test_too_slow(broken):
 
 @pytest.fixture(scope="module")
 def mlx_server(localbench_home):
-    """mlx_lm.server serving the MLX (bf16) conversion of the bundled SmolLM2 made by engines.convert."""
+    """mlx_lm.server serving the MLX (bf16) conversion of the bundled SmolLM2 made by engines.convert (cached in
+    the session's LOCALBENCH_HOME, so the MLX engine tests and this one convert once)."""
     from engines.convert import convert
 
-    ref = convert("smollm2-135m", "mlx-bf16")
+    ref = convert("smollm2-135m", "mlx-bf16", progress=lambda fraction, message: None)
     port = free_port()
     # mlx_lm.server's /v1/models scans the Hugging Face cache and fails when that folder is missing
     hf_cache = localbench_home / "hf-hub-cache"
