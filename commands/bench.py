@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serving.add_argument(
         "--unload-after",
         action="store_true",
-        help="Ollama: unload the model from the server when the benchmark ends (keep_alive 0)",
+        help="Ollama: unload the model from the server when the serving benchmark ends (keep_alive 0)",
     )
 
 
