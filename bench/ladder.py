@@ -44,7 +44,7 @@ LADDER_TYPES: tuple[str, ...] = (
 NOMINAL_BPW: dict[str, float] = {
     # llama.cpp's published bits per weight (Llama-3.1-8B, ANCHORS) where given, else the block format's.
     "F32": 32.0,
-    "BF16": 16.0,
+    "BF16": 16.0005,
     "F16": 16.0005,
     "Q8_0": 8.5008,
     "Q6_K": 6.5633,

@@ -189,6 +189,9 @@ class QuantReport:
     eval_source: str
     timings_s: dict
     """Wall seconds per stage: build, reference, quality, speed, answers, total."""
+    seed: int = 0
+    run_id: str = ""
+    """The stored run's id, set by compare_and_store."""
 
 
 def source_models() -> list[str]:
@@ -380,7 +383,9 @@ def compare(
         progress(1.0, f"compared {len(rows)} variants")
     timings["total"] = time.perf_counter() - t_start
     eval_source = quality.EVAL_TEXT_SOURCE if settings.eval_text is None else "user-supplied text"
-    return QuantReport(model, tuple(rows), reference_note, mode, seed_verdict(rows), eval_source, timings)
+    return QuantReport(
+        model, tuple(rows), reference_note, mode, seed_verdict(rows), eval_source, timings, settings.seed
+    )
 
 
 def _measure(engine, variant, config, settings, chunks, ref_logits, stages, base, share, cancel, timings):
@@ -542,13 +547,13 @@ def compare_and_store(
         status = "cancelled" if isinstance(err, (Cancelled, KeyboardInterrupt)) else "failed"
         store.save_run("quant", [], status=status, error=str(err), settings=record, hardware=hardware)
         raise
-    store.save_run(
+    run_id = store.save_run(
         "quant",
         report.rows,
         settings={**record, "timings_s": report.timings_s, "reference": report.reference_note},
         hardware=hardware,
     )
-    return report
+    return dataclasses.replace(report, run_id=run_id)
 
 
 def to_frame(rows: Sequence[QuantRow]):
@@ -581,3 +586,19 @@ SUMMARY_COLUMNS = (
     "peak_rss_bytes",
     "seed_criterion",
 )
+
+
+def pareto_front(kld: Sequence[float], speed: Sequence[float]) -> list[bool]:
+    """True for each point no other point beats on both axes (lower KLD and higher speed); NaNs are never on it."""
+    points = list(zip(kld, speed, strict=True))
+    out = []
+    for i, (k, s) in enumerate(points):
+        if math.isnan(k) or math.isnan(s):
+            out.append(False)
+            continue
+        dominated = any(
+            j != i and not (math.isnan(k2) or math.isnan(s2)) and k2 <= k and s2 >= s and (k2 < k or s2 > s)
+            for j, (k2, s2) in enumerate(points)
+        )
+        out.append(not dominated)
+    return out

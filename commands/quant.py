@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.quant_lab import QuantSettings, built_choices, compare_and_store, to_frame, variant_choices
     from bench.store import ResultStore
     from commands.bench import cli_progress
+    from engines.errors import BadParameter
     from engines.hardware import detect_hardware
 
     if args.list:
@@ -96,9 +97,21 @@ def run(args: argparse.Namespace) -> int:
         eval_text=_read_eval(args.eval_file),
         threads=args.threads,
     ).validate()
+    unknown = [v for v in labels if v not in variant_choices(args.model)]
+    if unknown:
+        raise BadParameter(
+            f"unknown variant(s) {', '.join(unknown)} for {args.model} — choose from "
+            f"{', '.join(variant_choices(args.model))}"
+        )
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # first Ctrl-C stops at the next step
-    bar, progress = cli_progress(f"quant {args.model}")
+    bars: list = []
+
+    def progress(fraction: float, message: str) -> None:
+        if not bars:  # the bar appears once work starts, so early errors print as one clean line
+            bars.extend(cli_progress(f"quant {args.model}"))
+        bars[1](fraction, message)
+
     try:
         report = compare_and_store(
             ResultStore(),
@@ -109,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
             hardware=dataclasses.asdict(detect_hardware()),
         )
     finally:
-        bar.close()
+        if bars:
+            bars[0].close()
         signal.signal(signal.SIGINT, previous)
     frame = to_frame(report.rows)
     if args.output in ("md", "table"):

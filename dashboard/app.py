@@ -14,6 +14,7 @@ from dashboard.context import AppContext
 
 TABS: list[tuple[str, str]] = [
     ("Chat", "dashboard.tabs.chat"),
+    ("Quantization", "dashboard.tabs.quantization"),
     ("Compare", "dashboard.tabs.compare"),
     ("Embeddings", "dashboard.tabs.embeddings"),
     ("Memory", "dashboard.tabs.memory"),

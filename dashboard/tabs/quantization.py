@@ -1,0 +1,274 @@
+"""Quantization tab: build a model's GGUF ladder and compare the ticked variants side by side.
+
+The user picks a model (bundled SmolLM2-135M or Gemma 3 270M, any GGUF by path, and whatever extra
+sources other engines register), ticks variants, types a prompt and presses Compare. Progress shows
+in the tab and Cancel stops at the next step. The result: each variant's greedy answer in its own
+column (chat or plain completion, said above the answers), a metrics table, an altair chart of
+generation t/s against mean KLD with the Pareto frontier, size bars with effective bits per weight,
+the seed criterion's verdict and a CSV download. Every run is stored (kind 'quant').
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import gradio as gr
+
+from bench import quant_lab
+from bench.ladder import LADDER_TYPES
+from dashboard.context import AppContext
+from dashboard.ui import as_int, csv_file, session_of, warn
+from engines.errors import LocalbenchError
+
+SCOPE = "quant"
+
+
+def _mib(frame):
+    return (frame["model_size"] / 2**20).round(1)
+
+
+def summary_frame(frame):
+    """The on-screen table: the columns a reader compares, units in the names."""
+    import pandas as pd
+
+    def pm(avg, sd):
+        return [f"{a:.1f} ± {s:.1f}" if not math.isnan(a) else "—" for a, s in zip(avg, sd, strict=True)]
+
+    return pd.DataFrame(
+        {
+            "variant": frame["variant"],
+            "real type (most bytes)": frame["main_type"] + frame["k_fallback"].map({True: " (K fallback)", False: ""}),
+            "size MiB": _mib(frame),
+            "bpw (derived)": frame["bpw"].round(3),
+            "PPL": frame["ppl"].round(3),
+            "ΔPPL %": frame["delta_ppl_pct"].round(2),
+            "KLD mean": frame["kld_mean"].round(5),
+            "KLD p99": frame["kld_p99"].round(4),
+            "same top-1 %": frame["same_top1_pct"].round(2),
+            "pp t/s": pm(frame["pp_avg_ts"], frame["pp_stddev_ts"]),
+            "tg t/s": pm(frame["tg_avg_ts"], frame["tg_stddev_ts"]),
+            "TTFT ms": frame["ttft_ms"].round(1),
+            "peak RSS MiB": (frame["peak_rss_bytes"] / 2**20).round(0),
+            "seed < 5 %": frame["seed_criterion"],
+        }
+    )
+
+
+def pareto_chart(frame):
+    """Generation t/s against mean KLD (symlog axis), each variant labelled, Pareto frontier drawn."""
+    import altair as alt
+
+    data = frame[["variant", "kld_mean", "tg_avg_ts", "tg_stddev_ts", "bpw", "delta_ppl_pct"]].copy()
+    data = data.dropna(subset=["kld_mean", "tg_avg_ts"])
+    if data.empty:
+        return None
+    data["pareto"] = quant_lab.pareto_front(list(data["kld_mean"]), list(data["tg_avg_ts"]))
+    data["frontier"] = data["pareto"].map({True: "on the Pareto frontier", False: "dominated"})
+    x = alt.X("kld_mean:Q", title="mean KLD vs reference (nats, symlog)", scale=alt.Scale(type="symlog", constant=0.01))
+    y = alt.Y("tg_avg_ts:Q", title="generation t/s (mean of repetitions)")
+    base = alt.Chart(data).encode(x=x, y=y)
+    points = base.mark_circle(size=90).encode(
+        color=alt.Color("frontier:N", title=None),
+        tooltip=[
+            "variant",
+            alt.Tooltip("kld_mean:Q", format=".4f"),
+            alt.Tooltip("tg_avg_ts:Q", format=".1f"),
+            alt.Tooltip("tg_stddev_ts:Q", format=".1f"),
+            alt.Tooltip("bpw:Q", format=".2f"),
+            alt.Tooltip("delta_ppl_pct:Q", format=".2f"),
+        ],
+    )
+    labels = base.mark_text(dx=8, dy=-8, align="left").encode(text="variant:N")
+    front = alt.Chart(data[data["pareto"]].sort_values("kld_mean")).mark_line(strokeDash=[4, 3], color="gray")
+    front = front.encode(x=x, y=y, order="kld_mean:Q")
+    return (front + points + labels).properties(
+        title="Speed against quality loss (up-left is better; dashed: Pareto frontier)", width=620, height=300
+    )
+
+
+def size_chart(frame):
+    """File size per variant (MiB), labelled with the effective bits per weight."""
+    import altair as alt
+
+    data = frame[["variant", "model_size", "bpw", "main_type"]].copy()
+    data["size_mib"] = _mib(frame)
+    data["bpw_label"] = [f"{b:.2f} bpw" if not math.isnan(b) else "" for b in data["bpw"]]
+    order = list(data["variant"])
+    base = alt.Chart(data).encode(y=alt.Y("variant:N", sort=order, title=None))
+    bars = base.mark_bar().encode(
+        x=alt.X("size_mib:Q", title="file size (MiB)"),
+        color=alt.Color("main_type:N", title="real type (most bytes)"),
+        tooltip=["variant", "main_type", alt.Tooltip("size_mib:Q", format=".1f"), alt.Tooltip("bpw:Q", format=".3f")],
+    )
+    text = base.mark_text(align="left", dx=4).encode(x="size_mib:Q", text="bpw_label:N")
+    return (bars + text).properties(
+        title="Size on disk and effective bits per weight (derived)", width=460, height=max(120, 26 * len(data))
+    )
+
+
+def answers_html(report: quant_lab.QuantReport) -> str:
+    """Each variant's answer in its own column, with the mode said once above them."""
+    if not report.rows:
+        return ""
+    mode = report.answer_mode
+    why = "the model's chat template" if mode == "chat" else f"{html.escape(report.model)} has no chat template"
+    cols = []
+    for r in report.rows:
+        cols.append(
+            f"<div class='quant-answer' style='border:1px solid #ccc;border-radius:6px;padding:8px'>"
+            f"<b>{html.escape(r.variant)}</b> <sub>{r.bpw:.2f} bpw · {r.answer_tokens} tokens</sub>"
+            f"<div style='white-space:pre-wrap;margin-top:6px'>{html.escape(r.answer)}</div></div>"
+        )
+    grid = (
+        f"<div style='display:grid;grid-template-columns:repeat({len(cols)}, minmax(160px, 1fr));gap:8px'>"
+        + "".join(cols)
+        + "</div>"
+    )
+    return (
+        f"<p id='quant-mode'><b>Mode: {html.escape(mode)}</b> ({why}); greedy (temperature 0), seed {report.seed} "
+        f"for every variant.</p>{grid}"
+    )
+
+
+def status_markdown(report: quant_lab.QuantReport, run_id: str) -> str:
+    t = report.timings_s
+    first = report.rows[0] if report.rows else None
+    evaluation = (
+        f"Evaluation: {report.eval_source}; {first.n_eval_tokens} tokens in {first.n_chunks} chunk(s) of 512, "
+        f"{first.n_scored} positions scored."
+        if first is not None and first.n_chunks
+        else "Quality not measured."
+    )
+    return (
+        f"**Done**: {len(report.rows)} variants of {report.model}, stored as run `{run_id}` (kind quant).<br>"
+        f"**{report.criterion}**<br>{report.reference_note}<br>{evaluation} "
+        f"Wall time: build {t['build']:.1f} s · reference {t['reference']:.1f} s · quality {t['quality']:.1f} s · "
+        f"speed {t['speed']:.1f} s · answers {t['answers']:.1f} s · total {t['total']:.1f} s."
+    )
+
+
+def _choices_update(model: str):
+    try:
+        choices = quant_lab.variant_choices(model)
+        built = quant_lab.built_choices(model)
+    except LocalbenchError as err:
+        warn(err)
+        return gr.update()
+    info = f"in the cache: {', '.join(built)}" if built else "none built yet — ticked types are built on Compare"
+    return gr.update(choices=choices, info=info)
+
+
+def build(ctx: AppContext) -> None:
+    models = quant_lab.source_models()
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            model = gr.Dropdown(
+                models,
+                value="smollm2-135m" if "smollm2-135m" in models else None,
+                label="Model",
+                allow_custom_value=True,
+                info="catalog name or a path to a GGUF file",
+                elem_id="quant-model",
+            )
+            variants = gr.CheckboxGroup(
+                list(LADDER_TYPES),
+                value=list(quant_lab.DEFAULT_VARIANTS),
+                label="Variants to compare",
+                elem_id="quant-variants",
+            )
+            prompt = gr.Textbox(
+                quant_lab.DEFAULT_PROMPT, label="Prompt (greedy answers, same seed)", lines=2, elem_id="quant-prompt"
+            )
+            with gr.Row():
+                max_tokens = gr.Number(48, precision=0, label="Answer tokens", elem_id="quant-max-tokens")
+                seed = gr.Number(0, precision=0, label="Seed", elem_id="quant-seed")
+            with gr.Row():
+                n_prompt = gr.Number(256, precision=0, label="pp tokens", elem_id="quant-pp")
+                n_gen = gr.Number(64, precision=0, label="tg tokens", elem_id="quant-tg")
+                reps = gr.Number(3, precision=0, label="Repetitions", elem_id="quant-reps")
+            chunks = gr.Number(
+                0, precision=0, label="Evaluation chunks of 512 tokens (0 = the whole text)", elem_id="quant-chunks"
+            )
+            with gr.Row():
+                run_button = gr.Button("Compare", variant="primary", elem_id="quant-run")
+                cancel_button = gr.Button("Cancel", variant="stop", elem_id="quant-cancel")
+        with gr.Column(scale=3):
+            status = gr.Markdown("Pick a model, tick variants and press Compare.", elem_id="quant-status")
+            answers = gr.HTML("", elem_id="quant-answers")
+            table = gr.Dataframe(label="Metrics (all columns in the CSV)", interactive=False, elem_id="quant-table")
+            chart = gr.Plot(label="Generation speed against KL divergence", show_label=False, elem_id="quant-chart")
+            sizes = gr.Plot(label="File sizes", show_label=False, elem_id="quant-sizes")
+            download = gr.DownloadButton("Download CSV", elem_id="quant-csv")
+    gr.Markdown(
+        "<sub>Method — quality: the evaluation text is tokenized once with the reference GGUF's tokenizer and cut "
+        "into chunks of 512 tokens; as llama-perplexity does, the second half of each chunk is scored. KLD is "
+        "KL(reference ‖ variant) per position in nats; same top-1 % compares the most likely token; Δp is the change "
+        "in the correct token's probability. The reference logits are computed once and cached. Speed: "
+        "llama-bench-style pp and tg tests, one warm-up then the repetitions, mean ± sample stddev, random-token "
+        "prompts; TTFT is the mean over the pp runs; peak RSS is this process's while the variant ran. Sizes are "
+        f"file bytes; bpw = bytes × 8 / parameters (derived). {quant_lab.CRITERION_DEFINITION}</sub>"
+    )
+
+    def run_compare(
+        model_name,
+        ticked,
+        prompt_text,
+        answer_tokens,
+        seed_value,
+        pp,
+        tg,
+        repetitions,
+        n_chunks,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        from engines.pool import EnginePool
+
+        cancel = ctx.new_cancel(session_of(request), SCOPE)
+        try:
+            chunk_count = as_int(n_chunks, "evaluation chunks", 0)
+            settings = quant_lab.QuantSettings(
+                variants=tuple(ticked or ()),
+                prompt=prompt_text or "",
+                max_tokens=as_int(answer_tokens, "answer tokens", 1, 4096),
+                seed=as_int(seed_value, "seed", 0),
+                n_prompt=as_int(pp, "pp tokens", 1),
+                n_gen=as_int(tg, "tg tokens", 1),
+                repetitions=as_int(repetitions, "repetitions", 1, 100),
+                max_chunks=chunk_count or None,
+                threads=ctx.config.n_threads,
+            ).validate()
+            progress(0.0, desc="starting")
+            report = quant_lab.compare_and_store(
+                ctx.store,
+                model_name,
+                settings,
+                hardware=ctx.profile.to_dict(),
+                pool=EnginePool(max_loaded=1, guard=ctx.pool.guard),
+                progress=lambda f, m: progress(f, desc=m),
+                cancel=cancel,
+            )
+        except LocalbenchError as err:
+            return warn(err), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+        frame = quant_lab.to_frame(report.rows)
+        return (
+            status_markdown(report, report.run_id),
+            answers_html(report),
+            summary_frame(frame),
+            pareto_chart(frame),
+            size_chart(frame),
+            csv_file(frame, f"localbench-quant-{report.model}"),
+        )
+
+    def cancel_compare(request: gr.Request):
+        ctx.cancel(session_of(request), SCOPE)
+
+    run_button.click(
+        run_compare,
+        [model, variants, prompt, max_tokens, seed, n_prompt, n_gen, reps, chunks],
+        [status, answers, table, chart, sizes, download],
+        concurrency_id="quant",
+    )
+    cancel_button.click(cancel_compare, None, None, queue=False)
+    model.change(_choices_update, model, variants)
