@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from engines.memory import load_spec, plan_report
 
     spec = load_spec(args.model, args.host)
-    profile = detect_hardware()
+    profile = detect_hardware(probe_bandwidth=False)  # the planner needs no bandwidth figure
     available = psutil.virtual_memory().available
     if args.available_gb is not None:
         if not 0 < args.available_gb < 1e6:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         kv_type=args.kv_type,
         n_parallel=args.parallel,
     )
-    text = json.dumps(report, indent=2) if args.output == "json" else markdown(report)
+    text = json.dumps(report, indent=2, ensure_ascii=False) if args.output == "json" else markdown(report)
     sys.stdout.write(text + "\n")
     return 0
 
@@ -88,15 +88,7 @@ def markdown(report: dict) -> str:
         "| component | size | how |",
         "|---|---|---|",
     ]
-    rows = [
-        ("Model weights", est["weights_bytes"], f"{est['weights_method']}; {est['bits_per_weight']:.2f} bpw"),
-        ("CPU repack copy", est["repack_bytes"], "in RSS, not in the total: the mapped originals are reclaimable"),
-        ("KV cache", est["kv_cache_bytes"], f"{est['kv_bytes_per_token'] / 1024:.1f} KiB/token"),
-        ("Compute buffers", est["compute_bytes"], "llama.cpp reserve"),
-        ("Runtime overhead", est["overhead_bytes"], "calibrated"),
-        ("**Total**", est["total_bytes"], "planning figure (derived)"),
-    ]
-    lines += [f"| {name} | {fmt_bytes(size)} | {how} |" for name, size, how in rows]
+    lines += [f"| {name} | {size} | {how} |" for name, size, how in report["components"]]
     lines += [
         "",
         f"- Available memory: **{report['fits']['available_memory']['text']}**",

@@ -20,11 +20,16 @@ Formulas (bytes; GB = 1e9, GiB = 2**30, always labelled):
 - CPU repack copy: on a CPU-only run llama.cpp copies Q4_0 / Q4_K / IQ4_NL tensors (not the token
   embedding) into an interleaved layout; the mapped originals stay resident (RSS counts them twice)
   but are clean file pages the kernel can drop, so the copy is in RSS, not in the planning figure.
-- runtime overhead = 16 MiB + 106 B × n_vocab, calibrated on the two bundled models (load-time
-  allocations of llama.cpp and llama-cpp-python beyond the buffers above).
+- CPU work buffer (CPU-only runs, flash attention off) = 2 B × n_ubatch × n_head × n_ctx: the CPU
+  backend converts the f32 attention scores to f16 for the KQ·V product in a scratch buffer that
+  grows as the context fills (not part of llama.cpp's reserve log).
+- runtime overhead = 27 MiB + 127 B × n_vocab: what loading through the app's llama.cpp engine
+  allocates beyond the buffers above (llama.cpp's vocabulary and context, llama-cpp-python's arrays,
+  the GGUF metadata read), calibrated on the two bundled models at 2048 tokens.
 `resident_bytes` (weights + repack + KV + overhead) is what RSS shows right after loading on a CPU;
 `total_bytes` (weights + KV + overhead + the compute reserve, which Metal/CUDA allocate up front and a
-CPU touches as long prompts run) is the planning figure that verdicts and the load guard use.
+CPU touches as long prompts run, + the CPU work buffer) is the planning figure that verdicts and the
+load guard use.
 """
 
 from __future__ import annotations
@@ -84,8 +89,8 @@ Q5_K → Q5_1, Q6_K → Q8_0 (llama-quant.cpp)."""
 REPACKED_TYPES = frozenset({"Q4_0", "Q4_K", "IQ4_NL"})
 """Tensor types the llama.cpp CPU backend repacks into a copy (measured on x86_64 AVX2)."""
 
-OVERHEAD_FIXED_BYTES = 16 * MiB
-OVERHEAD_PER_VOCAB_BYTES = 106
+OVERHEAD_FIXED_BYTES = 27 * MiB
+OVERHEAD_PER_VOCAB_BYTES = 127
 DEFAULT_N_UBATCH = 512
 MARGIN_MIN_BYTES = 512 * MiB
 MARGIN_FRACTION = 0.05
@@ -197,8 +202,13 @@ def compute_buffer_bytes(
     return int(4 * ub * max(n_vocab + 3 * n_embd, attention))
 
 
+def cpu_work_bytes(n_heads: int, n_ctx: int, n_ubatch: int = DEFAULT_N_UBATCH, flash_attn: bool = False) -> int:
+    """The CPU backend's scratch for the f16 copy of the attention scores: 2 B × n_ubatch × n_head × n_ctx."""
+    return 0 if flash_attn else 2 * max(1, min(n_ubatch, n_ctx)) * n_heads * n_ctx
+
+
 def runtime_overhead_bytes(n_vocab: int) -> int:
-    """Load-time allocations besides weights, KV and compute: 16 MiB + 106 B per vocabulary entry."""
+    """Load-time allocations besides weights, KV and compute: 27 MiB + 127 B per vocabulary entry."""
     return OVERHEAD_FIXED_BYTES + OVERHEAD_PER_VOCAB_BYTES * n_vocab
 
 
@@ -281,6 +291,9 @@ class MemoryEstimate:
     kv_cache_bytes: int
     kv_bytes_per_token: float
     compute_bytes: int
+    """llama.cpp's compute-buffer reserve (the figure its log prints)."""
+    cpu_work_bytes: int
+    """CPU-only runs: the CPU backend's attention scratch at full context (0 when offloaded)."""
     repack_bytes: int
     """CPU-only runs: repacked copies of Q4_0/Q4_K/IQ4_NL tensors (0 when offloaded)."""
     overhead_bytes: int
@@ -294,7 +307,7 @@ class MemoryEstimate:
     @property
     def total_bytes(self) -> int:
         """Weights + KV + overhead + compute reserve: the planning figure verdicts and the guard use."""
-        return self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes + self.compute_bytes
+        return self.weights_bytes + self.kv_cache_bytes + self.overhead_bytes + self.compute_bytes + self.cpu_work_bytes
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -315,8 +328,9 @@ class MemoryEstimate:
                 fmt_bytes(self.compute_bytes),
                 "llama.cpp reserve, 4 B × n_ubatch × max(logits, attention)",
             ),
-            ("Runtime overhead", fmt_bytes(self.overhead_bytes), "16 MiB + 106 B × n_vocab (calibrated)"),
-            ("Total", fmt_bytes(self.total_bytes), "planning figure (derived)"),
+            ("CPU work buffer", fmt_bytes(self.cpu_work_bytes), "CPU-only: 2 B × n_ubatch × n_head × n_ctx"),
+            ("Runtime overhead", fmt_bytes(self.overhead_bytes), "27 MiB + 127 B × n_vocab (calibrated)"),
+            ("Total", fmt_bytes(self.total_bytes), "weights + KV + compute + work + overhead (derived)"),
         ]
 
 
@@ -345,12 +359,12 @@ def estimate(
     kv_type: str = "f16",
     n_parallel: int = 1,
     n_ubatch: int = DEFAULT_N_UBATCH,
-    cpu_repack: bool = False,
+    cpu_only: bool = False,
     flash_attn: bool = False,
 ) -> MemoryEstimate:
     """The memory `spec` needs at `quant` (None: as shipped) and `n_ctx` tokens.
 
-    `cpu_repack`: the run is CPU-only on llama.cpp, so repacked tensors count twice.
+    `cpu_only`: the run is CPU-only on llama.cpp, so repacked tensors count twice.
     """
     n_ctx = check_context(spec, n_ctx)
     if not isinstance(n_parallel, int) or not 1 <= n_parallel <= 256:
@@ -383,7 +397,8 @@ def estimate(
         kv_cache_bytes=kv_cache_bytes(spec.n_layers, spec.n_kv_heads, spec.head_dim, n_ctx, kv_type, n_parallel),
         kv_bytes_per_token=kv_bytes_per_token(spec.n_layers, spec.n_kv_heads, spec.head_dim, kv_type),
         compute_bytes=compute_buffer_bytes(n_vocab, n_embd, n_heads, n_ctx, n_ubatch, flash_attn),
-        repack_bytes=repack if cpu_repack else 0,
+        cpu_work_bytes=cpu_work_bytes(n_heads, n_ctx, n_ubatch, flash_attn) if cpu_only else 0,
+        repack_bytes=repack if cpu_only else 0,
         overhead_bytes=runtime_overhead_bytes(n_vocab),
         notes=tuple(notes),
     )
@@ -443,13 +458,13 @@ def max_context(
     budget_bytes: int,
     kv_type: str = "f16",
     n_parallel: int = 1,
-    cpu_repack: bool = False,
+    cpu_only: bool = False,
 ) -> int:
     """Largest context (tokens, a multiple of 256 or the model's maximum) whose total fits `budget_bytes`; 0 if none."""
     top = min(spec.context_length or MAX_N_CTX, MAX_N_CTX)
 
     def ok(n: int) -> bool:
-        return estimate(spec, quant, n, kv_type, n_parallel, cpu_repack=cpu_repack).total_bytes <= budget_bytes
+        return estimate(spec, quant, n, kv_type, n_parallel, cpu_only=cpu_only).total_bytes <= budget_bytes
 
     if ok(top):
         return top
@@ -477,7 +492,7 @@ def context_table(
     budget_bytes: int,
     kv_type: str = "f16",
     n_parallel: int = 1,
-    cpu_repack: bool = False,
+    cpu_only: bool = False,
     quants: tuple[str, ...] = PLANNING_QUANTS,
 ) -> list[ContextRow]:
     """Maximum viable context per quantization within `budget_bytes` (the file as shipped first)."""
@@ -492,14 +507,14 @@ def context_table(
             256 if not spec.context_length else min(256, spec.context_length),
             kv_type,
             n_parallel,
-            cpu_repack=cpu_repack,
+            cpu_only=cpu_only,
         )
         rows.append(
             ContextRow(
                 est.quantization,
                 est.weights_bytes,
                 est.bits_per_weight,
-                max_context(spec, q, budget_bytes, kv_type, n_parallel, cpu_repack),
+                max_context(spec, q, budget_bytes, kv_type, n_parallel, cpu_only),
             )
         )
     return rows
@@ -520,7 +535,7 @@ def recommend(
     budget_label: str,
     kv_type: str = "f16",
     n_parallel: int = 1,
-    cpu_repack: bool = False,
+    cpu_only: bool = False,
 ) -> Recommendation:
     """The seed's QUANTIZATION_STRATEGY choice, stepped down SHRINK_LADDER until the total fits the budget."""
     spec.require("n_params")
@@ -533,14 +548,14 @@ def recommend(
     ]
     start = SHRINK_LADDER.index(rule.quantization)
     for i, q in enumerate(SHRINK_LADDER[start:], start):
-        est = estimate(spec, q, n_ctx, kv_type, n_parallel, cpu_repack=cpu_repack)
+        est = estimate(spec, q, n_ctx, kv_type, n_parallel, cpu_only=cpu_only)
         if est.total_bytes <= budget_bytes:
             reasons.append(
                 f"{q} needs {fmt_bytes(est.total_bytes)} at {n_ctx} tokens, within {budget_label} "
                 f"({fmt_bytes(budget_bytes)})."
             )
             if i == start and i > 0:
-                up = estimate(spec, SHRINK_LADDER[i - 1], n_ctx, kv_type, n_parallel, cpu_repack=cpu_repack)
+                up = estimate(spec, SHRINK_LADDER[i - 1], n_ctx, kv_type, n_parallel, cpu_only=cpu_only)
                 if up.total_bytes <= budget_bytes:
                     reasons.append(
                         f"There is room for {SHRINK_LADDER[i - 1]} too ({fmt_bytes(up.total_bytes)}) if "
@@ -559,7 +574,7 @@ def recommend(
             f"({fmt_bytes(budget_bytes)}){step}"
         )
     last = SHRINK_LADDER[-1]
-    ctx = max_context(spec, last, budget_bytes, kv_type, n_parallel, cpu_repack)
+    ctx = max_context(spec, last, budget_bytes, kv_type, n_parallel, cpu_only)
     reasons.append(
         f"Nothing on the ladder fits: lower the context (at {last} at most {ctx} tokens fit) or choose a smaller model."
         if ctx
@@ -889,13 +904,13 @@ def plan_report(
 ) -> dict:
     """Everything the calculator shows, JSON-ready: estimate, verdicts, max context per quantization,
     and the recommended quantization with its reasons. `offload`: the machine runs models on a GPU."""
-    cpu_repack = not offload
-    est = estimate(spec, quant, n_ctx, kv_type, n_parallel, cpu_repack=cpu_repack)
+    cpu_only = not offload
+    est = estimate(spec, quant, n_ctx, kv_type, n_parallel, cpu_only=cpu_only)
     ram_fit, gpu_fit = fits_report(est, available_bytes, ram_bytes, gpu_share_bytes, gpu_source)
     budget, label = planning_budget(available_bytes, ram_bytes, gpu_share_bytes, offload)
-    rows = context_table(spec, budget, kv_type, n_parallel, cpu_repack)
+    rows = context_table(spec, budget, kv_type, n_parallel, cpu_only)
     if spec.n_params:
-        rec = recommend(spec, est.n_ctx, budget, label, kv_type, n_parallel, cpu_repack)
+        rec = recommend(spec, est.n_ctx, budget, label, kv_type, n_parallel, cpu_only)
         recommendation = {
             "quantization": rec.quantization,
             "seed_choice": rec.seed_choice,
@@ -906,6 +921,7 @@ def plan_report(
     return {
         "model": spec_dict(spec),
         "estimate": est.to_dict(),
+        "components": [list(row) for row in est.rows()],
         "fits": {
             "available_memory": {**asdict(ram_fit), "text": ram_fit.text},
             "gpu_share": {**asdict(gpu_fit), "text": gpu_fit.text},

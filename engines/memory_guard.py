@@ -60,7 +60,7 @@ def estimate_for_load(engine: Engine | str, model_ref: ModelRef, config: LoadCon
         quant,
         n_ctx,
         n_ubatch=min(config.n_batch, 512),
-        cpu_repack=name == "llamacpp" and config.n_gpu_layers == 0,
+        cpu_only=name == "llamacpp" and config.n_gpu_layers == 0,
     )
     module, extra = LIBRARY_IMPORT_BYTES.get(name, ("", 0))
     if module and module not in sys.modules:

@@ -202,9 +202,7 @@ def calculate(ctx: AppContext, model: str, quant: str, n_ctx, kv_type: str, n_pa
         *[f"  - {reason}" for reason in rec["reasons"]],
         *[f"- Note: {note}" for note in est["notes"]],
     ]
-    components = pd.DataFrame(
-        [(name, size, how) for name, size, how in _component_rows(est)], columns=["component", "size", "how"]
-    )
+    components = pd.DataFrame(report["components"], columns=["component", "size", "how"])
     contexts = pd.DataFrame(
         [
             (r["quantization"], fmt_bytes(r["weights_bytes"]), round(r["bits_per_weight"], 2), r["max_ctx"] or 0)
@@ -213,33 +211,6 @@ def calculate(ctx: AppContext, model: str, quant: str, n_ctx, kv_type: str, n_pa
         columns=["quantization", "weights", "bpw (derived)", f"max context (tokens) within {report['budget']['what']}"],
     )
     return "\n".join(lines), components, contexts
-
-
-def _component_rows(est: dict) -> list[tuple[str, str, str]]:
-    return [
-        (
-            "Model weights",
-            fmt_bytes(est["weights_bytes"]),
-            f"{est['weights_method']}; {est['bits_per_weight']:.2f} bpw",
-        ),
-        (
-            "CPU repack copy",
-            fmt_bytes(est["repack_bytes"]),
-            "CPU-only llama.cpp: counted in RSS, not in the total (the mapped originals are reclaimable)",
-        ),
-        (
-            "KV cache",
-            fmt_bytes(est["kv_cache_bytes"]),
-            f"{est['kv_bytes_per_token'] / 1024:.1f} KiB/token × {est['n_ctx']} tokens × {est['n_parallel']}",
-        ),
-        (
-            "Compute buffers",
-            fmt_bytes(est["compute_bytes"]),
-            "llama.cpp reserve: 4 B × n_ubatch × max(logits, attention)",
-        ),
-        ("Runtime overhead", fmt_bytes(est["overhead_bytes"]), "16 MiB + 106 B × n_vocab (calibrated)"),
-        ("Total", fmt_bytes(est["total_bytes"]), "planning figure (derived)"),
-    ]
 
 
 # --- the tab ---------------------------------------------------------------------------------------

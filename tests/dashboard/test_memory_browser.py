@@ -104,3 +104,45 @@ def test_plan_edit_updates_sizes_and_refuses_over_100_percent(page):
     )
     label = page.locator("#memory-chart .vega-embed [aria-label]").get_attribute("aria-label")
     assert f"Plan (not a measurement): OS {0.05 * ram_gib:.1f} GiB" in label
+
+
+# The Ollama part of "Loaded models", against the loopback fake speaking Ollama's documented API (the
+# served app is not pointed at it, so this drives the tab's watcher directly; no browser needed).
+
+
+def _rows_when(watcher, predicate, timeout_s: float = 20.0):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    watcher.read(force=True)
+    while time.monotonic() < deadline:
+        rows, note = watcher.read()
+        if predicate(rows, note):
+            return rows, note
+        time.sleep(0.2)
+        watcher.read(force=True)
+    raise AssertionError(f"watcher never reached the expected state: {watcher.read()}")
+
+
+def test_ollama_models_are_listed_and_unload(fake_ollama):
+    import ollama
+
+    from dashboard.tabs.memory import OllamaWatcher
+    from engines.ollama import unload_model
+
+    ollama.Client(host=fake_ollama.url).generate(model="smollm2:135m", prompt="", keep_alive="5m")  # load it
+    watcher = OllamaWatcher(fake_ollama.url)
+    rows, _ = _rows_when(watcher, lambda rows, note: bool(rows))
+    assert rows[0]["name"] == "smollm2:135m" and rows[0]["engine"] == "ollama"
+    assert re.search(r"size [\d.]+ MiB \([\d.]+ MB\), in VRAM 0\.0 MiB", rows[0]["detail"])
+    unload_model("smollm2:135m", fake_ollama.url)
+    _rows_when(watcher, lambda rows, note: rows == [])
+
+
+def test_ollama_not_running_is_a_note_not_an_error():
+    from dashboard.tabs.memory import OllamaWatcher
+    from tests.conftest import free_port
+
+    watcher = OllamaWatcher(f"http://127.0.0.1:{free_port()}")
+    _, note = _rows_when(watcher, lambda rows, note: bool(note))
+    assert "not reachable" in note

@@ -59,8 +59,9 @@ for n_ctx in (2048, 8192):
 
 def test_compute_and_kv_buffers_match_llama_cpp_logs(smollm2_ref):
     """llama.cpp prints the buffers it allocates: the planner's formulas must agree with them."""
-    done = subprocess.run([sys.executable, "-c", LOG_SCRIPT, smollm2_ref.path], capture_output=True, text=True,
-                          timeout=180, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", LOG_SCRIPT, smollm2_ref.path], capture_output=True, text=True, timeout=180, cwd=ROOT
+    )
     log = done.stderr + done.stdout
     compute = [float(x) for x in re.findall(r"sched_reserve:\s+CPU compute buffer size =\s+([\d.]+) MiB", log)]
     kv = [float(x) for x in re.findall(r"CPU KV buffer size =\s+([\d.]+) MiB", log)]
@@ -123,13 +124,24 @@ def _hf_folder(path: Path, config: dict, tensors: dict) -> Path:
     return path
 
 
-HF_CONFIG = {"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-             "hidden_size": 64, "vocab_size": 100, "max_position_embeddings": 512, "torch_dtype": "bfloat16"}
+HF_CONFIG = {
+    "model_type": "llama",
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "hidden_size": 64,
+    "vocab_size": 100,
+    "max_position_embeddings": 512,
+    "torch_dtype": "bfloat16",
+}
 
 
 def test_hf_folder_spec(tmp_path):
-    folder = _hf_folder(tmp_path / "tiny-hf", HF_CONFIG, {"embed.weight": np.zeros((100, 64), np.float16),
-                                                        "layer.weight": np.zeros((64, 64), np.float16)})
+    folder = _hf_folder(
+        tmp_path / "tiny-hf",
+        HF_CONFIG,
+        {"embed.weight": np.zeros((100, 64), np.float16), "layer.weight": np.zeros((64, 64), np.float16)},
+    )
     spec = m.spec_from_folder(str(folder))
     assert spec.source == "HF folder" and spec.file_type == "BF16"
     assert (spec.n_layers, spec.n_kv_heads, spec.head_dim, spec.n_params) == (2, 2, 16, 100 * 64 + 64 * 64)
@@ -140,8 +152,11 @@ def test_hf_folder_spec(tmp_path):
 
 def test_mlx_folder_counts_packed_weights(tmp_path):
     config = {**HF_CONFIG, "quantization": {"group_size": 64, "bits": 4}}
-    tensors = {"layer.weight": np.zeros((64, 8), np.uint32), "layer.scales": np.zeros((64, 1), np.float16),
-               "layer.biases": np.zeros((64, 1), np.float16)}
+    tensors = {
+        "layer.weight": np.zeros((64, 8), np.uint32),
+        "layer.scales": np.zeros((64, 1), np.float16),
+        "layer.biases": np.zeros((64, 1), np.float16),
+    }
     spec = m.spec_from_folder(str(_hf_folder(tmp_path / "tiny-mlx", config, tensors)))
     assert spec.source == "MLX folder" and spec.file_type == "MLX-4bit"
     assert spec.n_params == 64 * 64  # 8 uint32 words hold 64 4-bit weights per row
@@ -163,9 +178,15 @@ def test_model_without_the_needed_metadata_names_the_field(tmp_path):
 # --- bad input ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("n_ctx", "message"), [
-    (0, "positive"), (-5, "positive"), (8193, "above smollm2-135m's maximum of 8192"), (1.5, "whole number"),
-])
+@pytest.mark.parametrize(
+    ("n_ctx", "message"),
+    [
+        (0, "positive"),
+        (-5, "positive"),
+        (8193, "above smollm2-135m's maximum of 8192"),
+        (1.5, "whole number"),
+    ],
+)
 def test_absurd_context_is_refused(smollm2_ref, n_ctx, message):
     spec = m.spec_from_gguf(smollm2_ref.path, "smollm2-135m")
     with pytest.raises(BadParameter, match=message):
@@ -225,8 +246,16 @@ def test_recommendation_follows_the_seed_table_then_steps_down():
 
 def test_plan_report_is_json_ready(smollm2_ref):
     spec = m.spec_from_gguf(smollm2_ref.path, "smollm2-135m")
-    report = m.plan_report(spec, "Q4_K_M", 8192, ram_bytes=24 * GiB, available_bytes=16 * GiB,
-                           gpu_share_bytes=16 * GiB, gpu_source="test", offload=True)
+    report = m.plan_report(
+        spec,
+        "Q4_K_M",
+        8192,
+        ram_bytes=24 * GiB,
+        available_bytes=16 * GiB,
+        gpu_share_bytes=16 * GiB,
+        gpu_source="test",
+        offload=True,
+    )
     json.dumps(report)
     assert report["fits"]["available_memory"]["verdict"] == "fits"
     assert report["fits"]["gpu_share"]["verdict"] == "fits"
@@ -269,3 +298,42 @@ def test_ollama_model_spec_from_show_and_tags(fake_ollama, smollm2_ref):
     est = m.estimate(spec, None, 2048)
     assert est.kv_cache_bytes == 45 * MiB
     assert m.load_spec("smollm2:135m", fake_ollama.url).source == "Ollama"  # not in the catalog: asks Ollama
+
+
+# --- the CLI ----------------------------------------------------------------------------------------------
+
+
+def test_plan_cli_json():
+    from tests.conftest import run_app
+
+    done = run_app("plan", "--model", "smollm2-135m", "--quant", "Q4_K_M", "--ctx", "8192", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    est = report["estimate"]
+    assert (est["quantization"], est["n_ctx"], est["kv_cache_bytes"]) == ("Q4_K_M", 8192, 180 * MiB)
+    assert (
+        est["total_bytes"]
+        == est["weights_bytes"]
+        + est["kv_cache_bytes"]
+        + est["compute_bytes"]
+        + est["cpu_work_bytes"]
+        + est["overhead_bytes"]
+    )
+    assert report["fits"]["available_memory"]["verdict"] in ("fits", "tight", "does not fit")
+    assert report["recommendation"]["quantization"] and report["units"].startswith("sizes in bytes")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ctx", "0"], "context must be a positive number of tokens, got 0"),
+        (["--model", "qwen3:8b", "--ctx", "50000"], "above qwen3:8b's maximum of 40960 tokens"),
+        (["--quant", "Q9"], "unknown quantization 'Q9'"),
+    ],
+)
+def test_plan_cli_bad_input_is_one_line_and_exit_2(args, message):
+    from tests.conftest import run_app
+
+    done = run_app("plan", *args)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and message in done.stderr

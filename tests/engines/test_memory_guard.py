@@ -92,7 +92,7 @@ def test_estimate_matches_the_measured_rss_increase_of_a_fresh_process(smollm2_r
         [sys.executable, "-c", MEASURE, str(ROOT), str(n_ctx)], capture_output=True, text=True, timeout=180, check=True
     )
     measured = json.loads(done.stdout.strip().splitlines()[-1])["rss_increase_bytes"]
-    est = estimate(spec_from_gguf(smollm2_ref.path), None, n_ctx, cpu_repack=True)
+    est = estimate(spec_from_gguf(smollm2_ref.path), None, n_ctx, cpu_only=True)
     assert est.resident_bytes == pytest.approx(measured, rel=0.15)
     assert est.total_bytes >= measured  # the planning figure (with the compute reserve) is an upper bound
     guarded = estimate_for_load("llamacpp", smollm2_ref, LoadConfig(n_ctx=n_ctx, n_threads=2))

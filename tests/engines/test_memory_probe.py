@@ -54,7 +54,11 @@ def test_vm_stat_without_page_size_is_rejected_not_guessed():
 
 @pytest.mark.parametrize(
     ("name", "wired", "level"),
-    [("macos_sysctl_default.txt", 0, 1), ("macos_sysctl_raised.txt", 57344, 2), ("macos13_sysctl_unknown_oid.txt", None, 4)],
+    [
+        ("macos_sysctl_default.txt", 0, 1),
+        ("macos_sysctl_raised.txt", 57344, 2),
+        ("macos13_sysctl_unknown_oid.txt", None, 4),
+    ],
 )
 def test_sysctl_wired_limit_and_pressure_level(name, wired, level):
     values = mp.parse_sysctl_memory(fixture(name))
@@ -111,8 +115,7 @@ def test_mlx_reading_only_once_mlx_is_imported():
     if "mlx.core" not in sys.modules:
         reading, note = mp.mlx_memory()
         assert reading is None and "not loaded" in note
-    import mlx.core as mx
-
+    mx = pytest.importorskip("mlx.core")  # in requirements.txt; absent only on bare GPU boxes
     held = mx.ones((1024, 1024))  # 4 MiB the allocator must report
     mx.eval(held)
     reading, note = mp.mlx_memory()
@@ -130,3 +133,20 @@ def test_torch_reading_when_loaded():
         assert readings and readings[0].name.startswith("torch CUDA")
     else:
         assert note.startswith("torch:")
+
+
+@pytest.mark.cuda
+def test_cuda_allocations_show_in_torch_and_nvml_readings():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here; the CPU path is tested above")
+    held = torch.empty(512 * 2**20, dtype=torch.uint8, device="cuda")
+    readings, note = mp.torch_memory()
+    assert note == "" and readings[0].name == "torch CUDA:0"
+    assert readings[0].used_bytes >= 512 * 2**20 and readings[0].peak_bytes >= readings[0].used_bytes
+    gpus, note = mp.nvml_memory()
+    assert note == "" and gpus, note
+    assert gpus[0].used_bytes >= 512 * 2**20 and gpus[0].limit_bytes > gpus[0].used_bytes
+    rows = dict((r[0], r[1]) for r in mp.snapshot().rows())
+    assert any(k.startswith("GPU 0 (") for k in rows) and "torch CUDA:0" in rows
+    del held
