@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from engines.base import EmbeddingStats, current_rss_bytes
-from engines.errors import BadParameter, EngineUnavailable, ModelNotFound, ServerError
+from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound, ServerError
 
 DEVICES = ("cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -242,18 +242,27 @@ def weights_bytes(path: str | None) -> int:
 # --- backends ---------------------------------------------------------------------------------------
 
 
+def load_sentence_transformer(path: str, device: str):
+    """SentenceTransformer from a local folder; InvalidModelFile when the folder cannot be loaded."""
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(path, device=device, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InvalidModelFile(
+            f"cannot load {path} as a sentence-transformers model ({first}) — check the folder's config and weights"
+        ) from None
+
+
 class _TorchBackend:
     """SentenceTransformer forward on our own tokenization (as encode does, per batch)."""
 
     def __init__(self, path: str, device: str, precision: str) -> None:
         import torch
-        from sentence_transformers import SentenceTransformer
 
         self.torch = torch
-        try:
-            model = SentenceTransformer(path, device=device, local_files_only=True)
-        except (OSError, ValueError) as err:
-            raise ModelNotFound(f"cannot load sentence-transformers model from {path}: {err}") from None
+        model = load_sentence_transformer(path, device)
         self.model = model.to(torch_dtype(precision)).eval()
         self.device = device
         self.tokenizer = model.tokenizer
@@ -298,9 +307,8 @@ class _OnnxBackend:
 
     def __init__(self, path: str, device: str) -> None:
         import onnxruntime
-        from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(path, device="cpu", local_files_only=True).float()  # fp32 export
+        model = load_sentence_transformer(path, "cpu").float()  # the export is fp32 whatever the weights are
         kinds = [type(m).__name__ for m in model]
         if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
             raise EngineUnavailable(

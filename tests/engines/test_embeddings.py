@@ -15,7 +15,7 @@ from engines.embeddings import (
     present_devices,
     resolve_embed_model,
 )
-from engines.errors import BadParameter, EngineUnavailable, ModelNotFound, ServerError
+from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound, ServerError
 
 TEXTS = ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."]
 LONG = "The committee measured the fragile bridge before dawn. " * 60  # ~600 tokens, over the 256 limit
@@ -98,6 +98,14 @@ def test_unknown_models_give_clear_messages(tmp_path):
     with pytest.raises(ModelNotFound, match="after 'ollama:'"):
         resolve_embed_model("ollama:")
     assert resolve_embed_model("ALL-MiniLM-L6-v2").kind == "sentence-transformers"
+
+
+def test_broken_folder_gives_one_clear_message(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "modules.json").write_text("[]")
+    with pytest.raises(InvalidModelFile, match="cannot load .* as a sentence-transformers model") as err:
+        Embedder().load(str(tmp_path), EmbedConfig(device="cpu"))
+    assert "\n" not in str(err.value)
 
 
 def test_absent_device_and_unsupported_choices():
