@@ -1,13 +1,14 @@
 """The embeddings throughput runner: batch sizes × devices × precisions × backends on one corpus.
 
-For each configuration the model is loaded once; for each batch size one untimed warm-up batch runs,
-then the whole corpus is embedded in batches of that size (sorted by length first, as
+For each configuration the model is loaded once; for each batch size an untimed warm-up runs (the first
+batch, a whole pass, or none), then the whole corpus is embedded in batches of that size (sorted by length first, as
 `SentenceTransformer.encode` does, unless told not to). Each `embed_batch` call is timed with
 perf_counter (tokenization, forward pass and the copy back to the host included); sentences/s and
 tokens/s are the corpus totals over the summed batch times (derived). Peak memory: the device's own
-counter (torch.cuda's peak allocation; MPS sampled after each batch) and this process's RSS, sampled
-every 20 ms by a thread. Agreement: the cosine of each text's vector with the fp32 CPU torch
-reference (mean and minimum over the corpus). Progress and cancel come in as a callable and an Event.
+counter (torch.cuda's peak allocation; MPS sampled after each batch) and this process's peak RSS (the
+kernel's high-water mark on Linux, getrusage elsewhere; no sampling thread to slow the run).
+Agreement: the cosine of each text's vector with the fp32 CPU torch reference (mean and minimum over
+the corpus). Progress and cancel come in as a callable and an Event.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ DEFAULT_BATCH_SIZES = (1, 8, 32, 128, 512)
 MAX_BATCH_SIZE = 65536
 REFERENCE = EmbedConfig(backend="torch", device="cpu", precision="fp32")
 REFERENCE_BATCH_SIZE = 32
-RSS_SAMPLE_S = 0.02
 PROGRESS_EVERY_S = 0.1
 STORE_KIND = "embed"
 WARMUPS = ("none", "batch", "pass")
@@ -106,7 +106,9 @@ class EmbedResult:
     peak_device_bytes: int | None
     device_memory_source: str
     peak_rss_bytes: int
-    """Peak resident set size of this process during the timed batches (sampled every 20 ms)."""
+    """Peak resident set size of this process during the timed batches."""
+    peak_rss_source: str
+    """How the peak RSS was read (see PeakRss)."""
     cosine_mean_vs_ref: float
     """Mean cosine similarity of each text's vector with the fp32 CPU reference's (NaN without one)."""
     cosine_min_vs_ref: float
@@ -285,27 +287,70 @@ def plan_embed_sweep(
 
 
 class PeakRss:
-    """Peak RSS of this process while the block runs, sampled every `interval_s` by a daemon thread."""
+    """Peak RSS of this process while the block runs, without a sampling thread.
 
-    def __init__(self, interval_s: float = RSS_SAMPLE_S) -> None:
-        self.interval_s = interval_s
+    Linux: the kernel's own high-water mark (VmHWM in /proc/self/status), reset on entry by writing 5 to
+    /proc/self/clear_refs — exact. Elsewhere (macOS): getrusage's ru_maxrss when it rose during the block
+    (then it is this block's peak, exact), else the largest of the `sample()` readings taken after each
+    batch (a lower bound). `source` says which.
+    """
+
+    def __init__(self) -> None:
         self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="peak-rss")
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.peak_bytes = max(self.peak_bytes, current_rss_bytes())
+        self.source = ""
+        self._hwm = False
+        self._maxrss_before = 0
 
     def __enter__(self) -> PeakRss:
+        self._hwm = _reset_hwm()
+        self._maxrss_before = _maxrss_bytes()
         self.peak_bytes = current_rss_bytes()
-        self._thread.start()
         return self
 
+    def sample(self) -> None:
+        if not self._hwm:
+            self.peak_bytes = max(self.peak_bytes, current_rss_bytes())
+
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, current_rss_bytes())
+        hwm = _hwm_bytes() if self._hwm else None
+        if hwm:
+            self.peak_bytes, self.source = max(self.peak_bytes, hwm), "VmHWM (kernel high-water mark, reset per pass)"
+            return
+        after = _maxrss_bytes()
+        if after > self._maxrss_before:
+            self.peak_bytes, self.source = max(self.peak_bytes, after), "ru_maxrss (rose during the pass)"
+        else:
+            self.peak_bytes = max(self.peak_bytes, current_rss_bytes())
+            self.source = "RSS sampled after each batch (lower bound)"
+
+
+def _reset_hwm() -> bool:
+    """Reset this process's RSS high-water mark (Linux); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return _hwm_bytes() is not None
+    except OSError:
+        return False
+
+
+def _hwm_bytes() -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _maxrss_bytes() -> int:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
 
 
 @dataclass
@@ -317,6 +362,7 @@ class _Pass:
     n_tokens: int
     truncated: int | None
     peak_rss_bytes: int
+    peak_rss_source: str
 
 
 def timed_pass(
@@ -356,9 +402,10 @@ def timed_pass(
             n_tokens += stats.n_tokens
             truncated += stats.truncated
             known = known and stats.extra.get("truncated_known", True)
+            rss.sample()
             if tick is not None:
                 tick(len(idx))
-    return _Pass(out, latencies, n_tokens, truncated if known else None, rss.peak_bytes)
+    return _Pass(out, latencies, n_tokens, truncated if known else None, rss.peak_bytes, rss.source)
 
 
 def _hardware_strings() -> tuple[str, str]:
@@ -482,6 +529,7 @@ def run_embed(
                         peak_device_bytes=device_bytes,
                         device_memory_source=device_source,
                         peak_rss_bytes=run.peak_rss_bytes,
+                        peak_rss_source=run.peak_rss_source,
                         cosine_mean_vs_ref=cos_mean,
                         cosine_min_vs_ref=cos_min,
                         reference="torch cpu fp32" if plan.reference else "none (Ollama model: no local fp32 copy)",
@@ -491,7 +539,7 @@ def run_embed(
                         samples_batch_ms=tuple(round(x, 4) for x in ms),
                         method=f"warm-up: {WARMUP_WORDS[warmup]}; then every batch of the corpus timed once "
                         f"({'longest first' if sort_by_length else 'corpus order'}); rates are totals over summed "
-                        "batch times (derived); RSS sampled every 20 ms",
+                        "batch times (derived)",
                         test_time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                         cpu_info=cpu_info,
                         gpu_info=gpu_info,

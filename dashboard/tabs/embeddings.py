@@ -134,7 +134,8 @@ def build(ctx: AppContext) -> None:
         "of the corpus (longest texts first, as "
         "`SentenceTransformer.encode` sorts) timed once; sentences/s and tokens/s are totals over the summed batch "
         "times (derived); p50/p95 over the batch latencies; peak device memory from torch's own counter, peak RSS "
-        "sampled every 20 ms; agreement is the cosine with the fp32 CPU torch embeddings of the same texts.</sub>"
+        "from the OS (Linux: the kernel's high-water mark); agreement is the cosine with the fp32 CPU torch "
+        "embeddings of the same texts.</sub>"
     )
 
     def run_sweep(

@@ -90,6 +90,18 @@ def test_throughput_batches_and_order():
     assert [list(b) for b in split_batches(np.arange(5), 2)] == [[0, 1], [2, 3], [4]]
 
 
+def test_peak_rss_sees_a_freed_allocation():
+    from bench.embed_runner import PeakRss
+    from engines.base import current_rss_bytes
+
+    before = current_rss_bytes()
+    with PeakRss() as rss:
+        block = np.ones(200 * 2**20 // 8)  # 200 MiB, touched, then freed before the block ends
+        del block
+    assert rss.peak_bytes >= before + 150 * 2**20 and rss.source
+    assert current_rss_bytes() < rss.peak_bytes
+
+
 @pytest.mark.parametrize("bad", ["0", "-8", "abc", "1.5", ""])
 def test_bad_batch_sizes(bad):
     with pytest.raises(BadParameter, match="batch size"):
