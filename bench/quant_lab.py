@@ -94,6 +94,8 @@ class QuantSettings:
     eval_text: str | None = None
     """None: the bundled evaluation text."""
     threads: int | None = None
+    quality_workers: int = 1
+    """Variants scored at once in the quality sweep (each on threads // workers threads)."""
 
     def validate(self) -> QuantSettings:
         if not self.variants:
@@ -102,6 +104,8 @@ class QuantSettings:
             raise BadParameter("the prompt is empty — type a prompt for the side-by-side answers")
         if not 1 <= self.max_tokens <= 4096:
             raise BadParameter(f"max tokens must be between 1 and 4096, got {self.max_tokens}")
+        if not 1 <= self.quality_workers <= 16:
+            raise BadParameter(f"quality workers must be between 1 and 16, got {self.quality_workers}")
         if self.speed and not 1 <= self.repetitions <= 100:
             raise BadParameter(f"repetitions must be between 1 and 100, got {self.repetitions}")
         if self.speed and (self.n_prompt < 1 or self.n_gen < 1 or self.n_prompt + self.n_gen > 8192):
@@ -363,15 +367,32 @@ def compare(
                 cancel=cancel,
             )
             timings["reference"] = time.perf_counter() - t0
-        share = 0.8 / max(1, len(variants))
+        scores: dict[str, tuple] = {}
+        if ref_logits is not None:
+            t0 = time.perf_counter()
+            scores = _score_all(
+                variants,
+                chunks,
+                ref_logits,
+                settings,
+                threads,
+                getattr(pool, "guard", None),
+                stages.enter(0.2, 0.6, "quality"),
+                cancel,
+            )
+            timings["quality"] = time.perf_counter() - t0
+        share = 0.4 / max(1, len(variants))
         for i, variant in enumerate(variants):
-            base = 0.2 + i * share
+            base = 0.6 + i * share
             stages.enter(base, base + share, f"{variant.label}: loading ({i + 1}/{len(variants)})")
             engine, config = load(variant)
-            measured = _measure(
-                engine, variant, config, settings, chunks, ref_logits, stages, base, share, cancel, timings
+            result, note = scores.get(variant.label, (None, variant.note))
+            measured = _measure(engine, variant, config, settings, stages, base, share, cancel, timings)
+            rows.append(
+                _row(
+                    model, variant, reference, reference_note, engine.info(), settings, chunks, result, note, *measured
+                )
             )
-            rows.append(_row(model, variant, reference, reference_note, engine.info(), settings, chunks, *measured))
     finally:
         if own_pool:
             pool.unload_all()
@@ -388,28 +409,65 @@ def compare(
     )
 
 
-def _measure(engine, variant, config, settings, chunks, ref_logits, stages, base, share, cancel, timings):
-    """(quality result or None, note, pp SpeedResult, tg SpeedResult, answer text, answer stats)."""
+def _score_all(variants, chunks, ref_logits, settings, threads, guard, progress, cancel) -> dict[str, tuple]:
+    """Quality of every variant against the cached reference: label -> (QualityResult | None, note).
+
+    With quality_workers > 1, variants are scored concurrently, each engine on threads // workers threads
+    (llama.cpp releases the GIL): on small models two single-thread workers beat one two-thread decode,
+    whose spinning thread barriers suffer badly when the CPU is shared.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engines.registry import create_engine
+
+    todo = [v for v in variants if not v.is_reference]
+    out: dict[str, tuple] = {v.label: (ref_logits.quality(), v.note) for v in variants if v.is_reference}
+    workers = max(1, min(settings.quality_workers, len(todo)))
+    per_engine = max(1, threads // workers)
+    total = max(1, len(todo) * len(chunks))
+    done = [0]
+    lock = threading.Lock()
+
+    def score(variant: Variant) -> tuple:
+        engine = create_engine(variant.engine)
+        ref = engine.resolve(variant.model)
+        config = _load_config(variant, quality.N_CTX, per_engine)
+        if guard is not None and not config.allow_oversize:
+            guard(engine, ref, config)
+
+        def tick(fraction: float, message: str) -> None:
+            with lock:
+                done[0] += 1
+                progress(done[0] / total, f"{variant.label}: quality {message}")
+
+        engine.load(ref, config)
+        try:
+            return quality.score_variant(engine, chunks, ref_logits, progress=tick, cancel=cancel), variant.note
+        except EngineUnavailable as err:
+            return None, (variant.note + "; " if variant.note else "") + str(err)
+        finally:
+            engine.unload()
+
+    if workers == 1:
+        for v in todo:
+            out[v.label] = score(v)
+        return out
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="quality") as pool:
+        futures = {v.label: pool.submit(score, v) for v in todo}
+        try:
+            for label, future in futures.items():
+                out[label] = future.result()
+        except BaseException:
+            if cancel is not None:
+                cancel.set()  # stop the other workers at their next chunk
+            raise
+    return out
+
+
+def _measure(engine, variant, config, settings, stages, base, share, cancel, timings):
+    """(pp SpeedResult, tg SpeedResult, answer text, answer stats), the variant alone on the CPU."""
     from bench.runner import plan_tests, run_speed
 
-    note = variant.note
-    result = None
-    if ref_logits is not None:
-        t0 = time.perf_counter()
-        if variant.is_reference:
-            result = ref_logits.quality()
-        else:
-            try:
-                result = quality.score_variant(
-                    engine,
-                    chunks,
-                    ref_logits,
-                    cancel=cancel,
-                    progress=lambda f, m: _sub(stages, base, share, 0.0, 0.5, f, f"{variant.label}: quality {m}"),
-                )
-            except EngineUnavailable as err:
-                note = (note + "; " if note else "") + str(err)
-        timings["quality"] += time.perf_counter() - t0
     pp = tg = None
     if settings.speed:
         t0 = time.perf_counter()
@@ -421,18 +479,18 @@ def _measure(engine, variant, config, settings, chunks, ref_logits, stages, base
             repetitions=settings.repetitions,
             seed=settings.seed,
             cancel=cancel,
-            progress=lambda f, m: _sub(stages, base, share, 0.5, 0.9, f, f"{variant.label}: speed {m}"),
+            progress=lambda f, m: _sub(stages, base, share, 0.0, 0.8, f, f"{variant.label}: speed {m}"),
         )
         timings["speed"] += time.perf_counter() - t0
     t0 = time.perf_counter()
-    _sub(stages, base, share, 0.9, 1.0, 0.0, f"{variant.label}: answering")
+    _sub(stages, base, share, 0.8, 1.0, 0.0, f"{variant.label}: answering")
     text, stats = engine.generate(
         settings.prompt, GenerationParams(max_tokens=settings.max_tokens, temperature=0.0, seed=settings.seed), cancel
     )
     if stats.stop_reason == "cancelled":
         raise Cancelled("comparison cancelled by the user; nothing was stored")
     timings["answers"] += time.perf_counter() - t0
-    return result, note, pp, tg, text, stats
+    return pp, tg, text, stats
 
 
 def _sub(stages: _Stages, base: float, share: float, lo: float, hi: float, fraction: float, message: str) -> None:

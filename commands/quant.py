@@ -46,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunks", type=int, default=None, help="score only the first N chunks of 512 tokens")
     parser.add_argument("--eval-file", default=None, help="evaluation text file (default: the bundled text)")
     parser.add_argument("--threads", "-t", type=int, default=None, help="CPU threads (default: performance cores)")
+    parser.add_argument(
+        "--quality-workers",
+        type=int,
+        default=1,
+        help="variants scored at once, each on threads/workers threads (2 suits tiny models on a busy CPU)",
+    )
     parser.add_argument("--list", action="store_true", help="list the variants of the model and which are built")
     parser.add_argument("-o", "--output", choices=["csv", "json", "md", "table"], default="md")
     parser.add_argument("--out", default=None, help="write the table to this file instead of stdout")
@@ -96,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         max_chunks=args.chunks,
         eval_text=_read_eval(args.eval_file),
         threads=args.threads,
+        quality_workers=args.quality_workers,
     ).validate()
     unknown = [v for v in labels if v not in variant_choices(args.model)]
     if unknown:

@@ -98,7 +98,7 @@ def size_chart(frame):
     base = alt.Chart(data).encode(y=alt.Y("variant:N", sort=order, title=None))
     bars = base.mark_bar().encode(
         x=alt.X("size_mib:Q", title="file size (MiB)"),
-        color=alt.Color("main_type:N", title="real type (most bytes)"),
+        color=alt.Color("main_type:N", title="real type (most bytes)", legend=alt.Legend(orient="bottom")),
         tooltip=["variant", "main_type", alt.Tooltip("size_mib:Q", format=".1f"), alt.Tooltip("bpw:Q", format=".3f")],
     )
     text = base.mark_text(align="left", dx=4).encode(x="size_mib:Q", text="bpw_label:N")
@@ -187,6 +187,9 @@ def build(ctx: AppContext) -> None:
                 n_prompt = gr.Number(256, precision=0, label="pp tokens", elem_id="quant-pp")
                 n_gen = gr.Number(64, precision=0, label="tg tokens", elem_id="quant-tg")
                 reps = gr.Number(3, precision=0, label="Repetitions", elem_id="quant-reps")
+            workers = gr.Number(
+                1, precision=0, label="Quality workers (variants scored at once)", elem_id="quant-workers"
+            )
             chunks = gr.Number(
                 0, precision=0, label="Evaluation chunks of 512 tokens (0 = the whole text)", elem_id="quant-chunks"
             )
@@ -220,6 +223,7 @@ def build(ctx: AppContext) -> None:
         tg,
         repetitions,
         n_chunks,
+        n_workers,
         request: gr.Request,
         progress=gr.Progress(),
     ):
@@ -238,6 +242,7 @@ def build(ctx: AppContext) -> None:
                 repetitions=as_int(repetitions, "repetitions", 1, 100),
                 max_chunks=chunk_count or None,
                 threads=ctx.config.n_threads,
+                quality_workers=as_int(n_workers, "quality workers", 1, 16),
             ).validate()
             progress(0.0, desc="starting")
             report = quant_lab.compare_and_store(
@@ -266,7 +271,7 @@ def build(ctx: AppContext) -> None:
 
     run_button.click(
         run_compare,
-        [model, variants, prompt, max_tokens, seed, n_prompt, n_gen, reps, chunks],
+        [model, variants, prompt, max_tokens, seed, n_prompt, n_gen, reps, chunks, workers],
         [status, answers, table, chart, sizes, download],
         concurrency_id="quant",
     )

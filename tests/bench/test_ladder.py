@@ -33,7 +33,14 @@ def report(smol_ladder, localbench_home):
     from bench.store import ResultStore
 
     settings = quant_lab.QuantSettings(
-        variants=("F16", *TYPES), max_tokens=8, n_prompt=16, n_gen=4, repetitions=2, max_chunks=2, threads=1
+        variants=("F16", *TYPES),
+        max_tokens=8,
+        n_prompt=16,
+        n_gen=4,
+        repetitions=2,
+        max_chunks=2,
+        threads=2,
+        quality_workers=2,  # two variants scored at once, one thread each
     )
     return quant_lab.compare_and_store(ResultStore(), "smollm2-135m", settings)
 
@@ -96,25 +103,8 @@ def test_rows_are_stored_as_kind_quant(report):
 
 
 def test_cli_prints_one_row_per_variant(smol_ladder):
-    proc = run_app(
-        "quant",
-        "--variants",
-        "Q8_0,Q4_0",
-        "--chunks",
-        "1",
-        "-p",
-        "16",
-        "-n",
-        "4",
-        "-r",
-        "1",
-        "--max-tokens",
-        "4",
-        "-t",
-        "2",
-        "-o",
-        "csv",
-    )
+    args = "quant --variants F16,Q4_0 --chunks 1 -p 16 -n 4 -r 1 --max-tokens 4 -t 1 -o csv"
+    proc = run_app(*args.split())
     assert proc.returncode == 0, proc.stderr
     frame = pd.read_csv(io.StringIO(proc.stdout))
     assert list(frame["variant"]) == ["F16", "Q4_0"]
