@@ -8,9 +8,11 @@ engine module, reads its RSS, loads the file with the app's own LlamaCppEngine (
 512, CPU) and reads RSS again; the increase is compared with the planner's `resident_bytes`
 (weights + CPU repack copy + KV cache + runtime overhead; target ±15 %). The same process then
 reloads with verbose=True to capture llama.cpp's own "compute buffer size", compared with the
-planner's compute-buffer formula. `--fill` also processes an almost full-context prompt and compares
-the peak RSS with the planning total (which should be an upper bound). The weights the planner
-predicts for each type from the *source* file's tensor table are compared with the real file size.
+planner's compute-buffer formula. The bundled Gemma 3 270M (`--also`) is measured as shipped: a
+second architecture, with a 262k vocabulary and sliding-window layers. `--fill` also processes an
+almost full-context prompt and compares the peak RSS with the planning total (which should be an
+upper bound). The weights the planner predicts for each type from the *source* file's tensor table
+are compared with the real file size.
 
     .venv/bin/python benchmarks/memory_validation.py [--ctx 2048,8192] [--fill] [--out benchmarks/results]
 """
@@ -106,7 +108,7 @@ def measure(path: str, n_ctx: int, fill: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run(contexts: list[int], fill: bool, fill_all: bool) -> tuple[list[dict], str]:
+def run(contexts: list[int], fill: bool, fill_all: bool, also: list[str]) -> tuple[list[dict], str]:
     from engines.catalog import resolve_model
     from engines.memory import estimate, spec_from_gguf, weights_for
 
@@ -114,11 +116,12 @@ def run(contexts: list[int], fill: bool, fill_all: bool) -> tuple[list[dict], st
     rows = []
     with tempfile.TemporaryDirectory(prefix="memval-") as tmp:
         files, origin = variants(Path(tmp))
+        files += [(f"{name} (other model, as shipped)", resolve_model(name).path) for name in also]
         for i, (label, path) in enumerate(files):
             spec = spec_from_gguf(path)
             nominal = label.split(" ")[0]
             try:
-                predicted = weights_for(source, nominal)[0] if "shipped" not in label else spec.file_bytes
+                predicted = weights_for(source, nominal)[0] if "shipped" not in label else None
             except Exception:
                 predicted = None
             for n_ctx in contexts:
@@ -198,12 +201,17 @@ def main() -> int:
     parser.add_argument("--ctx", default="2048,8192", help="context sizes, comma-separated (default 2048,8192)")
     parser.add_argument("--fill", action="store_true", help="also fill the context with a prompt (first variant)")
     parser.add_argument("--fill-all", action="store_true", help="with --fill: every variant (slow)")
+    parser.add_argument(
+        "--also",
+        default="gemma3-270m",
+        help="other catalog models to measure as shipped, comma-separated (default gemma3-270m)",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for CSV and JSON")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     contexts = [int(x) for x in args.ctx.split(",") if x.strip()]
     t0 = time.perf_counter()
-    rows, origin = run(contexts, args.fill, args.fill_all)
+    rows, origin = run(contexts, args.fill, args.fill_all, [m for m in args.also.split(",") if m.strip()])
     import pandas as pd
 
     out = Path(args.out)
