@@ -112,7 +112,7 @@ def variant_name(base: str, variant: str) -> str:
 def split_name(name: str) -> tuple[str, str] | None:
     """'smollm2-135m@mlx-4bit' → ('smollm2-135m', 'mlx-4bit'); None when the suffix is not ours."""
     base, sep, variant = (name or "").strip().rpartition("@")
-    if sep and base and variant in VARIANTS:
+    if sep and base and variant in VARIANTS and os.sep not in base:  # a path is not a name
         return base, variant
     return None
 

@@ -12,8 +12,6 @@ import pytest
 
 from engines.base import LoadConfig
 
-CPU_CONFIG = LoadConfig(n_ctx=2048, n_threads=2, device="cpu")
-
 
 @pytest.fixture(scope="session")
 def hf_ref(localbench_home):
@@ -35,11 +33,12 @@ def mlx_refs(hf_ref):
 
 @pytest.fixture(scope="session")
 def torch_engine(hf_ref):
-    """The HF copy loaded on the torch engine (CPU, bf16, 2 threads, n_ctx 2048)."""
+    """The HF copy loaded on the torch engine (CPU, bf16, n_ctx 2048). One thread: on this shared 2-core VM,
+    torch's two OpenMP threads stall behind other processes (seconds per token), one thread does not."""
     from engines.torch_hf import TorchEngine
 
     engine = TorchEngine()
-    engine.load(hf_ref, LoadConfig(n_ctx=2048, n_threads=2, device="cpu", dtype="bf16"))
+    engine.load(hf_ref, LoadConfig(n_ctx=2048, n_threads=1, device="cpu", dtype="bf16"))
     yield engine
     engine.unload()
 

@@ -182,6 +182,8 @@ def test_names_are_checked(hf_ref):  # noqa: F811
     with pytest.raises(BadParameter, match="unknown conversion target"):
         convert.convert("smollm2-135m", "onnx")
     assert convert.resolve_for_engine("torch", "smollm2-135m", "hf-bf16") == hf_ref
+    by_path = convert.resolve_for_engine("torch", hf_ref.path, "hf-bf16")  # a folder path loads as it is
+    assert (by_path.path, by_path.format) == (hf_ref.path, "hf")
 
 
 def test_convert_command(mlx_refs):  # noqa: F811
