@@ -65,6 +65,10 @@ NOMINAL_BPW: dict[str, float] = {
 """Nominal bits per weight of each llama.cpp file type: ranks precision and sizes the disk check."""
 
 FLOAT_TYPES = ("F32", "BF16", "F16")
+SAME_AS_SOURCE = (
+    "same type as the source, so it nearly reproduces the shipped file: its loss against the dequantized "
+    "reference is ~0 by construction, not a measure of this type's loss against full precision"
+)
 DISK_MARGIN_BYTES = 256 * 2**20
 """Free space left untouched after a build, so the cache never fills the disk to the last byte."""
 STALE_PARTIAL_S = 3600.0
@@ -133,8 +137,8 @@ class Ladder:
 
 @dataclass(frozen=True)
 class GgufScan:
-    """What the ladder needs from a GGUF header: read in milliseconds (gguf.GGUFReader parses every
-    tokenizer entry and takes ~2 s for SmolLM2, ~10 s for Gemma 3)."""
+    """What the ladder needs from a GGUF header, read in milliseconds (gguf.GGUFReader decodes every
+    tokenizer entry: ~2 s for SmolLM2, ~10 s for Gemma 3)."""
 
     file_type: str
     n_params: int
@@ -148,95 +152,22 @@ class GgufScan:
         return self.file_size_bytes * 8 / self.n_params if self.n_params else 0.0
 
 
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-
-
 def scan_gguf(path: str | Path) -> GgufScan:
-    """Header, key/values (skipping arrays) and tensor table of a GGUF; InvalidModelFile if unreadable."""
-    import mmap
-    import struct
+    """File type, parameters, bytes per tensor type and BOS handling of a GGUF, from a direct header walk
+    (engines.memory.scan_gguf); InvalidModelFile for a non-GGUF, corrupt or truncated file."""
+    from engines.gguf_meta import file_type_name
+    from engines.memory import scan_gguf as scan
 
-    import gguf
-
-    from engines.gguf_meta import check_gguf_file, file_type_name
-
-    p = check_gguf_file(path)
-    size = p.stat().st_size
-    with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        pos = 4
-
-        def take(fmt: str):
-            nonlocal pos
-            (value,) = struct.unpack_from(fmt, buf, pos)
-            pos += struct.calcsize(fmt)
-            return value
-
-        def string() -> str:
-            nonlocal pos
-            n = take("<Q")
-            if n > size - pos:
-                raise ValueError("string runs past the end of the file")
-            pos += n
-            return bytes(buf[pos - n : pos]).decode("utf-8", "replace")
-
-        def skip_value(vtype: int):
-            nonlocal pos
-            if vtype == 8:
-                return string()
-            if vtype == 9:
-                item, count = take("<I"), take("<Q")
-                if item in _SCALARS:
-                    pos += struct.calcsize(_SCALARS[item]) * count
-                else:
-                    for _ in range(count):
-                        skip_value(item)
-                return None
-            return take(_SCALARS[vtype])
-
-        try:
-            version = take("<I")
-            if not 1 <= version <= 3:
-                raise ValueError(f"unsupported GGUF version {version}")
-            n_tensors, n_kv = take("<Q"), take("<Q")
-            kv = {}
-            for _ in range(n_kv):
-                key = string()
-                kv[key] = skip_value(take("<I"))
-            infos = []
-            for _ in range(n_tensors):
-                string()
-                dims = [take("<Q") for _ in range(take("<I"))]
-                ttype, offset = take("<I"), take("<Q")
-                infos.append((dims, ttype, offset))
-        except (struct.error, ValueError, KeyError, IndexError) as err:
-            raise InvalidModelFile(
-                f"{p.name} is not a readable GGUF file ({err}) — download or build it again"
-            ) from err
-    align = int(kv.get("general.alignment") or 32)
-    data_start = (pos + align - 1) // align * align
+    kv, tensors, size = scan(str(path))
     by_type: dict[str, int] = {}
-    n_params, end = 0, data_start
-    for dims, ttype, offset in infos:
-        qtype = gguf.GGMLQuantizationType(ttype)
-        block, type_size = gguf.GGML_QUANT_SIZES[qtype]
-        n = 1
-        for d in dims:
-            n *= d
-        nbytes = n // block * type_size
-        n_params += n
-        by_type[qtype.name] = by_type.get(qtype.name, 0) + nbytes
-        end = max(end, data_start + offset + nbytes)
-    if end > size:
-        raise InvalidModelFile(
-            f"{p.name} is truncated: its tensors need {end:,} bytes but the file has {size:,}"
-            " — download or build it again"
-        )
+    for t in tensors:
+        by_type[t.ggml_type] = by_type.get(t.ggml_type, 0) + t.n_bytes
     bos = kv.get("tokenizer.ggml.bos_token_id")
     return GgufScan(
         file_type=file_type_name(kv.get("general.file_type")),
-        n_params=n_params,
+        n_params=sum(t.n_elements for t in tensors),
         file_size_bytes=size,
-        tensor_bytes_by_type=tuple(sorted(by_type.items(), key=lambda kv_: -kv_[1])),
+        tensor_bytes_by_type=tuple(sorted(by_type.items(), key=lambda item: -item[1])),
         add_bos=bool(kv.get("tokenizer.ggml.add_bos_token", False)),
         bos_token_id=int(bos) if bos is not None else None,
     )
@@ -514,6 +445,8 @@ def build_ladder(
             note = f"quantized from the {ref_type} reference" + (
                 f" (itself dequantized from {meta.file_type})" if ref_type != meta.file_type else ""
             )
+            if t == meta.file_type:
+                note += f"; {SAME_AS_SOURCE}"
         build_s = 0.0
         if progress:
             progress(i / len(wanted), f"{'building' if not path.exists() else 'cached'} {t} ({i + 1}/{len(wanted)})")

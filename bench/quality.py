@@ -282,6 +282,13 @@ def load_reference(folder: Path) -> ReferenceLogits:
     )
 
 
+def reference_cached(ref_path: str | Path, chunks: Sequence[Sequence[int]], n_ctx: int = N_CTX) -> bool:
+    """True when the reference logits of these chunks are already in the cache."""
+    from engines.paths import cache_dir
+
+    return (cache_dir("reference-logits") / reference_key(ref_path, chunks, n_ctx) / "meta.json").exists()
+
+
 def reference_logits(
     engine,
     ref_path: str | Path,
@@ -291,10 +298,17 @@ def reference_logits(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> ReferenceLogits:
-    """The reference's cached log-probabilities, computed once with `engine` (loaded on ref_path)."""
+    """The reference's cached log-probabilities, computed once with `engine` (loaded on ref_path).
+
+    `engine` may be a list of engines loaded on the same file: chunks are then shared out between them
+    and computed concurrently (each chunk's rows land in their own slice of the cache).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from bench.ladder import check_disk_space
     from engines.paths import atomic_path, cache_dir
 
+    engines = list(engine) if isinstance(engine, (list, tuple)) else [engine]
     folder = cache_dir("reference-logits") / reference_key(ref_path, chunks, n_ctx)
     if (folder / "meta.json").exists():
         if progress:
@@ -302,45 +316,70 @@ def reference_logits(
         return load_reference(folder)
     n_chunks, k = len(chunks), n_scored(n_ctx)
     first = first_scored(n_ctx)
+    targets = np.asarray([c[first + 1 : n_ctx] for c in chunks], dtype=np.int32)
+    nll = np.empty((n_chunks, k))
+    top1 = np.empty((n_chunks, k), dtype=np.int32)
+    p_target = np.empty((n_chunks, k))
+    done = [0]
+    lock = threading.Lock()
     with atomic_path(folder) as tmp:
         tmp.mkdir(parents=True)
-        logp16 = None
-        top_idx = top_val = None
-        targets = np.asarray([c[first + 1 : n_ctx] for c in chunks], dtype=np.int32)
-        nll, top1, p_target = [], [], []
-        for c, chunk in enumerate(chunks):
+        arrays: dict[str, np.ndarray] = {}
+
+        def one(c: int, eng) -> None:
             _check(cancel, "reference pass")
-            logp = _scored_logp(engine, chunk, n_ctx, None, cancel)
-            if logp16 is None:
+            logp = _scored_logp(eng, chunks[c], n_ctx, None, cancel)
+            if not arrays:  # the first chunk sizes the cache (the vocabulary is known only now)
                 n_vocab = logp.shape[1]
                 check_disk_space(
                     tmp.parent, reference_cache_bytes(n_chunks, n_ctx, n_vocab), "the reference logits cache"
                 )
-                logp16 = np.lib.format.open_memmap(
+                arrays["logp16"] = np.lib.format.open_memmap(
                     tmp / "logp16.npy", mode="w+", dtype=np.float16, shape=(n_chunks, k, n_vocab)
                 )
-                top_idx = np.empty((n_chunks, k, TOP_EXACT), dtype=np.int32)
-                top_val = np.empty((n_chunks, k, TOP_EXACT), dtype=np.float32)
-            logp16[c] = logp
+                arrays["top_idx"] = np.empty((n_chunks, k, TOP_EXACT), dtype=np.int32)
+                arrays["top_val"] = np.empty((n_chunks, k, TOP_EXACT), dtype=np.float32)
+            arrays["logp16"][c] = logp
             idx = np.argpartition(logp, -TOP_EXACT, axis=1)[:, -TOP_EXACT:]
-            top_idx[c] = idx
-            top_val[c] = np.take_along_axis(logp, idx, axis=1)
+            arrays["top_idx"][c] = idx
+            arrays["top_val"][c] = np.take_along_axis(logp, idx, axis=1)
             s = position_stats(logp, targets[c])
-            nll.append(s.nll)
-            top1.append(s.top1)
-            p_target.append(s.p_target)
-            if progress:
-                progress((c + 1) / n_chunks, f"reference logits: chunk {c + 1}/{n_chunks}")
-        logp16.flush()
-        del logp16
+            nll[c], top1[c], p_target[c] = s.nll, s.top1, s.p_target
+            with lock:
+                done[0] += 1
+                if progress:
+                    progress(done[0] / n_chunks, f"reference logits: chunk {done[0]}/{n_chunks}")
+
+        one(0, engines[0])
+        if len(engines) == 1:
+            for c in range(1, n_chunks):
+                one(c, engines[0])
+        else:
+
+            def worker(w: int) -> None:
+                for c in range(1 + w, n_chunks, len(engines)):
+                    one(c, engines[w])
+
+            with ThreadPoolExecutor(max_workers=len(engines), thread_name_prefix="reference") as pool:
+                futures = [pool.submit(worker, w) for w in range(len(engines))]
+                try:
+                    for f in futures:
+                        f.result()
+                except BaseException:
+                    if cancel is not None:
+                        cancel.set()
+                    raise
+        arrays["logp16"].flush()
+        n_vocab = arrays["logp16"].shape[2]
+        del arrays["logp16"]
         np.savez(
             tmp / "arrays.npz",
-            top_idx=top_idx,
-            top_val=top_val,
+            top_idx=arrays["top_idx"],
+            top_val=arrays["top_val"],
             targets=targets,
-            nll=np.concatenate(nll),
-            top1=np.concatenate(top1),
-            p_target=np.concatenate(p_target),
+            nll=nll.reshape(-1),
+            top1=top1.reshape(-1),
+            p_target=p_target.reshape(-1),
         )
         (tmp / "meta.json").write_text(
             json.dumps(

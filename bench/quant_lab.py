@@ -359,13 +359,23 @@ def compare(
             engine, _ = load(reference)
             if not chunks:
                 chunks = quality.eval_chunks(engine.tokenize(text), max_chunks=settings.max_chunks)
-            ref_logits = quality.reference_logits(
-                engine,
-                ref_path or reference.model,
-                chunks,
-                progress=stages.enter(0.1, 0.2, "reference logits"),
-                cancel=cancel,
-            )
+            workers = settings.quality_workers
+            ref_key_path = ref_path or reference.model
+            helpers = []
+            try:
+                if workers > 1 and not quality.reference_cached(ref_key_path, chunks):
+                    guard = getattr(pool, "guard", None)
+                    helpers = [_open_engine(reference, max(1, threads // workers), guard) for _ in range(workers)]
+                ref_logits = quality.reference_logits(
+                    helpers or engine,
+                    ref_key_path,
+                    chunks,
+                    progress=stages.enter(0.1, 0.2, "reference logits"),
+                    cancel=cancel,
+                )
+            finally:
+                for helper in helpers:
+                    helper.unload()
             timings["reference"] = time.perf_counter() - t0
         scores: dict[str, tuple] = {}
         if ref_logits is not None:
@@ -409,6 +419,19 @@ def compare(
     )
 
 
+def _open_engine(variant: Variant, threads: int, guard):
+    """A fresh engine (outside any pool) with the variant loaded for logits: n_ctx 512, `threads` threads."""
+    from engines.registry import create_engine
+
+    engine = create_engine(variant.engine)
+    ref = engine.resolve(variant.model)
+    config = _load_config(variant, quality.N_CTX, threads)
+    if guard is not None and not config.allow_oversize:
+        guard(engine, ref, config)
+    engine.load(ref, config)
+    return engine
+
+
 def _score_all(variants, chunks, ref_logits, settings, threads, guard, progress, cancel) -> dict[str, tuple]:
     """Quality of every variant against the cached reference: label -> (QualityResult | None, note).
 
@@ -417,8 +440,6 @@ def _score_all(variants, chunks, ref_logits, settings, threads, guard, progress,
     whose spinning thread barriers suffer badly when the CPU is shared.
     """
     from concurrent.futures import ThreadPoolExecutor
-
-    from engines.registry import create_engine
 
     todo = [v for v in variants if not v.is_reference]
     out: dict[str, tuple] = {v.label: (ref_logits.quality(), v.note) for v in variants if v.is_reference}
@@ -429,18 +450,13 @@ def _score_all(variants, chunks, ref_logits, settings, threads, guard, progress,
     lock = threading.Lock()
 
     def score(variant: Variant) -> tuple:
-        engine = create_engine(variant.engine)
-        ref = engine.resolve(variant.model)
-        config = _load_config(variant, quality.N_CTX, per_engine)
-        if guard is not None and not config.allow_oversize:
-            guard(engine, ref, config)
+        engine = _open_engine(variant, per_engine, guard)
 
         def tick(fraction: float, message: str) -> None:
             with lock:
                 done[0] += 1
                 progress(done[0] / total, f"{variant.label}: quality {message}")
 
-        engine.load(ref, config)
         try:
             return quality.score_variant(engine, chunks, ref_logits, progress=tick, cancel=cancel), variant.note
         except EngineUnavailable as err:
@@ -583,7 +599,11 @@ def seed_verdict(rows: Sequence[QuantRow]) -> str:
     if math.isnan(row.delta_ppl_pct):
         return f"{CRITERION_DEFINITION} Not evaluated: quality was not measured."
     verdict = "PASS" if row.seed_criterion == "pass" else "FAIL"
-    return f"{CRITERION_DEFINITION} {verdict}: ΔPPL {row.delta_ppl_pct:+.2f} % (mean KLD {row.kld_mean:.4f})."
+    text = f"{CRITERION_DEFINITION} {verdict}: ΔPPL {row.delta_ppl_pct:+.2f} % (mean KLD {row.kld_mean:.4f})."
+    if ladder_mod.SAME_AS_SOURCE in row.note:
+        text += f" Caveat: the source itself is {SEED_TYPE}, so this compares the file with itself — {SEED_TYPE}'s "
+        text += "loss against full precision cannot be measured from this source."
+    return text
 
 
 def compare_and_store(

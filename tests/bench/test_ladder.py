@@ -4,6 +4,7 @@ KLD ordering llama.cpp shows (Q8_0 < Q4_0 < Q2_K), cache atomicity, and every ba
 from __future__ import annotations
 
 import io
+import math
 import os
 import signal
 import subprocess
@@ -247,3 +248,18 @@ def test_a_build_killed_midway_leaves_no_usable_looking_file(smol_ladder):
     lad = ladder.build_ladder("smollm2-135m", ["Q5_K_S"], threads=1)
     assert lad.file("Q5_K_S").path == str(final) and final.exists()
     assert not list(folder.glob(".Q5_K_S.gguf.partial-*"))
+
+
+def test_base_model_answers_in_plain_completion():
+    """Gemma 3 270M is a base model without a chat template: its answers run as plain completion."""
+    from dashboard.tabs.quantization import answers_html
+
+    settings = quant_lab.QuantSettings(
+        variants=("Q4_0",), quality=False, speed=False, max_tokens=8, prompt="The capital of France is", threads=2
+    )
+    report = quant_lab.compare("gemma3-270m", settings)
+    row = report.rows[0]
+    assert report.answer_mode == row.answer_mode == "plain completion" and row.answer.strip()
+    assert "F16 dequantized from the Q4_K_M source" in report.reference_note
+    assert "Mode: plain completion</b> (gemma3-270m has no chat template)" in answers_html(report)
+    assert math.isnan(row.kld_mean) and row.quality_method == "not measured"

@@ -163,3 +163,15 @@ def test_llamacpp_logits_match_its_greedy_generation(llama_engine):
     assert np.array_equal(llama_engine.logits(tokens), logits)
     # row i predicts token i+1: a prefix gives the same rows
     np.testing.assert_allclose(llama_engine.logits(tokens[:5]), logits[:5], atol=1e-3)
+
+
+def test_reference_pass_shared_between_engines_matches_one_engine(tmp_path):
+    chunks, table = _fake_chunks(5, 700, seed=5)
+    one_file, two_file = tmp_path / "one.gguf", tmp_path / "two.gguf"
+    one_file.write_bytes(b"GGUF-one")
+    two_file.write_bytes(b"GGUF-two")
+    single = q.reference_logits(_FixedLogits(table), one_file, chunks)
+    shared = q.reference_logits([_FixedLogits(table), _FixedLogits(table)], two_file, chunks)
+    assert np.array_equal(np.asarray(single.logp16), np.asarray(shared.logp16))
+    assert np.array_equal(single.stats.nll, shared.stats.nll) and np.array_equal(single.top_idx, shared.top_idx)
+    assert q.reference_cached(two_file, chunks)
