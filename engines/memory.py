@@ -370,6 +370,11 @@ def estimate(
     if not isinstance(n_parallel, int) or not 1 <= n_parallel <= 256:
         raise BadParameter(f"parallel sequences must be between 1 and 256, got {n_parallel!r}")
     q = normalize_quant(quant)
+    if q is None and not spec.file_bytes and spec.file_type:  # no file (a seed entry): its planned type
+        try:
+            q = normalize_quant(spec.file_type)
+        except BadParameter:
+            q = None
     spec.require("n_layers", "n_kv_heads", "head_dim")
     weights, repack, bpw, method = weights_for(spec, q)
     notes = []

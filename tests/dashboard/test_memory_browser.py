@@ -40,9 +40,8 @@ def test_live_view_chart_and_calculator(page):
     model = page.locator("#memory-calc-model input")
     model.fill("qwen3:8b")
     model.press("Enter")
-    quant = page.locator("#memory-calc-quant input")
-    quant.fill("Q4_K_M")
-    quant.press("Enter")
+    page.locator("#memory-calc-quant input").click()
+    page.get_by_role("option", name="Q4_K_M", exact=True).click()
     page.locator("#memory-calc-ctx input").fill("8192")
     page.locator("#memory-calc-run").click()
     wait_text(page, "#memory-calc-result", "Recommended quantization")
@@ -80,19 +79,22 @@ def test_a_model_loaded_in_chat_is_listed_and_unloads(page):
     page.wait_for_selector("#memory-loaded-empty", timeout=30_000)
 
 
+def edit_cell(cell, value: str) -> None:
+    """Type a new value into a Gradio dataframe cell (its editor is an input inside the cell)."""
+    cell.dblclick()
+    editor = cell.locator("input, textarea").first
+    editor.wait_for()
+    editor.fill(value)
+    editor.press("Enter")
+
+
 def test_plan_edit_updates_sizes_and_refuses_over_100_percent(page):
     open_tab(page, "Memory")
     wait_text(page, "#memory-plan", "Model weights")
     cell = page.locator("#memory-plan [data-testid='cell-0-1']")  # OS, share of RAM (%)
-    cell.dblclick()
-    page.keyboard.press("Control+a")
-    page.keyboard.type("50")
-    page.keyboard.press("Enter")
+    edit_cell(cell, "50")
     wait_text(page, "#memory-plan-status", "adds up to 1\\d\\d % of RAM")
-    cell.dblclick()
-    page.keyboard.press("Control+a")
-    page.keyboard.type("5")
-    page.keyboard.press("Enter")
+    edit_cell(cell, "5")
     wait_text(page, "#memory-plan-status", "Model share of the plan")
     total = re.search(r"Total memory\s+([\d.]+) GiB \(([\d.]+) GB\)", text_of(page, "#memory-live"))
     ram_gib, ram_gb = float(total.group(1)), float(total.group(2))

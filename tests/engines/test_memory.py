@@ -40,6 +40,7 @@ def test_seed_planning_entry_qwen3_8b():
     # the seed planned 5.2 GB at Q4_K_M; our weights alone are within 5 % of it
     assert est.weights_bytes / 1e9 == pytest.approx(5.2, rel=0.05)
     assert est.total_bytes > est.weights_bytes + est.kv_cache_bytes
+    assert m.estimate(spec, None, 4096).weights_bytes == est.weights_bytes  # "as file": the seed's planned type
 
 
 def test_units_are_labelled():
