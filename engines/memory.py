@@ -425,13 +425,18 @@ class Fit:
     """What the budget is, e.g. 'available memory (psutil)'."""
 
     @property
-    def text(self) -> str:
+    def detail(self) -> str:
+        """The numbers behind the verdict, units labelled."""
         if self.budget_bytes is None:
-            return f"{self.where}: n/a"
+            return self.where
         return (
-            f"{self.verdict} — needs {fmt_bytes(self.need_bytes)} of {fmt_bytes(self.budget_bytes)} "
-            f"{self.where} (keeping a {fmt_bytes(self.margin_bytes)} margin)"
+            f"needs {fmt_bytes(self.need_bytes)} of {fmt_bytes(self.budget_bytes)} {self.where} "
+            f"(keeping a {fmt_bytes(self.margin_bytes)} margin)"
         )
+
+    @property
+    def text(self) -> str:
+        return f"{self.verdict} — {self.detail}"
 
 
 def fit(need_bytes: int, budget_bytes: int | None, total_bytes: int | None, where: str) -> Fit:
@@ -928,8 +933,8 @@ def plan_report(
         "estimate": est.to_dict(),
         "components": [list(row) for row in est.rows()],
         "fits": {
-            "available_memory": {**asdict(ram_fit), "text": ram_fit.text},
-            "gpu_share": {**asdict(gpu_fit), "text": gpu_fit.text},
+            "available_memory": {**asdict(ram_fit), "text": ram_fit.text, "detail": ram_fit.detail},
+            "gpu_share": {**asdict(gpu_fit), "text": gpu_fit.text, "detail": gpu_fit.detail},
         },
         "budget": {"bytes": budget, "what": label},
         "max_context": [asdict(r) for r in rows],

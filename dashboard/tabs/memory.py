@@ -196,8 +196,8 @@ def calculate(ctx: AppContext, model: str, quant: str, n_ctx, kv_type: str, n_pa
     lines = [
         f"**{spec.name}** ({spec.source}) at **{est['quantization']}**, {est['n_ctx']} tokens, KV {est['kv_type']}: "
         f"total **{fmt_bytes(est['total_bytes'])}** (planned, derived)",
-        f"- Available memory: **{fits['available_memory']['verdict']}** — {fits['available_memory']['text']}",
-        f"- GPU-usable share: **{fits['gpu_share']['verdict']}** — {fits['gpu_share']['text']}",
+        f"- Available memory: **{fits['available_memory']['verdict']}** — {fits['available_memory']['detail']}",
+        f"- GPU-usable share: **{fits['gpu_share']['verdict']}** — {fits['gpu_share']['detail']}",
         f"- Recommended quantization: **{rec['quantization'] or 'none fits'}**",
         *[f"  - {reason}" for reason in rec["reasons"]],
         *[f"- Note: {note}" for note in est["notes"]],
