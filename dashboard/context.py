@@ -52,14 +52,6 @@ def create_context(store_path: str | None = None) -> AppContext:
         profile=profile,
         config=optimal_config(profile),
         store=ResultStore(store_path),
-        pool=EnginePool(guard=_load_guard()),
+        pool=EnginePool(),  # guarded by the memory planner's load guard
     )
 
-
-def _load_guard():
-    """The memory planner's load guard, once it exists."""
-    try:
-        from engines.memory_guard import check_load
-    except ImportError:
-        return None
-    return check_load

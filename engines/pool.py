@@ -20,15 +20,13 @@ Guard = Callable[[Engine, ModelRef, LoadConfig], None]
 """guard(engine, model, config) raises InsufficientMemory to refuse a load."""
 
 PLANNER_GUARD = "planner"
-"""The default `guard`: engines.memory_guard.check_load when that module exists."""
+"""The default `guard`: engines.memory_guard.check_load."""
 
 
-def planner_guard() -> Guard | None:
-    """The memory planner's load guard, or None where engines.memory_guard is absent."""
-    try:
-        from engines.memory_guard import check_load
-    except ImportError:
-        return None
+def planner_guard() -> Guard:
+    """The memory planner's load guard (imported on first use: it reads model metadata)."""
+    from engines.memory_guard import check_load
+
     return check_load
 
 
