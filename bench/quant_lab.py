@@ -680,3 +680,9 @@ def pareto_front(kld: Sequence[float], speed: Sequence[float]) -> list[bool]:
         )
         out.append(not dominated)
     return out
+
+
+# MLX bf16 / 8-bit / 4-bit and torch bf16 / fp32 rows of the same GGUF model (engines.convert, issue 4).
+from bench.convert_variants import variants_for as _mlx_and_torch_rows  # noqa: E402
+
+EXTRA_VARIANTS.append(_mlx_and_torch_rows)

@@ -268,6 +268,30 @@ def mlx_model_type(config: dict) -> str:
     return model_type
 
 
+def legacy_rope_keys(config: dict) -> dict:
+    """The top-level RoPE keys older readers expect, from transformers 5's `rope_parameters`.
+
+    transformers 5 writes `rope_parameters: {rope_theta, rope_type, ...}` (per attention type for Gemma 3)
+    and no top-level `rope_theta`; mlx-lm 0.32 reads only `rope_theta` / `rope_local_base_freq` /
+    `rope_scaling` and silently falls back to its defaults (10000 for Llama, where SmolLM2 needs 100000).
+    Returns only the keys `config` lacks.
+    """
+    params = config.get("rope_parameters")
+    if not isinstance(params, dict):
+        return {}
+    full = params.get("full_attention", params)
+    sliding = params.get("sliding_attention")
+    out: dict = {}
+    if isinstance(full, dict) and "rope_theta" in full and "rope_theta" not in config:
+        out["rope_theta"] = full["rope_theta"]
+    if isinstance(sliding, dict) and "rope_theta" in sliding and "rope_local_base_freq" not in config:
+        out["rope_local_base_freq"] = sliding["rope_theta"]
+    kind = full.get("rope_type", "default") if isinstance(full, dict) else "default"
+    if kind != "default" and not config.get("rope_scaling"):
+        out["rope_scaling"] = {**{k: v for k, v in full.items() if k != "rope_theta"}, "type": kind, "rope_type": kind}
+    return out
+
+
 def gguf_supported_architectures() -> list[str]:
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
@@ -514,6 +538,10 @@ def hf_to_mlx(
             raise InvalidModelFile(f"mlx_lm.convert could not convert {source.name}: {err}") from err
         _check_cancel(cancel, "conversion")
         progress(0.9, "writing the manifest")
+        mlx_config_path = tmp / "config.json"
+        mlx_config = json.loads(mlx_config_path.read_text())
+        if legacy := legacy_rope_keys(mlx_config):  # mlx-lm reads only the pre-5.0 RoPE keys
+            mlx_config_path.write_text(json.dumps({**mlx_config, **legacy}, indent=4))
         src = source_manifest or {}
         origin = src.get("source_type")
         lineage = f" from the bf16 copy dequantized from {origin}" if origin else f" from {source.name}"

@@ -176,7 +176,8 @@ class MlxEngine(Engine):
         t0 = time.perf_counter()
         try:
             with mx.stream(self._stream):
-                net, tokenizer = mlx_load(model.path)
+                # transformers-5 folders keep RoPE under rope_parameters, which mlx-lm does not read
+                net, tokenizer = mlx_load(model.path, model_config=convert.legacy_rope_keys(hf_config) or None)
         except (ValueError, KeyError, OSError, FileNotFoundError) as err:
             self._restore_limits()
             raise InvalidModelFile(f"mlx-lm could not load {model.path}: {str(err).splitlines()[0]}") from err

@@ -54,8 +54,27 @@ def test_mlx_variants_are_quantized_with_group_size_64(mlx_refs):  # noqa: F811
         assert ref.format == "mlx" and "Q4_1" in ref.note
         sizes[key] = sum(p.stat().st_size for p in Path(ref.path).glob("*.safetensors"))
     assert sizes["mlx-4bit"] < sizes["mlx-8bit"] < sizes["mlx-bf16"]
+    # mlx-lm reads only the top-level RoPE keys, which transformers 5 no longer writes
+    assert config["rope_theta"] == 100000.0 == config["rope_parameters"]["rope_theta"]
     bpw = convert.read_manifest(Path(mlx_refs["mlx-4bit"].path))["mlx_bits_per_weight"]
     assert 4.0 < bpw < 5.0  # 4 bits + a bf16 scale and bias per 64 weights ≈ 4.5
+
+
+def test_legacy_rope_keys():
+    gemma3 = {
+        "rope_parameters": {
+            "full_attention": {"rope_theta": 1e6, "rope_type": "default"},
+            "sliding_attention": {"rope_theta": 1e4, "rope_type": "default"},
+        }
+    }
+    assert convert.legacy_rope_keys(gemma3) == {"rope_theta": 1e6, "rope_local_base_freq": 1e4}
+    scaled = {"rope_parameters": {"rope_theta": 5e5, "rope_type": "llama3", "factor": 8.0}}
+    assert convert.legacy_rope_keys(scaled) == {
+        "rope_theta": 5e5,
+        "rope_scaling": {"rope_type": "llama3", "type": "llama3", "factor": 8.0},
+    }
+    assert convert.legacy_rope_keys({"rope_theta": 1e4, "rope_parameters": {"rope_theta": 1e4}}) == {}
+    assert convert.legacy_rope_keys({"model_type": "llama"}) == {}
 
 
 def test_cached_conversions_return_at_once_and_listing_never_converts(hf_ref, tmp_path, monkeypatch):  # noqa: F811
