@@ -160,12 +160,17 @@ def _choices_update(model: str):
 
 
 def build(ctx: AppContext) -> None:
+    from bench.ladder import register_provider
+
+    register_provider()  # built variants ('smollm2-135m@Q4_0') become runnable in every tab
     models = quant_lab.source_models()
+    default_model = "smollm2-135m" if "smollm2-135m" in models else None
+    built = quant_lab.built_choices(default_model) if default_model else []
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             model = gr.Dropdown(
                 models,
-                value="smollm2-135m" if "smollm2-135m" in models else None,
+                value=default_model,
                 label="Model",
                 allow_custom_value=True,
                 info="catalog name or a path to a GGUF file",
@@ -175,6 +180,7 @@ def build(ctx: AppContext) -> None:
                 list(LADDER_TYPES),
                 value=list(quant_lab.DEFAULT_VARIANTS),
                 label="Variants to compare",
+                info=f"in the cache: {', '.join(built)}" if built else "ticked types are built on Compare",
                 elem_id="quant-variants",
             )
             prompt = gr.Textbox(
