@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib.util
 
+from engines import convert  # registers the catalog provider of converted models (a light import)
+
 ROWS: tuple[tuple[str, str, str, str | None], ...] = (
     # (label, engine, conversion variant, torch dtype)
     ("MLX bf16", "mlx", "mlx-bf16", None),
@@ -34,7 +36,6 @@ def variants_for(model: str) -> list:
     """MLX and torch rows for a GGUF model name (no conversion happens here)."""
     from bench.quant_lab import Variant
     from engines.catalog import resolve_model
-    from engines.convert import Q_GROUP_SIZE, VARIANTS, variant_name
     from engines.errors import LocalbenchError
 
     try:
@@ -47,9 +48,9 @@ def variants_for(model: str) -> list:
     for label, engine, key, dtype in ROWS:
         if not _installed(engine):
             continue
-        variant = VARIANTS[key]
+        variant = convert.VARIANTS[key]
         if engine == "mlx":
-            bits = f"{variant.q_bits}-bit affine, group size {Q_GROUP_SIZE}" if variant.q_bits else "bf16"
+            bits = f"{variant.q_bits}-bit affine, group size {convert.Q_GROUP_SIZE}" if variant.q_bits else "bf16"
             note = f"MLX {bits}, made by mlx_lm.convert from the bf16 HF copy dequantized from {model}'s GGUF"
         else:
             note = f"transformers in {dtype}, from the bf16 HF copy dequantized from {model}'s GGUF"
@@ -57,7 +58,7 @@ def variants_for(model: str) -> list:
             Variant(
                 label=label,
                 engine=engine,
-                model=variant_name(model, key),
+                model=convert.variant_name(model, key),
                 dtype=dtype,
                 nominal_type=f"{variant.q_bits}bit" if variant.q_bits else (dtype or "bf16"),
                 note=note,
