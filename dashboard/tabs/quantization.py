@@ -177,7 +177,7 @@ def build(ctx: AppContext) -> None:
                 elem_id="quant-model",
             )
             variants = gr.CheckboxGroup(
-                list(LADDER_TYPES),
+                quant_lab.variant_choices(default_model) if default_model else list(LADDER_TYPES),
                 value=list(quant_lab.DEFAULT_VARIANTS),
                 label="Variants to compare",
                 info=f"in the cache: {', '.join(built)}" if built else "ticked types are built on Compare",
