@@ -18,6 +18,14 @@ Parts (--parts):
 
 Writes pairs.csv (one row per timed run), cli.csv (every `app.py bench` row) and summary.csv under --out.
 Usage: python benchmarks/gpu_bench.py --config-dir DIR --parts torch,mlx --out OUT [--device cuda]
+
+--config-dir holds SmolLM2's small files: after `python app.py convert --to hf`, copy config.json,
+generation_config.json, tokenizer.json, tokenizer_config.json and chat_template.jinja from
+LOCALBENCH_HOME/cache/converted/smollm2-135m@hf-bf16 into an ignored folder (.devcarry/smollm2-config) and
+carry it. For MLX on CUDA, the mlx-cuda-13 0.32.4 wheel (90 MB) is over one call's 64 MiB transfer: it
+travelled in two `split` halves on back-to-back calls to a warm machine, was joined with `cat`, and was
+installed with mlx 0.32.4 and mlx-lm 0.32.2 by `pip install --no-index --no-deps` into the image's torch
+environment, whose CUDA 13 libraries it uses.
 """
 
 from __future__ import annotations
