@@ -81,6 +81,13 @@ def test_cached_conversions_return_at_once_and_listing_never_converts(hf_ref, tm
     t0 = time.perf_counter()
     again = convert.convert("smollm2-135m", "hf", progress=lambda f, m: None)
     assert again == hf_ref and time.perf_counter() - t0 < 1.0
+    # on-demand conversions inside engine.resolve report to whatever the caller installed (CLI bar, gr.Progress)
+    from engines.torch_hf import TorchEngine
+
+    seen = []
+    with convert.reporting(lambda f, m: seen.append((f, m))):
+        assert TorchEngine().resolve("smollm2-135m") == hf_ref
+    assert seen == [(1.0, "smollm2-135m@hf-bf16 is already converted")]
     # a fresh home: names are offered, nothing is converted or written by listing
     monkeypatch.setenv("LOCALBENCH_HOME", str(tmp_path))
     assert convert.converted_models() == []
