@@ -5,7 +5,7 @@ The reference is the highest-precision variant. When the source is already quant
 models are), the reference is an F16 *dequantized* from it, and every rung is quantized from that
 F16 — the ladder says so in each file's note. Every file is written to a temporary name and renamed
 (engines.paths.atomic_path), so a cancel or a crash never leaves a half file under a real name, and
-the catalog provider registered here lists only finished files (names like 'smollm2-135m@Q4_K_M').
+the catalog provider (engines.ladder_cache) lists only finished files (names like 'smollm2-135m@Q4_K_M').
 Small models fall back from K-quants (rows of 576 or 640 values are not a multiple of 256): each file
 reports its effective bits per weight and its real tensor-type mix, read back from the GGUF.
 """
@@ -24,6 +24,16 @@ from pathlib import Path
 
 from engines.base import ModelRef
 from engines.errors import BadParameter, Cancelled, InvalidModelFile, LocalbenchError
+from engines.ladder_cache import (  # noqa: F401 - re-exported: the lab and tests use them from here
+    FLOAT_TYPES,
+    NOMINAL_BPW,
+    built_variants,
+    ladder_models,
+    ladder_root,
+    manifest_path,
+    precision_rank,
+    read_manifest,
+)
 
 LADDER_TYPES: tuple[str, ...] = (
     "F16",
@@ -41,30 +51,6 @@ LADDER_TYPES: tuple[str, ...] = (
 )
 """The default ladder, highest precision first."""
 
-NOMINAL_BPW: dict[str, float] = {
-    # llama.cpp's published bits per weight (Llama-3.1-8B, ANCHORS) where given, else the block format's.
-    "F32": 32.0,
-    "BF16": 16.0005,
-    "F16": 16.0005,
-    "Q8_0": 8.5008,
-    "Q6_K": 6.5633,
-    "Q5_1": 6.0,
-    "Q5_K_M": 5.7036,
-    "Q5_K_S": 5.54,
-    "Q5_0": 5.5,
-    "Q4_1": 5.0,
-    "Q4_K_M": 4.8944,
-    "Q4_K_S": 4.6672,
-    "Q4_0": 4.5,
-    "Q3_K_L": 4.27,
-    "Q3_K_M": 3.91,
-    "Q3_K_S": 3.6429,
-    "Q2_K": 3.1593,
-    "IQ2_XXS": 2.06,
-}
-"""Nominal bits per weight of each llama.cpp file type: ranks precision and sizes the disk check."""
-
-FLOAT_TYPES = ("F32", "BF16", "F16")
 SAME_AS_SOURCE = (
     "same type as the source, so it nearly reproduces the shipped file: its loss against the dequantized "
     "reference is ~0 by construction, not a measure of this type's loss against full precision"
@@ -173,26 +159,12 @@ def scan_gguf(path: str | Path) -> GgufScan:
     )
 
 
-def ladder_root() -> Path:
-    from engines.paths import cache_dir
-
-    return cache_dir("ladder")
-
-
 def model_key(ref: ModelRef) -> str:
     """The cache folder name: the catalog name, or stem + path hash for a GGUF given by path."""
     if ref.source == "path" and ref.path:
         digest = hashlib.sha1(str(Path(ref.path).resolve()).encode()).hexdigest()[:8]
         return f"{ref.name}-{digest}"
     return ref.name
-
-
-def precision_rank(file_type: str) -> float:
-    """Nominal bits per weight of a file type; unknown types rank by their first digit."""
-    if file_type in NOMINAL_BPW:
-        return NOMINAL_BPW[file_type]
-    digits = [c for c in file_type if c.isdigit()]
-    return float(digits[0]) if digits else 0.0
 
 
 def parse_types(text: str | Sequence[str]) -> list[str]:
@@ -310,10 +282,6 @@ def describe_file(
     )
 
 
-def _manifest_path(folder: Path) -> Path:
-    return folder / "manifest.json"
-
-
 def _source_identity(ref: ModelRef) -> dict:
     st = Path(ref.path).stat()
     return {"path": str(Path(ref.path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -324,7 +292,7 @@ def _prepare_folder(ref: ModelRef, key: str, source_type: str) -> Path:
     folder = ladder_root() / key
     folder.mkdir(parents=True, exist_ok=True)
     identity = _source_identity(ref)
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     if manifest and manifest.get("source") != identity:
         for old in folder.glob("*.gguf"):
             old.unlink()
@@ -334,7 +302,7 @@ def _prepare_folder(ref: ModelRef, key: str, source_type: str) -> Path:
             partial.unlink(missing_ok=True)
     from engines.paths import atomic_path
 
-    with atomic_path(_manifest_path(folder)) as tmp:
+    with atomic_path(manifest_path(folder)) as tmp:
         tmp.write_text(
             json.dumps(
                 {
@@ -349,13 +317,6 @@ def _prepare_folder(ref: ModelRef, key: str, source_type: str) -> Path:
             )
         )
     return folder
-
-
-def _read_manifest(folder: Path) -> dict | None:
-    try:
-        return json.loads(_manifest_path(folder).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def reference_type(source_type: str) -> str:
@@ -468,45 +429,3 @@ def build_ladder(
     order = {t: i for i, t in enumerate(wanted)}
     files.sort(key=lambda f: order[f.variant])
     return Ladder(key, ref, meta.file_type, files[0], tuple(files), note_ref)
-
-
-def built_variants(key: str) -> list[str]:
-    """Types already built for a ladder folder (finished files only), highest precision first."""
-    folder = ladder_root() / key
-    if not folder.is_dir():
-        return []
-    built = [p.stem for p in folder.glob("*.gguf") if not p.name.startswith(".")]
-    return sorted(built, key=lambda t: -precision_rank(t))
-
-
-def ladder_models() -> list[ModelRef]:
-    """Catalog provider: every finished ladder file as 'model@TYPE' (reads folder listings only)."""
-    root = ladder_root()
-    refs = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        manifest = _read_manifest(folder)
-        if manifest is None:
-            continue
-        for t in built_variants(folder.name):
-            note = f"{t} of {manifest.get('source_name', folder.name)} built by the quantization lab"
-            if manifest.get("source_type") not in FLOAT_TYPES:
-                note += f" (from an F16 dequantized from {manifest.get('source_type')})"
-            refs.append(
-                ModelRef(
-                    f"{folder.name}@{t}",
-                    str(folder / f"{t}.gguf"),
-                    "gguf",
-                    bool(manifest.get("chat", True)),
-                    "quantization ladder",
-                    note,
-                )
-            )
-    return refs
-
-
-def register_provider() -> None:
-    """Add ladder_models to the catalog's providers once (cheap: no building on listing)."""
-    from engines import catalog
-
-    if ladder_models not in catalog.PROVIDERS:
-        catalog.PROVIDERS.append(ladder_models)

@@ -299,7 +299,6 @@ def compare(
     from engines.pool import EnginePool, PoolKey
 
     settings.validate()
-    ladder_mod.register_provider()
     t_start = time.perf_counter()
     threads = settings.threads or optimal_config(detect_hardware()).n_threads
     stages = _Stages(progress)

@@ -47,12 +47,11 @@ def main() -> int:
     os.environ["LOCALBENCH_HOME"] = args.home or tempfile.mkdtemp(prefix="localbench-quant-bench-")
     os.environ.setdefault("LOCALBENCH_NO_BW_PROBE", "1")
 
-    from bench.ladder import LADDER_TYPES, register_provider
+    from bench.ladder import LADDER_TYPES
     from bench.quant_lab import QuantSettings, compare
     from engines.catalog import resolve_model
     from engines.hardware import detect_hardware, optimal_config
 
-    register_provider()
     hw = detect_hardware()
     threads = args.threads or optimal_config(hw).n_threads
     resolve_model(args.model)  # Gemma's GGUF is assembled here, before the clock starts

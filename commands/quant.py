@@ -14,15 +14,11 @@ import signal
 import sys
 import threading
 
-from bench.ladder import register_provider
-
 NAME = "quant"
 HELP = (
     "Build a GGUF quantization ladder (F16 … Q2_K) and compare variants: size, bits/weight, perplexity, "
     "KL divergence vs the reference, pp/tg speed and greedy answers; every run is stored."
 )
-
-register_provider()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

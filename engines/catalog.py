@@ -112,6 +112,7 @@ PROVIDERS: list[Callable[[], list[ModelRef]]] = []
 
 PROVIDER_PATHS: list[str] = [
     "engines.convert:converted_models",
+    "engines.ladder_cache:ladder_models",
 ]
 """Providers by dotted path, imported on first listing so that no caller has to import them first."""
 

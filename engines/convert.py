@@ -175,15 +175,6 @@ def engine_model_names(engine: str) -> list[str]:
     return names
 
 
-def register_provider() -> None:
-    """Add converted_models to the catalog's providers once."""
-    if converted_models not in catalog.PROVIDERS:
-        catalog.PROVIDERS.append(converted_models)
-
-
-register_provider()
-
-
 # --- progress and cancel for on-demand conversions ----------------------------------------------------
 
 

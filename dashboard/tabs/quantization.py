@@ -160,9 +160,6 @@ def _choices_update(model: str):
 
 
 def build(ctx: AppContext) -> None:
-    from bench.ladder import register_provider
-
-    register_provider()  # built variants ('smollm2-135m@Q4_0') become runnable in every tab
     models = quant_lab.source_models()
     default_model = "smollm2-135m" if "smollm2-135m" in models else None
     built = quant_lab.built_choices(default_model) if default_model else []

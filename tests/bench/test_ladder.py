@@ -71,7 +71,6 @@ def test_effective_bits_and_k_quant_fallback(smol_ladder):
 def test_catalog_lists_only_built_variants(smol_ladder):
     from engines.catalog import list_models, model_names, resolve_model
 
-    ladder.register_provider()
     names = model_names()
     assert {"smollm2-135m@Q8_0", "smollm2-135m@Q2_K", "smollm2-135m@F16"} <= set(names)
     assert "smollm2-135m@Q3_K_M" not in names  # not built, not listed
