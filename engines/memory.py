@@ -38,11 +38,11 @@ import json
 import math
 import struct
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from engines.base import MAX_N_CTX, ModelInfo
 from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound
+from engines.gguf_meta import Tensor, scan_gguf
 from engines.hardware import QUANT_BITS_PER_WEIGHT, QUANTIZATION_STRATEGY, SHRINK_LADDER, quantization_for
 
 GiB, MiB, GB = 2**30, 2**20, 10**9
@@ -112,18 +112,6 @@ def fmt_bytes(n: float | None) -> str:
     if abs(n) >= GiB:
         return f"{n / GiB:.2f} GiB ({n / GB:.2f} GB)"
     return f"{n / MiB:.1f} MiB ({n / 1e6:.1f} MB)"
-
-
-@dataclass(frozen=True)
-class Tensor:
-    """One GGUF tensor: enough to re-price it at another quantization."""
-
-    name: str
-    row_elements: int
-    """ne[0], the row length that must be a multiple of the quant block (32 or 256)."""
-    n_elements: int
-    ggml_type: str
-    n_bytes: int
 
 
 @dataclass(frozen=True)
@@ -671,86 +659,6 @@ def spec_from_gguf(path: str, name: str | None = None) -> ModelSpec:
         context_length=arch_int("context_length"),
         tensors=tensors,
     )
-
-
-_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-
-
-def scan_gguf(path: str) -> tuple[dict, tuple[Tensor, ...], int]:
-    """(key/values with arrays replaced by their length, tensor table, file size) of a GGUF file.
-
-    A direct struct walk of the header: gguf.GGUFReader decodes every tokenizer string and takes
-    seconds on a 2-core machine. Raises ModelNotFound / InvalidModelFile (not GGUF, truncated).
-    """
-    from engines.gguf_meta import check_gguf_file
-
-    p = check_gguf_file(path)
-    stat = p.stat()
-    return _scan_gguf(str(p.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=32)
-def _scan_gguf(path: str, size: int, mtime_ns: int) -> tuple[dict, tuple[Tensor, ...], int]:
-    import mmap
-
-    import gguf
-
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        pos = 4
-
-        def take(fmt: str):
-            nonlocal pos
-            (value,) = struct.unpack_from(fmt, buf, pos)
-            pos += struct.calcsize(fmt)
-            return value
-
-        def string() -> str:
-            nonlocal pos
-            n = take("<Q")
-            if n > size - pos:
-                raise ValueError("a string runs past the end of the file")
-            pos += n
-            return bytes(buf[pos - n : pos]).decode("utf-8", "replace")
-
-        def value(vtype: int):
-            nonlocal pos
-            if vtype == 8:
-                return string()
-            if vtype != 9:
-                return take(_GGUF_SCALARS[vtype])
-            item, count = take("<I"), take("<Q")
-            if item in _GGUF_SCALARS:
-                pos += struct.calcsize(_GGUF_SCALARS[item]) * count
-            else:
-                for _ in range(count):
-                    value(item)
-            return count  # arrays: their length is all the planner needs (vocabulary size)
-
-        try:
-            if not 1 <= take("<I") <= 3:
-                raise ValueError("unsupported GGUF version")
-            n_tensors, n_kv = take("<Q"), take("<Q")
-            kv = {string(): value(take("<I")) for _ in range(n_kv)}
-            infos = [
-                (string(), [take("<Q") for _ in range(take("<I"))], take("<I"), take("<Q")) for _ in range(n_tensors)
-            ]
-            align = int(kv.get("general.alignment") or 32)
-            data_start = (pos + align - 1) // align * align
-            tensors, end = [], data_start
-            for tname, dims, ttype, offset in infos:
-                qtype = gguf.GGMLQuantizationType(ttype)
-                block, type_size = gguf.GGML_QUANT_SIZES[qtype]
-                n = math.prod(dims)
-                tensors.append(Tensor(tname, int(dims[0]), n, qtype.name, n // block * type_size))
-                end = max(end, data_start + offset + tensors[-1].n_bytes)
-        except (struct.error, ValueError, KeyError, IndexError) as err:
-            raise InvalidModelFile(f"{Path(path).name} is not a readable GGUF file ({err})") from err
-    if end > size:
-        raise InvalidModelFile(
-            f"{Path(path).name} is truncated: its tensors need {end:,} bytes but the file has {size:,}"
-            " — download or build it again"
-        )
-    return kv, tuple(tensors), size
 
 
 def _safetensors_header(path: Path) -> dict:
