@@ -71,12 +71,16 @@ def test_a_model_loaded_in_chat_is_listed_and_unloads(page):
     page.locator("#chat-send").click()
     wait_text(page, "#chat-stats", "stop", timeout=120_000)
     open_tab(page, "Memory")
-    wait_text(page, "#memory-loaded-0", "smollm2-135m", timeout=30_000)
-    row = text_of(page, "#memory-loaded-0")
-    assert "on llamacpp" in row and re.search(r"planned [\d.]+ MiB \([\d.]+ MB\) \(derived\)", row)
-    page.locator("#memory-unload-0").click()
+    # other tests of this session may have loaded other models too: find smollm2's row
+    listed = """() => [...document.querySelectorAll('[id^=memory-loaded-]')]
+        .filter(e => /^memory-loaded-\\d+$/.test(e.id) && /smollm2-135m on llamacpp/.test(e.innerText))"""
+    page.wait_for_function(f"() => ({listed})().length > 0", timeout=30_000)
+    row_id = page.evaluate(f"() => ({listed})()[0].id")
+    row = text_of(page, f"#{row_id}")
+    assert re.search(r"planned [\d.]+ MiB \([\d.]+ MB\) \(derived\)", row)
+    page.locator(f"#memory-unload-{row_id.rsplit('-', 1)[1]}").click()
     wait_text(page, "#memory-loaded-status", "Unloaded smollm2-135m")
-    page.wait_for_selector("#memory-loaded-empty", timeout=30_000)
+    page.wait_for_function(f"() => ({listed})().length === 0", timeout=30_000)
 
 
 def edit_cell(cell, value: str) -> None:
