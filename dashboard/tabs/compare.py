@@ -91,6 +91,11 @@ def build(ctx: AppContext) -> None:
     bench_chart = gr.Plot(elem_id="cmp-bench-chart")
     bench_csv = gr.DownloadButton("Download CSV", elem_id="cmp-bench-csv")
 
+    gr.Markdown("### Accelerated vs CPU (the seed's ≥ 3× criterion)")
+    with gr.Row():
+        run_speedup = gr.Button("Compare model 1 on its accelerator and on the CPU", elem_id="cmp-speedup-run")
+    speedup_out = gr.Markdown("", elem_id="cmp-speedup")
+
     def chosen(values) -> list[tuple[str, str]]:
         pairs = [(values[2 * i], values[2 * i + 1]) for i in range(SLOTS)]
         pairs = [(e, (m or "").strip()) for e, m in pairs if (m or "").strip()]
@@ -178,6 +183,45 @@ def build(ctx: AppContext) -> None:
             csv_file(frame, "localbench-speed"),
         )
 
+    def speedup(e0, m0, ctx_tokens, pp, tg, repetitions, request: gr.Request, progress=gr.Progress()):
+        from bench.speedup import SEED_SPEEDUP, accelerated_device, compare_devices
+
+        cancel = ctx.new_cancel(session_of(request), "compare-bench")
+        try:
+            if not (m0 or "").strip():
+                raise BadParameter("pick model 1 first")
+            device, sentence = accelerated_device(e0, ctx.profile)
+            if device is None:
+                return f"{sentence}. Here only CPU figures exist: use the speed test above."
+            tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
+            rows, results = compare_devices(
+                lambda cfg: ctx.pool.get(e0, m0.strip(), cfg),
+                e0,
+                device,
+                tests,
+                config=load_config(ctx, e0, ctx_tokens),
+                repetitions=as_int(repetitions, "repetitions", 1, 100),
+                progress=lambda f, m: progress(f, desc=m),
+                cancel=cancel,
+            )
+        except (LocalbenchError, Cancelled) as err:
+            return warn(err)
+        ctx.store.save_run(
+            "speed",
+            results,
+            settings={"speedup": e0, "model": m0, "device": device},
+            hardware=dataclasses.asdict(ctx.profile),
+        )
+        lines = [f"{sentence}. Speed-up = accelerated mean t/s ÷ CPU mean t/s (derived):", ""]
+        for r in rows:
+            verdict = "meets" if r.meets_seed_3x else "misses"
+            lines.append(
+                f"- **{r.test}**: {r.accelerated_avg_ts:.1f} ± {r.accelerated_stddev_ts:.1f} t/s on {device} vs "
+                f"{r.cpu_avg_ts:.1f} ± {r.cpu_stddev_ts:.1f} t/s on cpu → **{r.speedup_x:.2f}×** "
+                f"({verdict} the seed's ≥ {SEED_SPEEDUP:.0f}×)"
+            )
+        return "\n".join(lines)
+
     def cancel_speed(request: gr.Request):
         ctx.cancel(session_of(request), "compare-bench")
 
@@ -192,3 +236,6 @@ def build(ctx: AppContext) -> None:
         concurrency_id="generate",
     )
     cancel_bench.click(cancel_speed, None, None, queue=False)
+    run_speedup.click(
+        speedup, [slots[0][0], slots[0][1], n_ctx, n_prompt, n_gen, reps], speedup_out, concurrency_id="generate"
+    )

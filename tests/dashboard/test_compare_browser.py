@@ -57,3 +57,11 @@ def test_speed_test_cancel(page):
     page.wait_for_function(
         "() => /cancelled/.test(document.querySelector('#cmp-bench-status').innerText)", timeout=120_000
     )
+
+
+def test_accelerated_vs_cpu_says_only_cpu_here(page):
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cmp-speedup-run").click()
+    page.wait_for_function(
+        "() => /only the CPU exists/.test(document.querySelector('#cmp-speedup').innerText)", timeout=60_000
+    )
