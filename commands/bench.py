@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         return run_serving_cli(args)
     import dataclasses
 
-    from bench.export import render, to_frame
+    from bench.export import to_frame
     from bench.runner import plan_tests, run_speed
     from bench.store import ResultStore
     from engines.errors import LocalbenchError
@@ -168,17 +168,28 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     store.save_run("speed", results, settings=settings, hardware=hardware)
-    frame = to_frame(results)
-    if args.output in ("md", "table"):
-        frame = display_frame(frame)
-    text = render(frame, args.output)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8", newline="") as fh:
+    emit(to_frame(results), args.output, args.out, display_frame)
+    return 0
+
+
+def emit(frame, fmt: str, out: str | None, display=None) -> None:
+    """Print the frame as csv/json/md/table (md and table through `display`, the short columns) to
+    stdout, or write it to `out` and say so on stderr."""
+    from bench.export import render
+
+    if display is not None and fmt in ("md", "table"):
+        frame = display(frame)
+    write_output(render(frame, fmt), out, f"{len(frame)} rows")
+
+
+def write_output(text: str, out: str | None, what: str) -> None:
+    """`text` to stdout, or to the file `out` with a line on stderr saying what was written."""
+    if out:
+        with open(out, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
-        print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
+        print(f"wrote {what} to {out}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    return 0
 
 
 def display_frame(frame):
@@ -250,12 +261,7 @@ def run_serving_cli(args: argparse.Namespace) -> int:
         bar.close()
         pool.unload_all()
     text = serving_report(result) if args.output in ("md", "table") else render(to_frame([result]), args.output)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        print(f"wrote the serving result to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    write_output(text, args.out, "the serving result")
     if result.failed:
         message = (
             f"{result.failed} of {result.num_requests} requests failed, so the run is stored as failed: {result.errors}"

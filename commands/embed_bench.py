@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bench.embed_runner import plan_embed_sweep, run_and_store, summary_frame, sweep_notes
-    from bench.export import render, to_frame
+    from bench.export import to_frame
     from bench.store import ResultStore
-    from commands.bench import cli_progress
+    from commands.bench import cli_progress, emit
     from engines.hardware import detect_hardware
 
     texts, corpus_name = load_texts(args)
@@ -110,14 +110,5 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     for note in sweep_notes(plan, results)[len(plan.skipped) :]:
         print(f"note: {note}", file=sys.stderr)
-    frame = to_frame(results)
-    if args.output in ("md", "table"):
-        frame = summary_frame(frame)
-    text = render(frame, args.output)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        print(f"wrote {len(results)} rows to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    emit(to_frame(results), args.output, args.out, summary_frame)
     return 0

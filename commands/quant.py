@@ -68,11 +68,10 @@ def _read_eval(path: str | None) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from bench.export import render
     from bench.ladder import parse_types
     from bench.quant_lab import QuantSettings, built_choices, compare_and_store, to_frame, variant_choices
     from bench.store import ResultStore
-    from commands.bench import cli_progress
+    from commands.bench import cli_progress, emit
     from engines.errors import BadParameter
     from engines.hardware import detect_hardware
 
@@ -128,21 +127,12 @@ def run(args: argparse.Namespace) -> int:
         if bars:
             bars[0].close()
         signal.signal(signal.SIGINT, previous)
-    frame = to_frame(report.rows)
-    if args.output in ("md", "table"):
-        frame = display_frame(frame)
-    text = render(frame, args.output)
     print(
         f"{report.reference_note}\n{report.criterion}\nAnswers: {report.answer_mode} mode. "
         f"Evaluation text: {report.eval_source}.",
         file=sys.stderr,
     )
-    if args.out:
-        with open(args.out, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        print(f"wrote {len(report.rows)} rows to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    emit(to_frame(report.rows), args.output, args.out, display_frame)
     return 0
 
 
