@@ -245,6 +245,18 @@ def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 and n > 0 else 0.0
 
 
+def room_for_generation(n_prompt: int, n_ctx: int, max_tokens: int) -> int:
+    """Tokens left to generate after an `n_prompt`-token prompt in an `n_ctx` window, capped at
+    `max_tokens`; a prompt that leaves no room raises PromptTooLong."""
+    from engines.errors import PromptTooLong
+
+    if n_prompt >= n_ctx:
+        raise PromptTooLong(
+            f"the prompt is {n_prompt} tokens but the context window is {n_ctx} — shorten it or raise n_ctx"
+        )
+    return min(max_tokens, n_ctx - n_prompt)
+
+
 def check_cancel(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise Cancelled("cancelled by the user")
@@ -299,6 +311,18 @@ class Engine:
         prompt: Prompt,
         params: GenerationParams,
         cancel: threading.Event | None = None,
+    ) -> Iterator[Chunk]:
+        """Validate, then stream under the engine's lock (local engines implement `_stream_locked`
+        and set `self._lock`); server engines override this whole method."""
+        from engines.prompts import check_prompt
+
+        check_prompt(prompt)
+        params.validate()
+        with self._lock:
+            yield from self._stream_locked(prompt, params, cancel)
+
+    def _stream_locked(
+        self, prompt: Prompt, params: GenerationParams, cancel: threading.Event | None
     ) -> Iterator[Chunk]:
         raise NotImplementedError
 

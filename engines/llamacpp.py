@@ -16,7 +16,6 @@ from importlib import metadata
 from engines.base import (
     Chunk,
     Engine,
-    GenerationParams,
     GenerationStats,
     LoadConfig,
     ModelInfo,
@@ -25,10 +24,11 @@ from engines.base import (
     StreamTimer,
     check_cancel,
     rate,
+    room_for_generation,
 )
 from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, PromptTooLong
 from engines.gguf_meta import read_gguf
-from engines.prompts import as_messages, check_prompt, is_chat_prompt, is_token_prompt
+from engines.prompts import as_messages, is_chat_prompt, is_token_prompt
 
 TIMING_SOURCE = "llama.cpp perf counters (llama_perf_context)"
 
@@ -255,28 +255,12 @@ class LlamaCppEngine(Engine):
         formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         return formatter(messages=messages).prompt
 
-    def stream(
-        self,
-        prompt: Prompt,
-        params: GenerationParams,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[Chunk]:
-        check_prompt(prompt)
-        params.validate()
-        with self._lock:
-            yield from self._stream_locked(prompt, params, cancel)
-
     def _stream_locked(self, prompt, params, cancel) -> Iterator[Chunk]:
         import llama_cpp
 
         llm = self._require()
         tokens = self._tokens_for(prompt)
-        n_ctx = self._n_ctx
-        if len(tokens) >= n_ctx:
-            raise PromptTooLong(
-                f"the prompt is {len(tokens)} tokens but the context window is {n_ctx} — shorten it or raise n_ctx"
-            )
-        max_tokens = min(params.max_tokens, n_ctx - len(tokens))
+        max_tokens = room_for_generation(len(tokens), self._n_ctx, params.max_tokens)
         logit_bias = {self._eos: -math.inf} if params.ignore_eos and self._eos is not None else None
         llm.reset()  # no prefix reuse: every request processes its whole prompt
         llama_cpp.llama_perf_context_reset(llm.ctx)

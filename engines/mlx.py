@@ -33,6 +33,7 @@ from engines.base import (
     Prompt,
     StreamTimer,
     check_cancel,
+    room_for_generation,
 )
 from engines.errors import (
     BadParameter,
@@ -42,7 +43,7 @@ from engines.errors import (
     LocalbenchError,
     PromptTooLong,
 )
-from engines.prompts import as_messages, check_prompt, is_chat_prompt, is_token_prompt
+from engines.prompts import as_messages, is_chat_prompt, is_token_prompt
 
 TIMING_SOURCE = "mlx-lm GenerationResponse (prompt_tps, generation_tps); TTFT measured here"
 MEMORY_MULTIPLIER = 1.2
@@ -344,14 +345,6 @@ class MlxEngine(Engine):
 
     # --- generation ---------------------------------------------------------------------------------
 
-    def stream(
-        self, prompt: Prompt, params: GenerationParams, cancel: threading.Event | None = None
-    ) -> Iterator[Chunk]:
-        check_prompt(prompt)
-        params.validate()
-        with self._lock:
-            yield from self._stream_locked(prompt, params, cancel)
-
     def _stream_locked(self, prompt: Prompt, params: GenerationParams, cancel) -> Iterator[Chunk]:
         import mlx.core as mx
         from mlx_lm.sample_utils import make_sampler
@@ -359,12 +352,7 @@ class MlxEngine(Engine):
         net, tok = self._require()
         timer = StreamTimer()
         tokens = self._tokens_for(prompt)
-        if len(tokens) >= self._n_ctx:
-            raise PromptTooLong(
-                f"the prompt is {len(tokens)} tokens but the context window is {self._n_ctx} — "
-                "shorten it or raise n_ctx"
-            )
-        max_tokens = min(params.max_tokens, self._n_ctx - len(tokens))
+        max_tokens = room_for_generation(len(tokens), self._n_ctx, params.max_tokens)
         if params.temperature > 0:
             mx.random.seed(params.seed)
         sampler = make_sampler(

@@ -39,6 +39,7 @@ from engines.base import (
     check_cancel,
     current_rss_bytes,
     rate,
+    room_for_generation,
 )
 from engines.errors import (
     BadParameter,
@@ -48,7 +49,7 @@ from engines.errors import (
     LocalbenchError,
     PromptTooLong,
 )
-from engines.prompts import as_messages, check_prompt, is_chat_prompt, is_token_prompt
+from engines.prompts import as_messages, is_chat_prompt, is_token_prompt
 
 TIMING_SOURCE = (
     "per-token host times in the decode loop (this process, after each token's device sync); prompt time = "
@@ -345,26 +346,13 @@ class TorchEngine(Engine):
 
     # --- generation ---------------------------------------------------------------------------------
 
-    def stream(
-        self, prompt: Prompt, params: GenerationParams, cancel: threading.Event | None = None
-    ) -> Iterator[Chunk]:
-        check_prompt(prompt)
-        params.validate()
-        with self._lock:
-            yield from self._stream_locked(prompt, params, cancel)
-
     def _stream_locked(self, prompt: Prompt, params: GenerationParams, cancel) -> Iterator[Chunk]:
         import torch
 
         _, tok = self._require()
         timer = StreamTimer()
         tokens = self._tokens_for(prompt)
-        if len(tokens) >= self._n_ctx:
-            raise PromptTooLong(
-                f"the prompt is {len(tokens)} tokens but the context window is {self._n_ctx} — "
-                "shorten it or raise n_ctx"
-            )
-        max_new = min(params.max_tokens, self._n_ctx - len(tokens))
+        max_new = room_for_generation(len(tokens), self._n_ctx, params.max_tokens)
         if self._device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         detok = Detokenizer(tok)
