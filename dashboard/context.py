@@ -54,4 +54,3 @@ def create_context(store_path: str | None = None) -> AppContext:
         store=ResultStore(store_path),
         pool=EnginePool(),  # guarded by the memory planner's load guard
     )
-

@@ -43,5 +43,13 @@ def csv_file(frame, stem: str) -> str:
     return str(path)
 
 
+def conversion_progress(progress, cancel):
+    """A context in which on-demand conversions (MLX/torch engines given a GGUF-only model) report to the
+    tab's gr.Progress and stop on its cancel flag."""
+    from engines.convert import reporting
+
+    return reporting(lambda fraction, message: progress(fraction, desc=message), cancel)
+
+
 def session_of(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or ""

@@ -12,7 +12,7 @@ import time
 import gradio as gr
 
 from dashboard.context import AppContext
-from dashboard.ui import as_int, session_of, warn
+from dashboard.ui import as_int, conversion_progress, session_of, warn
 from engines.base import GenerationParams, GenerationStats, LoadConfig
 from engines.errors import BadParameter, LocalbenchError
 from engines.registry import ENGINES
@@ -87,6 +87,7 @@ def build(ctx: AppContext) -> None:
         history,
         text,
         request: gr.Request,
+        progress=gr.Progress(),
     ):
         history = list(history or [])
         cancel = ctx.new_cancel(session_of(request), "chat")
@@ -100,7 +101,8 @@ def build(ctx: AppContext) -> None:
             ).validate()
             config = load_config(ctx, engine_name, ctx_tokens)
             yield history + [{"role": "user", "content": text}], "Loading model…", ""
-            eng = ctx.pool.get(engine_name, model_name, config)
+            with conversion_progress(progress, cancel):
+                eng = ctx.pool.get(engine_name, model_name, config)
         except LocalbenchError as err:
             yield history, warn(err), text
             return
@@ -137,7 +139,7 @@ def build(ctx: AppContext) -> None:
             history[-1]["content"] = reply
             yield history, warn(err), ""
 
-    def stop_generation(request: gr.Request):
+    def stop_generation(request: gr.Request, progress=gr.Progress()):
         ctx.cancel(session_of(request), "chat")
 
     inputs = [engine, model, system, temperature, max_tokens, seed, n_ctx, chatbot, prompt]

@@ -17,7 +17,7 @@ from bench.export import to_frame
 from bench.runner import plan_tests, run_speed
 from dashboard.context import AppContext
 from dashboard.tabs.chat import _models, load_config, stats_markdown
-from dashboard.ui import as_int, csv_file, session_of, warn
+from dashboard.ui import as_int, conversion_progress, csv_file, session_of, warn
 from engines.base import GenerationParams
 from engines.errors import BadParameter, Cancelled, LocalbenchError
 from engines.registry import ENGINES
@@ -150,7 +150,8 @@ def build(ctx: AppContext) -> None:
             for k, (engine_name, model_name) in enumerate(pairs):
                 config = load_config(ctx, engine_name, ctx_tokens)
                 progress(k / len(pairs), desc=f"loading {model_name} on {engine_name}")
-                eng = ctx.pool.get(engine_name, model_name, config)
+                with conversion_progress(progress, cancel):
+                    eng = ctx.pool.get(engine_name, model_name, config)
 
                 def report(fraction, message, k=k, label=f"{model_name} on {engine_name}"):
                     progress((k + fraction) / len(pairs), desc=f"{label}: {message}")
