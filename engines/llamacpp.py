@@ -28,7 +28,7 @@ from engines.base import (
 )
 from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, PromptTooLong
 from engines.gguf_meta import read_gguf
-from engines.prompts import as_messages, is_chat_prompt, is_token_prompt
+from engines.prompts import as_messages, is_chat_prompt, is_token_prompt, random_tokens
 
 TIMING_SOURCE = "llama.cpp perf counters (llama_perf_context)"
 
@@ -215,18 +215,8 @@ class LlamaCppEngine(Engine):
 
     def synthetic_prompt(self, n_tokens: int, seed: int = 0) -> Prompt:
         """Random token ids, like llama-bench (BOS first when the model uses one)."""
-        import random
-
         llm = self._require()
-        rng = random.Random(seed)
-        n_vocab = llm.n_vocab()
-        special = {llm.token_eos(), llm.token_bos()}
-        tokens = []
-        while len(tokens) < n_tokens:
-            t = rng.randrange(n_vocab)
-            if t not in special:
-                tokens.append(t)
-        return tokens
+        return random_tokens(n_tokens, llm.n_vocab(), {llm.token_eos(), llm.token_bos()}, seed)
 
     def _require(self):
         if self._llm is None:

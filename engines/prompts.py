@@ -21,6 +21,42 @@ def filler_text(n_tokens: int, seed: int = 0) -> str:
     return " ".join(rng.choice(_WORDS) for _ in range(max(1, n_tokens)))
 
 
+def random_tokens(n_tokens: int, n_vocab: int, special: set[int], seed: int = 0) -> list[int]:
+    """`n_tokens` random token ids below `n_vocab`, none of them special (llama-bench's prompts)."""
+    rng = random.Random(seed)
+    tokens: list[int] = []
+    while len(tokens) < n_tokens:
+        t = rng.randrange(n_vocab)
+        if t not in special:
+            tokens.append(t)
+    return tokens
+
+
+def hf_prompt_tokens(tok, prompt: Prompt, name: str, chat_template: bool) -> list[int]:
+    """Token ids through a Hugging Face tokenizer: raw ids as given, chat through the model's template,
+    plain text with the tokenizer's special tokens otherwise (the MLX and torch engines)."""
+    if is_token_prompt(prompt):
+        return list(prompt)
+    if is_chat_prompt(prompt) or chat_template:
+        if not getattr(tok, "chat_template", None):
+            raise BadParameter(f"{name} has no chat template — use plain completion")
+        text = tok.apply_chat_template(as_messages(prompt), add_generation_prompt=True, tokenize=False)
+        return list(tok.encode(text, add_special_tokens=False))
+    return list(tok.encode(str(prompt), add_special_tokens=True))
+
+
+def check_logits_input(tokens: Sequence[int], name: str, context_length: int | None) -> list[int]:
+    """The tokens as a list, if there is at least one and they fit the model's context."""
+    from engines.errors import PromptTooLong
+
+    tokens = list(tokens)
+    if not tokens:
+        raise BadParameter("logits need at least one token")
+    if context_length and len(tokens) > context_length:
+        raise PromptTooLong(f"{len(tokens)} tokens exceed {name}'s context of {context_length} tokens")
+    return tokens
+
+
 def as_messages(prompt: str | Sequence[Message], system_prompt: str = "") -> list[Message]:
     """A chat conversation from a user string or a message list, with an optional system turn."""
     if isinstance(prompt, str):

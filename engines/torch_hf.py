@@ -47,9 +47,12 @@ from engines.errors import (
     InsufficientMemory,
     InvalidModelFile,
     LocalbenchError,
-    PromptTooLong,
 )
-from engines.prompts import as_messages, is_chat_prompt, is_token_prompt
+from engines.prompts import (
+    check_logits_input,
+    hf_prompt_tokens,
+    random_tokens,
+)
 
 TIMING_SOURCE = (
     "per-token host times in the decode loop (this process, after each token's device sync); prompt time = "
@@ -293,29 +296,12 @@ class TorchEngine(Engine):
 
     def synthetic_prompt(self, n_tokens: int, seed: int = 0) -> Prompt:
         """Random token ids (special tokens excluded), like llama-bench and mlx_lm.benchmark."""
-        import random
-
         _, tok = self._require()
-        rng = random.Random(seed)
-        special = set(tok.all_special_ids) | self._eos
-        n_vocab = self.info().vocab_size or len(tok)
-        tokens: list[int] = []
-        while len(tokens) < n_tokens:
-            t = rng.randrange(n_vocab)
-            if t not in special:
-                tokens.append(t)
-        return tokens
+        return random_tokens(n_tokens, self.info().vocab_size or len(tok), set(tok.all_special_ids) | self._eos, seed)
 
     def _tokens_for(self, prompt: Prompt) -> list[int]:
         _, tok = self._require()
-        if is_token_prompt(prompt):
-            return list(prompt)
-        if is_chat_prompt(prompt) or (self._info and self._info.chat_template):
-            if not getattr(tok, "chat_template", None):
-                raise BadParameter(f"{self._info.name} has no chat template — use plain completion")
-            text = tok.apply_chat_template(as_messages(prompt), add_generation_prompt=True, tokenize=False)
-            return list(tok.encode(text, add_special_tokens=False))
-        return list(tok.encode(str(prompt), add_special_tokens=True))
+        return hf_prompt_tokens(tok, prompt, self._info.name, self._info.chat_template)
 
     def logits(self, tokens: Sequence[int], cancel: threading.Event | None = None):
         """float32 (len(tokens), n_vocab); row i predicts token i+1. Runs in chunks with a KV cache."""
@@ -323,13 +309,7 @@ class TorchEngine(Engine):
         import torch
 
         net, _ = self._require()
-        tokens = list(tokens)
-        if not tokens:
-            raise BadParameter("logits need at least one token")
-        if self._info.context_length and len(tokens) > self._info.context_length:
-            raise PromptTooLong(
-                f"{len(tokens)} tokens exceed {self._info.name}'s context of {self._info.context_length} tokens"
-            )
+        tokens = check_logits_input(tokens, self._info.name, self._info.context_length)
         rows = []
         with self._lock, torch.inference_mode():
             past = None
