@@ -122,6 +122,19 @@ def present_devices(engine: str, profile, facts: DeviceFacts | None = None) -> t
     return (*found, "cpu")
 
 
+def _pick(engine: str, profile, facts: DeviceFacts, wanted: str | None) -> tuple[str, str | None]:
+    """(device, what the user asked for resolved) — 'gpu' means the first accelerator; an absent device
+    raises EngineUnavailable saying what exists; nothing asked means the best present device."""
+    present = present_devices(engine, profile, facts)
+    if wanted == "gpu":
+        if present[0] == "cpu":
+            raise _absent(engine, "gpu", profile, facts, present)
+        wanted = present[0]
+    if wanted is not None and wanted not in present:
+        raise _absent(engine, wanted, profile, facts, present)
+    return wanted or present[0], wanted
+
+
 def _absent(engine: str, wanted: str, profile, facts: DeviceFacts, present: tuple[str, ...]) -> EngineUnavailable:
     where = f"{profile.chip or profile.os} ({profile.os})"
     have = ", ".join(present)
@@ -149,17 +162,10 @@ def torch_device(
 ) -> DeviceChoice:
     """Device and dtype for the PyTorch engine: MPS on Apple Silicon, CUDA on NVIDIA, else CPU."""
     facts = facts or DeviceFacts()
-    present = present_devices("torch", profile, facts)
     wanted = normalize_device(requested)
     if wanted == "metal":
         wanted = "mps"  # PyTorch reaches the Apple GPU through MPS
-    if wanted == "gpu":
-        if present[0] == "cpu":
-            raise _absent("torch", "gpu", profile, facts, present)
-        wanted = present[0]
-    if wanted is not None and wanted not in present:
-        raise _absent("torch", wanted, profile, facts, present)
-    device = wanted or present[0]
+    device, wanted = _pick("torch", profile, facts, wanted)
     if wanted:
         why = f"{device} as requested"
     elif device == "mps":
@@ -203,15 +209,7 @@ def check_torch_dtype(device: str, dtype: str, facts: DeviceFacts) -> None:
 def mlx_device(profile, requested: str | None = None, facts: DeviceFacts | None = None) -> DeviceChoice:
     """Device for the MLX engine: Metal on Apple Silicon, CUDA with mlx[cuda], else CPU."""
     facts = facts or DeviceFacts()
-    present = present_devices("mlx", profile, facts)
-    wanted = normalize_device(requested)
-    if wanted == "gpu":
-        if present[0] == "cpu":
-            raise _absent("mlx", "gpu", profile, facts, present)
-        wanted = present[0]
-    if wanted is not None and wanted not in present:
-        raise _absent("mlx", wanted, profile, facts, present)
-    device = wanted or present[0]
+    device, wanted = _pick("mlx", profile, facts, normalize_device(requested))
     if wanted:
         why = f"{device} as requested"
     elif device == "metal":
