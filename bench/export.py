@@ -23,6 +23,11 @@ def to_frame(records: Sequence) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def mean_pm_column(avg: Sequence[float], sd: Sequence[float], digits: int = 2, missing: str = "") -> list[str]:
+    """'mean ± stddev' strings for a table column; `missing` where the mean is NaN (not measured)."""
+    return [f"{a:.{digits}f} ± {s:.{digits}f}" if a == a else missing for a, s in zip(avg, sd, strict=True)]
+
+
 def _cell(value):
     if isinstance(value, (list, tuple)):
         value = " ".join(str(v) for v in value)

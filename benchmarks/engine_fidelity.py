@@ -9,7 +9,8 @@ converted by our own code (engines.convert: GGUF Q4_1 → HF bf16 → MLX).
   runs on each); otherwise one line saying that only the CPU exists.
 
 Usage: python benchmarks/engine_fidelity.py [--reps 5] [-n 32] [--threads 1] [--out benchmarks/results]
-Writes <prefix>_pairs.csv and <prefix>_summary.csv; the figures and the method go into README.md (MLX and PyTorch engines).
+Writes <prefix>_pairs.csv and <prefix>_summary.csv; the figures and the method go into README.md
+(section "MLX and PyTorch engines").
 """
 
 from __future__ import annotations

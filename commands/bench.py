@@ -196,6 +196,8 @@ def display_frame(frame):
     """llama-bench's printed columns: model, size, params, backend, threads, test, t/s."""
     import pandas as pd
 
+    from bench.export import mean_pm_column
+
     return pd.DataFrame(
         {
             "model": frame["model_type"],
@@ -205,7 +207,7 @@ def display_frame(frame):
             "backend": frame["backends"],
             "threads": frame["n_threads"],
             "test": frame["test"],
-            "t/s": [f"{a:.2f} ± {s:.2f}" for a, s in zip(frame["avg_ts"], frame["stddev_ts"], strict=True)],
+            "t/s": mean_pm_column(frame["avg_ts"], frame["stddev_ts"]),
             "ttft_ms": frame["avg_ttft_ms"].round(1),
         }
     )

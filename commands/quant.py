@@ -146,8 +146,10 @@ def display_frame(frame):
     """The printed columns: variant, real type, size, bpw, quality and speed with units."""
     import pandas as pd
 
+    from bench.export import mean_pm_column
+
     def pm(avg, sd):
-        return [f"{a:.1f} ± {s:.1f}" if a == a else "" for a, s in zip(avg, sd, strict=True)]
+        return mean_pm_column(avg, sd, digits=1)
 
     return pd.DataFrame(
         {

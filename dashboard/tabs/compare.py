@@ -13,7 +13,7 @@ import altair as alt
 import gradio as gr
 import pandas as pd
 
-from bench.export import to_frame
+from bench.export import mean_pm_column, to_frame
 from bench.runner import plan_tests, run_speed
 from dashboard.context import AppContext
 from dashboard.tabs.chat import _models, load_config, stats_markdown
@@ -169,9 +169,7 @@ def build(ctx: AppContext) -> None:
                 "engine": frame["engine"],
                 "backend": frame["backends"],
                 "test": frame["test"],
-                "t/s (mean ± sd)": [
-                    f"{a:.2f} ± {s:.2f}" for a, s in zip(frame["avg_ts"], frame["stddev_ts"], strict=True)
-                ],
+                "t/s (mean ± sd)": mean_pm_column(frame["avg_ts"], frame["stddev_ts"]),
                 "TTFT ms (mean)": frame["avg_ttft_ms"].round(1),
                 "peak RSS MiB": (frame["peak_rss_bytes"] / 2**20).round(0),
             }

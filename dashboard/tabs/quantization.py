@@ -16,6 +16,7 @@ import math
 import gradio as gr
 
 from bench import quant_lab
+from bench.export import mean_pm_column
 from bench.ladder import LADDER_TYPES
 from dashboard.context import AppContext
 from dashboard.ui import as_int, csv_file, session_of, warn
@@ -33,7 +34,7 @@ def summary_frame(frame):
     import pandas as pd
 
     def pm(avg, sd):
-        return [f"{a:.1f} ± {s:.1f}" if not math.isnan(a) else "—" for a, s in zip(avg, sd, strict=True)]
+        return mean_pm_column(avg, sd, digits=1, missing="—")
 
     return pd.DataFrame(
         {
