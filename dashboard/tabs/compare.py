@@ -96,9 +96,10 @@ def build(ctx: AppContext) -> None:
         run_speedup = gr.Button("Compare model 1 on its accelerator and on the CPU", elem_id="cmp-speedup-run")
     speedup_out = gr.Markdown("", elem_id="cmp-speedup")
 
-    def chosen(values) -> list[tuple[str, str]]:
-        pairs = [(values[2 * i], values[2 * i + 1]) for i in range(SLOTS)]
-        pairs = [(e, (m or "").strip()) for e, m in pairs if (m or "").strip()]
+    def chosen(values) -> list[tuple[int, str, str]]:
+        """(slot, engine, model) of every slot with a model picked."""
+        pairs = [(i, values[2 * i], (values[2 * i + 1] or "").strip()) for i in range(SLOTS)]
+        pairs = [p for p in pairs if p[2]]
         if not pairs:
             raise BadParameter("pick at least one model")
         return pairs
@@ -112,10 +113,7 @@ def build(ctx: AppContext) -> None:
                 raise BadParameter("the prompt is empty — type something to compare")
             params = GenerationParams(max_tokens=as_int(max_toks, "max tokens", 1), temperature=0.0, seed=0)
             params.validate()
-            pairs = [(i, slot_values[2 * i], (slot_values[2 * i + 1] or "").strip()) for i in range(SLOTS)]
-            pairs = [p for p in pairs if p[2]]
-            if not pairs:
-                raise BadParameter("pick at least one model")
+            pairs = chosen(slot_values)
         except LocalbenchError as err:
             stats[0] = warn(err)
             yield *texts, *stats
@@ -143,7 +141,7 @@ def build(ctx: AppContext) -> None:
         cancel = ctx.new_cancel(session_of(request), "compare-bench")
         results, settings = [], {}
         try:
-            pairs = chosen(slot_values)
+            pairs = [(e, m) for _, e, m in chosen(slot_values)]
             tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
             r = as_int(repetitions, "repetitions", 1, 100)
             settings = {"pairs": pairs, "tests": [t.name for t in tests], "repetitions": r}
