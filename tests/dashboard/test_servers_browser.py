@@ -29,13 +29,16 @@ def wait_text(page, elem_id: str, pattern: str, timeout: int = 60_000) -> None:
 
 
 def choose_kind(page, label: str) -> None:
-    """Pick the server type and wait for the URL box to show that type's endpoint (an OpenAI base URL ends
-    in /v1, an Ollama host never does), so a URL typed next is not overwritten."""
+    """Switch to another server type and wait until the tab has put its endpoint into the URL box, so a URL
+    typed next is not overwritten. The box first gets a sentinel no endpoint equals: waiting for it to
+    change waits for the kind's change event itself, whatever URL the box held before."""
+    box = page.locator("#servers-url textarea, #servers-url input").first
+    box.fill("sentinel://waiting-for-the-kind-change")
     page.locator("#servers-kind").get_by_text(label, exact=True).click()
     check = "v.endsWith('/v1')" if label == "OpenAI-compatible" else "!v.endsWith('/v1')"
     page.wait_for_function(
         "() => { const e = document.querySelector('#servers-url textarea, #servers-url input');"
-        f" const v = e ? e.value : ''; return {check}; }}"
+        f" const v = e ? e.value : ''; return !v.startsWith('sentinel:') && {check}; }}"
     )
 
 
