@@ -58,3 +58,7 @@ class SpeedResult:
     gpu_info: str
     versions: str
     """'library version; ...' of what ran it."""
+    repack: str = ""
+    """llama.cpp: '1' when weights were repacked at load, '0' when not (llama-bench's column); '' elsewhere."""
+    notes: str = ""
+    """Why an engine setting is what it is (e.g. repack off: a known upstream crash on this CPU)."""

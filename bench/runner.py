@@ -160,6 +160,8 @@ def run_speed(
                 cpu_info=cpu_info,
                 gpu_info=gpu_info,
                 versions="; ".join(f"{k} {v}" for k, v in info.versions),
+                repack=info.setting("repack"),
+                notes="; ".join(n for n in info.notes if n),
             )
         )
     return results

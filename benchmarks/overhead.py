@@ -60,20 +60,20 @@ def main() -> int:
     args = parser.parse_args()
 
     import pandas as pd
-    from llama_cpp import Llama
 
     from bench.stats import summarize
     from engines.base import LoadConfig
     from engines.catalog import resolve_model
     from engines.hardware import detect_hardware
-    from engines.llamacpp import LlamaCppEngine
+    from engines.llamacpp import LlamaCppEngine, open_llama
 
     ref = resolve_model(args.model)
     config = LoadConfig(n_ctx=1024, n_threads=args.threads, n_batch=512)
     engine = LlamaCppEngine()
     engine.load(ref, config)
-    bare = Llama(
-        model_path=ref.path,
+    bare = open_llama(  # the same repack choice as the engine (off where llama.cpp#20824 crashes)
+        ref.path,
+        engine.repack,
         n_ctx=1024,
         n_batch=512,
         n_threads=args.threads,

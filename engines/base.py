@@ -146,6 +146,13 @@ class ModelInfo:
     """Seconds the load took."""
     versions: tuple[tuple[str, str], ...] = ()
     """(library, version) pairs of what ran it."""
+    settings: tuple[tuple[str, str], ...] = ()
+    """Engine settings the model was loaded with, under llama-bench's names: (('repack', '0'),)."""
+    notes: tuple[str, ...] = ()
+    """Why a setting is what it is, e.g. a known-fault fallback with its upstream issue."""
+
+    def setting(self, name: str, default: str = "") -> str:
+        return dict(self.settings).get(name, default)
 
     @property
     def bits_per_weight(self) -> float | None:

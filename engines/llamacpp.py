@@ -8,6 +8,7 @@ re-processed and prompt t/s stays honest. Metadata comes from the GGUF header vi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Iterator
@@ -27,10 +28,96 @@ from engines.base import (
     room_for_generation,
 )
 from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, PromptTooLong
+from engines.faults import KnownFault, Verdict, cpu_flags, register, run_canary
 from engines.gguf_meta import read_gguf
 from engines.prompts import as_messages, is_chat_prompt, is_token_prompt, random_tokens
 
 TIMING_SOURCE = "llama.cpp perf counters (llama_perf_context)"
+
+REPACK_FAULT = register(
+    KnownFault(
+        name="llamacpp-repack",
+        engine="llamacpp",
+        setting="repack",
+        upstream="ggml-org/llama.cpp#20824",
+        summary=(
+            "llama.cpp's weight repack (AMX on Intel Sapphire Rapids and later) segfaults in "
+            "ggml_backend_amx_mul_mat; where the canary crashes, models load with repack off (--no-repack)"
+        ),
+    )
+)
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def model_params(repack: bool):
+    """Within the block, `Llama(...)` loads with `use_extra_bufts = repack` (llama.cpp's --repack).
+
+    llama-cpp-python has no keyword for it: its constructor starts from
+    `llama_model_default_params()`, so that function is wrapped for the duration of the load.
+    """
+    import llama_cpp.llama_cpp as capi
+
+    with _PARAMS_LOCK:
+        original = capi.llama_model_default_params
+
+        def with_repack():
+            params = original()
+            params.use_extra_bufts = repack
+            return params
+
+        capi.llama_model_default_params = with_repack
+        try:
+            yield
+        finally:
+            capi.llama_model_default_params = original
+
+
+def open_llama(model_path: str, repack: bool, **kwargs):
+    """`llama_cpp.Llama(model_path, **kwargs)` with repack on or off."""
+    from llama_cpp import Llama
+
+    with model_params(repack):
+        return Llama(model_path=model_path, **kwargs)
+
+
+def repack_verdict(model_path: str, file_type: str, n_gpu_layers: int = 0) -> Verdict:
+    """Whether llama.cpp's repack path runs this tensor type on this CPU (canary cached per key)."""
+    key = {
+        "cpu_flags": cpu_flags(),
+        "llama_cpp_python": metadata.version("llama_cpp_python"),
+        "file_type": file_type or "unknown",
+        "gpu_layers": "all" if n_gpu_layers else "none",
+    }
+    argv = ["-c", f"from engines.llamacpp import canary; canary({model_path!r}, {int(n_gpu_layers)})"]
+    return run_canary(REPACK_FAULT.name, key, argv)
+
+
+def choose_repack(setting: object, model_path: str, file_type: str, n_gpu_layers: int = 0) -> tuple[bool, str]:
+    """(repack, why) for a load: 'auto' asks the canary; True/False are the user's explicit choice."""
+    if setting in (True, 1, "1", "on", "true"):
+        return True, "repack on (asked for)"
+    if setting in (False, 0, "0", "off", "false"):
+        return False, "repack off (asked for)"
+    if setting not in (None, "auto"):
+        raise BadParameter(f"repack must be auto, on or off, got {setting!r}")
+    verdict = repack_verdict(model_path, file_type, n_gpu_layers)
+    if verdict.risky_path_ok:
+        return True, f"repack on: {verdict.detail} ({file_type})"
+    if verdict.crashed:
+        return False, f"repack off: {verdict.detail} for {file_type} on this CPU ({REPACK_FAULT.upstream})"
+    return False, f"repack off: {verdict.detail} ({REPACK_FAULT.upstream})"
+
+
+def canary(model_path: str, n_gpu_layers: int = 0) -> None:
+    """The repack canary, run in a child process: load with repack on, decode a batch and single tokens."""
+    llm = open_llama(model_path, True, n_ctx=64, n_batch=64, n_gpu_layers=n_gpu_layers, verbose=False)
+    bos = llm.token_bos()
+    llm.eval([bos if bos >= 0 else 1] + list(range(10, 17)))  # a batch: the GEMM path
+    for token in (20, 21, 22):  # single tokens: the GEMV path
+        llm.eval([token])
+    llm.close()
 
 
 def perf_counters(ctx) -> dict[str, float]:
@@ -88,6 +175,9 @@ class LlamaCppEngine(Engine):
     modules = ("llama_cpp", "gguf")
 
     def __init__(self) -> None:
+        self.repack: bool | None = None
+        """Whether weights were repacked at load (llama-bench's `repack`); None before a load."""
+        self.repack_reason = ""
         self._llm = None
         self._lock = threading.Lock()
         self._eos: int | None = None
@@ -107,12 +197,15 @@ class LlamaCppEngine(Engine):
         ok, reason = self.availability()
         if not ok:
             raise EngineUnavailable(f"llama.cpp engine unavailable: {reason}")
-        from llama_cpp import Llama
-
+        repack, self.repack_reason = choose_repack(
+            config.option("repack", "auto"), model.path, meta.file_type, config.n_gpu_layers
+        )
+        self.repack = repack
         t0 = time.perf_counter()
         try:
-            self._llm = Llama(
-                model_path=model.path,
+            self._llm = open_llama(
+                model.path,
+                repack,
                 n_ctx=config.n_ctx,
                 n_batch=min(config.n_batch, config.n_ctx),
                 n_threads=config.n_threads,
@@ -157,6 +250,8 @@ class LlamaCppEngine(Engine):
             dtype=meta.file_type,
             load_s=load_s,
             versions=(("llama-cpp-python", metadata.version("llama_cpp_python")),),
+            settings=(("repack", str(int(repack))),),
+            notes=(self.repack_reason,),
         )
         return self._info
 

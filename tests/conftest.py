@@ -172,12 +172,13 @@ def fake_ollama(smollm2_ref):
 
 @pytest.fixture(scope="session")
 def llama_server(smollm2_ref, localbench_home) -> str:
-    """`python -m llama_cpp.server` serving the bundled GGUF (alias 'smollm2', n_ctx 2048, key
+    """llama.cpp's server (`python -m engines.llamacpp_server`: llama_cpp.server after the repack
+    canary) serving the bundled GGUF (alias 'smollm2', n_ctx 2048, key
     LLAMA_SERVER_KEY) on a free loopback port for the session; yields its base URL (…/v1). Its stderr,
     with llama.cpp's per-request timings, goes to LOCALBENCH_HOME/llama-server.log."""
     port = free_port()
     log = open(localbench_home / "llama-server.log", "w")  # noqa: SIM115 - closed at teardown
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", smollm2_ref.path, "--port", str(port)]
+    command = [sys.executable, "-m", "engines.llamacpp_server", "--model", smollm2_ref.path, "--port", str(port)]
     proc = subprocess.Popen(
         command + LLAMA_SERVER_ARGS,
         cwd=ROOT,

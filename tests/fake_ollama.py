@@ -590,8 +590,13 @@ class _Handler(BaseHTTPRequestHandler):
             if fake._embedder is None:
                 import llama_cpp
 
-                fake._embedder = llama_cpp.Llama(
-                    model_path=fake.model_path,
+                from engines.gguf_meta import read_gguf
+                from engines.llamacpp import choose_repack, open_llama
+
+                repack, _ = choose_repack("auto", fake.model_path, read_gguf(fake.model_path).file_type)
+                fake._embedder = open_llama(
+                    fake.model_path,
+                    repack,
                     embedding=True,
                     n_ctx=512,
                     n_threads=fake.n_threads,
