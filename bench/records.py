@@ -48,6 +48,7 @@ class SpeedResult:
     avg_ttft_ms: float
     """Mean time to first token, milliseconds, measured here."""
     peak_rss_bytes: int
+    """Peak RSS of the model's worker process (its own memory, not the dashboard's)."""
     timing_source: str
     """Where the timed durations come from."""
     method: str
@@ -62,3 +63,11 @@ class SpeedResult:
     """llama.cpp: '1' when weights were repacked at load, '0' when not (llama-bench's column); '' elsewhere."""
     notes: str = ""
     """Why an engine setting is what it is (e.g. repack off: a known upstream crash on this CPU)."""
+    load_s: float = 0.0
+    """Worker start-up plus model load, seconds."""
+    worker_peak_private_bytes: int | None = None
+    """Peak private memory of the model's worker (USS on Linux, physical footprint on macOS); None = unknown."""
+    memory_source: str = ""
+    """How the worker's memory was read."""
+    contended: bool = False
+    """True when another request of this app ran during the test: its figures are shared, not the engine's own."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from bench.records import SpeedResult
 from bench.stats import summarize
 from engines.base import Engine, GenerationParams, GenerationStats, LoadConfig
-from engines.errors import BadParameter, Cancelled
+from engines.errors import BadParameter, Cancelled, IncompleteRun
 
 TG_PROMPT_TOKENS = 8
 """Prompt length for tg tests; its processing is not part of the tg figure."""
@@ -64,7 +64,20 @@ def _one_run(engine: Engine, test: SpeedTest, seed: int, cancel: threading.Event
     _, stats = engine.generate(prompt, params, cancel)
     if stats.stop_reason == "cancelled" or (cancel is not None and cancel.is_set()):
         raise Cancelled("benchmark cancelled by the user")
+    check_complete(test, stats)
     return stats
+
+
+def check_complete(test: SpeedTest, stats: GenerationStats) -> None:
+    """Raise IncompleteRun when a repetition did less than the test forced or took no time (pure)."""
+    if test.n_gen and stats.gen_tokens < test.n_gen:
+        raise IncompleteRun(
+            f"{test.name}: the engine produced {stats.gen_tokens} of {test.n_gen} forced tokens "
+            f"(stop reason '{stats.stop_reason}') — the model file may be broken; the run failed, no figure is stored"
+        )
+    duration_ns, tps = sample_of(test, stats)
+    if duration_ns <= 0 or tps <= 0:
+        raise IncompleteRun(f"{test.name}: the engine timed 0 s for it — no figure can be derived; the run is failed")
 
 
 def sample_of(test: SpeedTest, stats: GenerationStats) -> tuple[float, float]:
@@ -113,7 +126,7 @@ def run_speed(
             done += 1
             if progress:
                 progress(done / total, f"{test.name}: warm-up")
-        ns, ts, ttft, rss = [], [], [], []
+        ns, ts, ttft, rss, private, contended = [], [], [], [], [], False
         for rep in range(repetitions):
             stats = _one_run(engine, test, seed + rep + 1, cancel)
             duration_ns, tps = sample_of(test, stats)
@@ -121,6 +134,8 @@ def run_speed(
             ts.append(tps)
             ttft.append(stats.ttft_s * 1e3)
             rss.append(stats.peak_rss_bytes)
+            private.append(stats.worker_peak_private_bytes or 0)
+            contended = contended or stats.contended
             done += 1
             if progress:
                 progress(done / total, f"{test.name}: run {rep + 1}/{repetitions}, {tps:.1f} t/s")
@@ -161,6 +176,10 @@ def run_speed(
                 gpu_info=gpu_info,
                 versions="; ".join(f"{k} {v}" for k, v in info.versions),
                 repack=info.setting("repack"),
+                load_s=float(info.load_s),
+                worker_peak_private_bytes=max(private) or None,
+                memory_source=stats.worker_memory_source or "peak RSS of the engine's process",
+                contended=contended,
                 notes="; ".join(n for n in info.notes if n),
             )
         )

@@ -44,6 +44,26 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-oversize", action="store_true", help="load even if the memory estimate says it won't fit"
     )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="idle deadline: stop a request that yields no new token for this long (default 300 s, enough for "
+        "a 30k-token prompt pass at 100 t/s)",
+    )
+
+
+def apply_timeout(engine, args: argparse.Namespace) -> None:
+    """Set the idle deadline of a worker-backed engine from --timeout."""
+    from engines.errors import BadParameter
+
+    timeout = getattr(args, "timeout", None)
+    if timeout is None:
+        return
+    if not 0 < timeout <= 86_400:
+        raise BadParameter(f"--timeout must be between 0 and 86400 seconds, got {timeout}")
+    engine.idle_timeout_s = float(timeout)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,8 +170,10 @@ def run(args: argparse.Namespace) -> int:
     }
     hardware = dataclasses.asdict(detect_hardware())
     bar, progress = cli_progress(f"{args.model} on {engine_name}")
+    pool = EnginePool(max_loaded=1)
     try:
-        engine = EnginePool(max_loaded=1).get(engine_name, args.model, config)
+        engine = pool.get(engine_name, args.model, config)
+        apply_timeout(engine, args)
         results = run_speed(
             engine,
             tests,
@@ -167,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         bar.close()
+        pool.unload_all()
     store.save_run("speed", results, settings=settings, hardware=hardware)
     emit(to_frame(results), args.output, args.out, display_frame)
     return 0

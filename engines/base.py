@@ -181,7 +181,7 @@ class GenerationStats:
     wall_s: float
     """Request start to last chunk, measured here."""
     peak_rss_bytes: int
-    """Peak resident set size of this process seen during the request."""
+    """Peak resident set size of the process that ran the engine (the model's worker) during the request."""
     stop_reason: str
     """'stop' (end of sequence or stop string), 'length', 'cancelled' or 'error'."""
     peak_device_bytes: int | None = None
@@ -190,6 +190,15 @@ class GenerationStats:
     """Gaps between streamed chunks, measured here (vLLM's ITL)."""
     source: str = ""
     """Where prompt/gen timings come from, e.g. 'llama.cpp perf counters'."""
+    worker_peak_private_bytes: int | None = None
+    """Peak memory of the model's own worker process during the request: USS on Linux, physical
+    footprint on macOS (None when the engine ran in this process or could not read it)."""
+    worker_memory_source: str = ""
+    """How `worker_peak_private_bytes` was read."""
+    worker_pid: int | None = None
+    """The worker process that ran the request."""
+    contended: bool = False
+    """True when another request of this app ran at the same time (its speed figures are shared)."""
 
 
 @dataclass(frozen=True)

@@ -46,3 +46,15 @@ class InsufficientMemory(LocalbenchError):
 
 class Cancelled(LocalbenchError):
     """The user cancelled a long run; partial work was discarded or stored as cancelled."""
+
+
+class EngineCrashed(LocalbenchError):
+    """An engine's worker process died (signal, abort, out-of-memory kill) or stopped answering.
+
+    The message names the engine, the model, the signal or exit code, the last line the library
+    printed and what to try; the dashboard keeps serving and the next request starts a fresh worker.
+    """
+
+
+class IncompleteRun(LocalbenchError):
+    """A timed test did not do its work (fewer tokens than it forced, zero time): a failed run, not a figure."""

@@ -442,6 +442,49 @@ def process_private_memory(pid: int | None = None, os_name: str | None = None) -
     return value, source, note
 
 
+def mac_phys_footprint(pid: int) -> int | None:
+    """macOS `phys_footprint` of a process (what Activity Monitor calls Memory), via proc_pid_rusage."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        buf = (ctypes.c_uint64 * 40)()  # rusage_info_v2: a 16-byte uuid, then 64-bit counters
+        if libc.proc_pid_rusage(int(pid), 2, ctypes.byref(buf)) != 0:  # 2 = RUSAGE_INFO_V2
+            return None
+    except (OSError, AttributeError):
+        return None
+    # After ri_uuid (2 words): user, system, pkg_idle_wkups, interrupt_wkups, pageins, wired, resident,
+    # phys_footprint.
+    return int(buf[2 + 7])
+
+
+def own_memory(os_name: str | None = None) -> dict:
+    """This process's memory now, uncached: rss_bytes, pss_bytes (Linux), private_bytes and its source.
+
+    private_bytes is what this process alone holds: USS on Linux (psutil), the physical footprint on
+    macOS (proc_pid_rusage). A model's worker process reports it as that model's memory.
+    """
+    import psutil
+
+    os_name = os_name or platform.system()
+    proc = psutil.Process(os.getpid())
+    out: dict = {"rss_bytes": int(proc.memory_info().rss), "pss_bytes": None, "private_bytes": None}
+    if os_name == "Darwin":
+        out["private_bytes"] = mac_phys_footprint(os.getpid())
+        out["private_source"] = "worker physical footprint (macOS proc_pid_rusage)"
+    if out["private_bytes"] is None:
+        try:
+            full = proc.memory_full_info()
+            out["private_bytes"] = int(full.uss)
+            out["pss_bytes"] = int(getattr(full, "pss", 0)) or None
+            out["private_source"] = "worker USS, unique set size (psutil)"
+        except (psutil.AccessDenied, AttributeError):
+            out["private_bytes"] = out["rss_bytes"]
+            out["private_source"] = "worker RSS (USS unreadable here)"
+    return out
+
+
 def pressure_reading(os_name: str | None = None) -> tuple[Pressure, VmStat | None, int | None, list[str]]:
     """(pressure, vm_stat, wired_limit_mb, notes) for this OS."""
     os_name = os_name or platform.system()

@@ -16,6 +16,25 @@ from dataclasses import dataclass
 from engines.base import Engine, LoadConfig, ModelInfo, ModelRef
 from engines.registry import create_engine, engine_class
 
+Factory = Callable[[str], Engine]
+"""factory(engine_name) -> an Engine ready to load a model."""
+
+
+def in_worker(engine_name: str) -> Engine:
+    """The default: a local engine runs its model in its own worker process (engines.remote.RemoteEngine);
+    a server engine stays here, its streams under the same deadlines and Stop (GuardedEngine)."""
+    from engines.remote import GuardedEngine, RemoteEngine
+
+    if "remote" in engine_class(engine_name).formats:
+        return GuardedEngine(create_engine(engine_name))
+    return RemoteEngine(engine_name)
+
+
+def in_process(engine_name: str) -> Engine:
+    """The engine in this process (benchmarks of the bare library; tests of the engine itself)."""
+    return create_engine(engine_name)
+
+
 Guard = Callable[[Engine, ModelRef, LoadConfig], None]
 """guard(engine, model, config) raises InsufficientMemory to refuse a load."""
 
@@ -44,30 +63,50 @@ class PoolKey:
 class EnginePool:
     """Engines with a model loaded, least recently used first."""
 
-    def __init__(self, max_loaded: int = 4, guard: Guard | str | None = PLANNER_GUARD) -> None:
+    def __init__(
+        self, max_loaded: int = 4, guard: Guard | str | None = PLANNER_GUARD, factory: Factory = in_worker
+    ) -> None:
         self.max_loaded = max_loaded
         self.guard = planner_guard() if guard == PLANNER_GUARD else guard
+        self.factory = factory
         self._engines: OrderedDict[PoolKey, Engine] = OrderedDict()
         self._lock = threading.RLock()
+        self._loading: dict[PoolKey, threading.Lock] = {}
 
     def get(self, engine_name: str, model: str, config: LoadConfig) -> Engine:
-        """A loaded engine for this model and these settings, loading it if needed."""
+        """A loaded engine for this model and these settings, loading it if needed.
+
+        Loads of different models run at the same time; two requests for the same one load it once.
+        """
         engine_class(engine_name)  # unknown engine → UnknownEngine before any work
         key = PoolKey(engine_name, model, config)
         with self._lock:
             if key in self._engines:
                 self._engines.move_to_end(key)
                 return self._engines[key]
-            engine = create_engine(engine_name)
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            with self._lock:
+                if key in self._engines:
+                    return self._engines[key]
+            engine = self.factory(engine_name)
             ref = engine.resolve(model)
             if self.guard is not None and not config.allow_oversize:
                 self.guard(engine, ref, config)
             engine.load(ref, config)
-            self._engines[key] = engine
-            while len(self._engines) > self.max_loaded:
-                _, old = self._engines.popitem(last=False)
-                old.unload()
-            return engine
+            evicted = []
+            with self._lock:
+                self._engines[key] = engine
+                self._loading.pop(key, None)
+                while len(self._engines) > self.max_loaded:
+                    evicted.append(self._engines.popitem(last=False)[1])
+        for old in evicted:
+            old.unload()
+        return engine
+
+    def items(self) -> list[tuple[PoolKey, Engine]]:
+        with self._lock:
+            return list(self._engines.items())
 
     def loaded(self) -> list[tuple[PoolKey, ModelInfo]]:
         with self._lock:

@@ -21,13 +21,22 @@ UPDATE_EVERY_S = 0.05  # browser updates while streaming: ~20 per second is smoo
 
 
 def stats_markdown(stats: GenerationStats | None, live: dict | None = None, mode: str = "") -> str:
-    """The statistics line under the chat, with units in every label."""
+    """The statistics line under the chat, with units in every label; '—' where a figure is unknown."""
     if stats is not None:
+        private = stats.worker_peak_private_bytes
+        memory = (
+            f"**model's worker** {private / 2**20:.0f} MiB peak ({stats.worker_memory_source or 'private memory'}), "
+            f"RSS {stats.peak_rss_bytes / 2**20:.0f} MiB"
+            if private
+            else "**memory** — (not measured: the model runs on a server)"
+        )
         body = (
-            f"**TTFT** {stats.ttft_s * 1e3:.1f} ms · **prompt** {stats.prompt_tokens} tok at "
-            f"{stats.prompt_tps:.1f} t/s · **generation** {stats.gen_tokens} tok at {stats.gen_tps:.1f} t/s · "
-            f"**wall** {stats.wall_s:.2f} s · **peak RSS** {stats.peak_rss_bytes / 2**20:.0f} MiB · "
-            f"**stop** {stats.stop_reason}"
+            f"**TTFT** {stats.ttft_s * 1e3:.1f} ms · **prompt** {_count(stats.prompt_tokens)} tok at "
+            f"{_rate(stats.prompt_tps)} t/s · **generation** {_count(stats.gen_tokens)} tok at "
+            f"{_rate(stats.gen_tps)} t/s · **wall** {stats.wall_s:.2f} s"
+            + (f" · **load** {stats.load_s:.2f} s" if stats.load_s else "")
+            + f" · {memory} · **stop** {stats.stop_reason}"
+            + (" · **contended** (another request ran at the same time)" if stats.contended else "")
         )
         source = f"<br><sub>timings: {stats.source or 'wall clock'}; TTFT measured here. {mode}</sub>"
         return body + source
@@ -37,6 +46,14 @@ def stats_markdown(stats: GenerationStats | None, live: dict | None = None, mode
             f"{live['tps']:.1f} t/s (live, measured here) · streaming…"
         )
     return "No reply yet."
+
+
+def _count(n: int) -> str:
+    return str(n) if n else "—"
+
+
+def _rate(tps: float) -> str:
+    return f"{tps:.1f}" if tps else "—"
 
 
 def load_config(ctx: AppContext, engine: str, n_ctx) -> LoadConfig:
@@ -144,8 +161,10 @@ def build(ctx: AppContext) -> None:
 
     inputs = [engine, model, system, temperature, max_tokens, seed, n_ctx, chatbot, prompt]
     outputs = [chatbot, stats, prompt]
-    send_event = send.click(respond, inputs, outputs, concurrency_id="generate")
-    submit_event = prompt.submit(respond, inputs, outputs, concurrency_id="generate")
+    # Chats with different models run at once (each model has its own worker; one worker serves its
+    # requests in turn); timing runs elsewhere stay alone and flag overlap as contended.
+    send_event = send.click(respond, inputs, outputs, concurrency_id="chat", concurrency_limit=16)
+    submit_event = prompt.submit(respond, inputs, outputs, concurrency_id="chat", concurrency_limit=16)
     stop.click(stop_generation, None, None, queue=False)
     clear.click(lambda: ([], "No reply yet."), None, [chatbot, stats], cancels=[send_event, submit_event])
     engine.change(lambda e: gr.update(choices=_models(ctx, e)), engine, model)

@@ -148,13 +148,34 @@ class OllamaWatcher:
             self.rows, self.note, self._t, self._busy = rows, note, time.monotonic(), False
 
 
+def worker_memory_text(engine) -> str:
+    """The model's own measured memory: its worker process's footprint and the engine's counters."""
+    reader = getattr(engine, "memory", None)
+    if reader is None:
+        return "memory not measured (remote: the server holds the model)"
+    try:
+        reading = reader()
+    except LocalbenchError as err:
+        return f"worker memory unreadable ({err})"
+    if not reading:
+        return "no worker running (it starts on the next request)"
+    text = (
+        f"measured: {reading.get('private_source', 'worker')} {fmt_bytes(reading.get('private_bytes'))}, "
+        f"RSS {fmt_bytes(reading.get('rss_bytes'))} (worker pid {engine.pid})"
+    )
+    for acc in reading.get("accelerators", []):
+        text += f"; {acc['name']} in use {fmt_bytes(acc['used_bytes'])}"
+    return text
+
+
 def pool_rows(ctx: AppContext) -> list[dict]:
     """This app's loaded engines with the planner's estimate for each (derived)."""
     from engines.memory_guard import estimate_for_load
     from engines.registry import create_engine
 
     rows = []
-    for key, info in ctx.pool.loaded():
+    for key, engine in ctx.pool.items():
+        info = engine.info()
         planned = ""
         try:
             ref = create_engine(key.engine).resolve(key.model)
@@ -169,7 +190,7 @@ def pool_rows(ctx: AppContext) -> list[dict]:
                 "name": info.name,
                 "engine": key.engine,
                 "detail": f"{info.file_type or info.dtype}, n_ctx {info.n_ctx}, weights "
-                f"{fmt_bytes(info.model_size_bytes)} on disk{planned}",
+                f"{fmt_bytes(info.model_size_bytes)} on disk{planned}; {worker_memory_text(engine)}",
             }
         )
     return rows

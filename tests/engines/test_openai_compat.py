@@ -51,6 +51,7 @@ class FaultProxy:
         self.mode: str | None = None
         self.after = 2
         self.slow_s = 2.0
+        self.stall_s = 30.0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -120,6 +121,14 @@ class FaultProxy:
                         h.close_connection = True
                         with contextlib.suppress(OSError):
                             h.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    if mode == "stall" and sent >= self.after:  # then only SSE keep-alive comments, bounded
+                        end = time.monotonic() + self.stall_s
+                        with contextlib.suppress(OSError):
+                            while time.monotonic() < end:
+                                chunk(b": keep-alive\n\n")
+                                time.sleep(0.2)
+                        h.close_connection = True
                         return
                     if mode == "malformed" and sent >= self.after:
                         chunk(b'data: {"id": "chatcmpl-1", "choices": [{"delta": {"content": "x\n\n')

@@ -1,0 +1,228 @@
+"""Engines in worker processes (engines.remote / engines.worker), against real faults on real engines.
+
+Every fault here is real: a signal sent with os.kill to the real worker's pid while it loads or streams
+the bundled model, a worker frozen with SIGSTOP, an address-space limit set inside the worker, a real
+llama.cpp server behind a loopback proxy that stops sending tokens and sends only SSE keep-alives.
+Each ends in one EngineCrashed / InsufficientMemory message, and the next request on the same engine
+works.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import psutil
+import pytest
+
+import engines.remote as remote
+from engines.base import GenerationParams, LoadConfig
+from engines.errors import EngineCrashed, InsufficientMemory
+from engines.pool import EnginePool
+from engines.remote import GuardedEngine, RemoteEngine
+from tests.engines.converted import hf_ref, mlx_refs  # noqa: F401
+from tests.engines.test_openai_compat import FaultProxy, config_for
+
+LONG = GenerationParams(max_tokens=400, ignore_eos=True)
+STORY = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper."}]
+SHORT = GenerationParams(max_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def llama_remote(smollm2_ref):
+    engine = RemoteEngine("llamacpp")
+    engine.load(smollm2_ref, LoadConfig(n_ctx=512, n_threads=2))
+    yield engine
+    engine.unload()
+
+
+def _engine_cases(request):
+    """(engine name, model ref, load config) for the real local engines."""
+    name = request.param
+    if name == "llamacpp":
+        return name, request.getfixturevalue("smollm2_ref"), LoadConfig(n_ctx=512, n_threads=2)
+    if name == "torch":
+        ref = request.getfixturevalue("hf_ref")
+        return name, ref, LoadConfig(n_ctx=512, n_threads=1, device="cpu", dtype="bf16")
+    ref = request.getfixturevalue("mlx_refs")["mlx-bf16"]
+    return name, ref, LoadConfig(n_ctx=512, n_threads=2, device="cpu")
+
+
+@pytest.fixture(params=["llamacpp", "mlx", "torch"])
+def local_case(request):
+    return _engine_cases(request)
+
+
+def _stream_then_signal(engine: RemoteEngine, sig: int) -> EngineCrashed:
+    stream = engine.stream("Tell me a long story about a lighthouse.", LONG)
+    next(stream)
+    os.kill(engine.pid, sig)
+    with pytest.raises(EngineCrashed) as caught:
+        for _ in stream:
+            pass
+    return caught.value
+
+
+@pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGKILL])
+def test_worker_killed_mid_stream_is_a_message_and_the_next_request_works(local_case, sig):
+    name, ref, config = local_case
+    engine = RemoteEngine(name)
+    engine.load(ref, config)
+    try:
+        first_pid = engine.pid
+        err = _stream_then_signal(engine, sig)
+        message = str(err)
+        assert signal.Signals(sig).name in message and ref.name in message and "\n" not in message
+        assert "log:" in message
+        _, stats = engine.generate("Hello", SHORT)
+        assert stats.gen_tokens > 0 and engine.pid != first_pid
+        assert stats.load_s > 0, "the restart's load is reported on the request that paid for it"
+    finally:
+        engine.unload()
+
+
+def test_worker_killed_during_load(smollm2_ref):
+    engine = RemoteEngine("llamacpp")
+    errors: list[BaseException] = []
+
+    def load():
+        try:
+            engine.load(smollm2_ref, LoadConfig(n_ctx=512))
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while engine._worker is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(engine._worker.pid, signal.SIGKILL)
+    thread.join(60)
+    assert errors and isinstance(errors[0], EngineCrashed)
+    assert "SIGKILL" in str(errors[0]) and "loading smollm2-135m" in str(errors[0])
+    engine.load(smollm2_ref, LoadConfig(n_ctx=512))  # the same engine loads again in a fresh worker
+    assert engine.generate("Hello", SHORT)[1].gen_tokens > 0
+    engine.unload()
+
+
+def test_stopped_worker_hits_the_liveness_deadline(llama_remote, monkeypatch):
+    monkeypatch.setattr(remote, "LIVENESS_S", 2.0)
+    stream = llama_remote.stream("Tell me a long story.", LONG)
+    next(stream)
+    pid = llama_remote.pid
+    os.kill(pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    with pytest.raises(EngineCrashed, match=r"stopped answering while generating \(no heartbeat for 2 s\)"):
+        for _ in stream:
+            pass
+    assert time.monotonic() - t0 < 10
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert llama_remote.generate("Hello", SHORT)[1].gen_tokens > 0
+
+
+def test_stop_returns_within_a_second_and_the_worker_stays(llama_remote):
+    cancel = threading.Event()
+    pid = llama_remote.pid
+    chunks = 0
+    for chunk in llama_remote.stream("Tell me a long story.", LONG, cancel):
+        chunks += 1
+        if chunks == 3:
+            cancel.set()
+            t0 = time.monotonic()
+        if chunk.stats is not None:
+            assert chunk.stats.stop_reason == "cancelled"
+    assert time.monotonic() - t0 < 1.5
+    assert llama_remote.pid == pid, "a local engine stops at its next token: no restart needed"
+
+
+def test_memory_limit_gives_an_out_of_memory_message(smollm2_ref, llama_remote):
+    # The cap: what a worker with this model at n_ctx 512 maps, plus 64 MiB; n_ctx 8192 needs ~190 MiB
+    # more for its KV cache alone (2 × 30 layers × 3 KV heads × 64 × 8192 × 2 bytes).
+    cap = psutil.Process(llama_remote.pid).memory_info().vms + 64 * 2**20
+    engine = RemoteEngine("llamacpp", limits={"address_space_bytes": cap})
+    try:
+        with pytest.raises(InsufficientMemory, match="out of memory: load could not allocate within the worker's"):
+            engine.load(smollm2_ref, LoadConfig(n_ctx=8192))
+    finally:
+        engine.unload()
+
+
+def test_each_model_has_its_own_memory_and_unload_returns_it(llama_remote, smollm2_ref):
+    _, stats = llama_remote.generate("Hello", SHORT)
+    assert stats.worker_pid == llama_remote.pid != os.getpid()
+    # the worker's own private memory: at least the weights it read (94 MB file, mostly paged in), and no
+    # more than a 135M model with a 512-token context can take
+    assert 50 * 2**20 < stats.worker_peak_private_bytes < 1.5 * 2**30
+    assert "USS" in stats.worker_memory_source
+    reading = llama_remote.memory()
+    assert reading["private_bytes"] > 50 * 2**20 and reading["rss_bytes"] >= reading["private_bytes"]
+    other = RemoteEngine("llamacpp")
+    other.load(smollm2_ref, LoadConfig(n_ctx=512))
+    pid = other.pid
+    other.unload()
+    assert other.pid is None and not psutil.pid_exists(pid)
+
+
+def test_two_workers_stream_at_once_and_say_contended(smollm2_ref, llama_remote):
+    other = RemoteEngine("llamacpp")
+    other.load(smollm2_ref, LoadConfig(n_ctx=512, n_threads=1))
+    results = {}
+
+    def run(key, engine):
+        results[key] = engine.generate("Count to twenty.", GenerationParams(max_tokens=48, ignore_eos=True))[1]
+
+    threads = [threading.Thread(target=run, args=(k, e)) for k, e in (("a", llama_remote), ("b", other))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    other.unload()
+    assert results["a"].gen_tokens == results["b"].gen_tokens == 48
+    assert results["a"].contended and results["b"].contended
+    assert not llama_remote.generate("Hi", SHORT)[1].contended
+
+
+def test_pool_puts_local_models_in_workers_and_servers_here():
+    pool = EnginePool(guard=None)
+    assert isinstance(pool.factory("llamacpp"), RemoteEngine)
+    assert isinstance(pool.factory("openai"), GuardedEngine)
+
+
+@pytest.fixture(scope="module")
+def stalling(llama_server, localbench_home):
+    p = FaultProxy(llama_server.removesuffix("/v1"), localbench_home / "llama-server.log")
+    p.mode, p.after, p.stall_s = "stall", 2, 20.0
+    yield p
+    p.stop()
+
+
+def _server_engine(stalling, idle_s: float) -> GuardedEngine:
+    from engines.openai_compat import OpenAIEngine
+
+    engine = GuardedEngine(OpenAIEngine(), idle_timeout_s=idle_s)
+    engine.load(engine.resolve("smollm2"), config_for(stalling.url))
+    return engine
+
+
+def test_keepalives_are_not_progress_the_idle_deadline_fires(stalling):
+    engine = _server_engine(stalling, idle_s=2.0)
+    t0 = time.monotonic()
+    with pytest.raises(EngineCrashed, match="no new token for 2 s .* --timeout SECONDS"):
+        engine.generate(STORY, GenerationParams(max_tokens=64))
+    assert time.monotonic() - t0 < 8
+
+
+def test_stop_ends_a_stuck_server_stream_within_a_second(stalling):
+    engine = _server_engine(stalling, idle_s=60.0)
+    cancel, stopped_at = threading.Event(), []
+
+    def stop():
+        stopped_at.append(time.monotonic())
+        cancel.set()
+
+    threading.Timer(2.0, stop).start()  # the server has sent its first tokens, then only keep-alives
+    _, stats = engine.generate(STORY, GenerationParams(max_tokens=64), cancel)
+    assert stats.stop_reason == "cancelled" and stats.gen_tokens >= 0
+    assert time.monotonic() - stopped_at[0] < 1.0
