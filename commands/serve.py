@@ -64,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
     policy = build_policy(args.host, args.allow_host, args.allow_origin)
     bind_socket(args.host, args.port).close()  # a port in use fails here, before the slow app build
 
+    from bench.sweep import sweep_partials
+
+    swept = sweep_partials()
+    if swept:
+        freed = sum(size for _, size in swept) / 2**20
+        print(f"swept {len(swept)} half-written cache file(s) left by interrupted runs ({freed:.0f} MiB)", flush=True)
+
     from dashboard.app import build_app
     from dashboard.context import create_context
 
