@@ -10,6 +10,7 @@ import importlib
 
 import gradio as gr
 
+from dashboard.api_guard import guard_handlers
 from dashboard.context import AppContext
 
 TABS: list[tuple[str, str]] = [
@@ -34,5 +35,6 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         for label, module in TABS:
             with gr.Tab(label, id=label.lower().replace(" ", "-")):
                 importlib.import_module(module).build(ctx)
+    guard_handlers(demo)
     demo.queue(default_concurrency_limit=1)
     return demo
