@@ -303,3 +303,12 @@ def position_bias(votes: Sequence[VoteTuple]) -> PositionBias:
         p_value=float(binomtest(k, n, 0.5).pvalue),
         elo_points=400.0 * math.log10(clipped / (1 - clipped)),
     )
+
+
+def method_note(ci_method: str) -> str:
+    """One sentence on how the board is computed, for the CLI and the tab; `ci_method` is Fit.method."""
+    return (
+        "Bradley–Terry MLE on the Elo scale (400/ln 10 points per unit of log-strength), mean anchored at 1000; "
+        f"ties and both-bad count as half a win; 95 % intervals: {ci_method}; rank = 1 + models whose interval "
+        "lies entirely above."
+    )
