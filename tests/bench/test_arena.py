@@ -137,3 +137,11 @@ def test_bad_winner_and_no_votes_are_errors():
     with pytest.raises(ValueError, match="no votes"):
         leaderboard([])
     assert list(leaderboard_frame([]).columns)[:3] == ["model", "rank", "rating"]
+
+
+def test_one_vote_gives_a_wide_interval_not_a_confident_gap():
+    (top, bottom) = leaderboard([("x", "y", "a")])
+    assert top.ci_low < bottom.ci_high  # one vote cannot separate two models
+    assert top.rank == bottom.rank == 1
+    closed = fit([("x", "y", "a")] * 3 + [("x", "y", "b")])  # not separable: Fisher and sandwich agree
+    assert closed.ci_high[0] - closed.ratings[0] == pytest.approx(Z95 * SCALE * math.sqrt(1 / 3), rel=1e-3)
