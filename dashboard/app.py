@@ -17,6 +17,7 @@ TABS: list[tuple[str, str]] = [
     ("Chat", "dashboard.tabs.chat"),
     ("Quantization", "dashboard.tabs.quantization"),
     ("Compare", "dashboard.tabs.compare"),
+    ("Arena", "dashboard.tabs.arena"),
     ("Embeddings", "dashboard.tabs.embeddings"),
     ("Memory", "dashboard.tabs.memory"),
     ("Results", "dashboard.tabs.results"),
