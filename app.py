@@ -21,6 +21,7 @@ COMMANDS = [
     "commands.quant",
     "commands.plan",
     "commands.convert",
+    "commands.arena",
 ]
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from commands.args import positive_threads
+
 NAME = "bench"
 HELP = "Run llama-bench-style speed tests (pp/tg/pg, repeated) and print a table; every run is stored."
 
@@ -30,7 +32,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Engine and load options shared by the commands that load a model."""
     parser.add_argument("--engine", default=None, help="engine name (default: chosen from the hardware)")
     parser.add_argument("--model", "-m", default="smollm2-135m", help="catalog name or path (default smollm2-135m)")
-    parser.add_argument("--threads", "-t", type=int, default=None, help="CPU threads (default: performance cores)")
+    parser.add_argument(
+        "--threads", "-t", type=positive_threads, default=None, help="CPU threads, 1 or more (default: cores)"
+    )
     parser.add_argument("--n-gpu-layers", "-ngl", type=int, default=None, help="layers to offload (-1 all, 0 none)")
     parser.add_argument("--ctx", "-c", type=int, default=None, help="context window in tokens")
     parser.add_argument("--batch", "-b", type=int, default=512, help="prompt batch size in tokens")
@@ -104,7 +108,7 @@ def load_config_from(args: argparse.Namespace, needed_ctx: int = 0):
     n_ctx = args.ctx if args.ctx is not None else max(2048, 1 << max(needed_ctx, 1).bit_length())
     return LoadConfig(
         n_ctx=n_ctx,
-        n_threads=args.threads or cfg.n_threads,
+        n_threads=cfg.n_threads if args.threads is None else args.threads,
         n_gpu_layers=cfg.n_gpu_layers if args.n_gpu_layers is None else args.n_gpu_layers,
         n_batch=args.batch,
         device=args.device,

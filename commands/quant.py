@@ -14,6 +14,8 @@ import signal
 import sys
 import threading
 
+from commands.args import positive_threads
+
 NAME = "quant"
 HELP = (
     "Build a GGUF quantization ladder (F16 … Q2_K) and compare variants: size, bits/weight, perplexity, "
@@ -41,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-quality", action="store_true", help="skip perplexity / KL divergence")
     parser.add_argument("--chunks", type=int, default=None, help="score only the first N chunks of 512 tokens")
     parser.add_argument("--eval-file", default=None, help="evaluation text file (default: the bundled text)")
-    parser.add_argument("--threads", "-t", type=int, default=None, help="CPU threads (default: performance cores)")
+    parser.add_argument(
+        "--threads", "-t", type=positive_threads, default=None, help="CPU threads, 1 or more (default: cores)"
+    )
     parser.add_argument(
         "--quality-workers",
         type=int,

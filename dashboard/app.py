@@ -10,12 +10,14 @@ import importlib
 
 import gradio as gr
 
+from dashboard.api_guard import guard_handlers
 from dashboard.context import AppContext
 
 TABS: list[tuple[str, str]] = [
     ("Chat", "dashboard.tabs.chat"),
     ("Quantization", "dashboard.tabs.quantization"),
     ("Compare", "dashboard.tabs.compare"),
+    ("Arena", "dashboard.tabs.arena"),
     ("Embeddings", "dashboard.tabs.embeddings"),
     ("Memory", "dashboard.tabs.memory"),
     ("Results", "dashboard.tabs.results"),
@@ -34,5 +36,6 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         for label, module in TABS:
             with gr.Tab(label, id=label.lower().replace(" ", "-")):
                 importlib.import_module(module).build(ctx)
+    guard_handlers(demo)
     demo.queue(default_concurrency_limit=1)
     return demo

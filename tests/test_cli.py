@@ -119,3 +119,10 @@ def test_failed_run_is_stored_as_failed(localbench_home):
     with sqlite3.connect(localbench_home / "results.db") as db:
         rows = db.execute("SELECT status, error FROM runs WHERE status='failed'").fetchall()
     assert any("not found" in err for _, err in rows)
+
+
+@pytest.mark.parametrize("command", ["bench", "quant"])
+def test_zero_threads_is_an_error_not_the_default(command):
+    proc = run_app(command, "-t", "0", timeout=60)
+    assert proc.returncode == 2
+    assert "must be at least 1, got 0" in proc.stderr

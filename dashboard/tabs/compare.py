@@ -16,6 +16,7 @@ import pandas as pd
 from bench.export import mean_pm_column, to_frame
 from bench.runner import plan_tests, run_speed
 from dashboard.context import AppContext
+from dashboard.names import display_name, engine_choices
 from dashboard.tabs.chat import _models, load_config, stats_markdown
 from dashboard.ui import as_int, conversion_progress, csv_file, session_of, warn
 from engines.base import GenerationParams
@@ -23,6 +24,38 @@ from engines.errors import BadParameter, Cancelled, LocalbenchError
 from engines.registry import ENGINES
 
 SLOTS = 3  # the handlers below take the three (engine, model) pairs positionally
+SPEED_COLUMNS = [
+    "model",
+    "engine",
+    "quant",
+    "size MiB",
+    "threads",
+    "backend",
+    "test",
+    "t/s (mean ± sd)",
+    "TTFT ms (mean)",
+    "peak RSS MiB",
+]
+"""The columns users read first; the CSV keeps every llama-bench field."""
+
+
+def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The on-screen speed table of a to_frame() of speed records."""
+    return pd.DataFrame(
+        {
+            "model": frame["model"],
+            "engine": frame["engine"].map(display_name),
+            "quant": frame["model_type"].str.split().str[-1],  # "llama 135M Q4_1" → "Q4_1"
+            "size MiB": (frame["model_size"] / 2**20).round(1),
+            "threads": frame["n_threads"],
+            "backend": frame["backends"],
+            "test": frame["test"],
+            "t/s (mean ± sd)": mean_pm_column(frame["avg_ts"], frame["stddev_ts"]),
+            "TTFT ms (mean)": frame["avg_ttft_ms"].round(1),
+            "peak RSS MiB": (frame["peak_rss_bytes"] / 2**20).round(0),
+        },
+        columns=SPEED_COLUMNS,
+    )
 
 
 def speed_chart(frame: pd.DataFrame) -> alt.Chart:
@@ -49,7 +82,9 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         for i in range(SLOTS):
             with gr.Column(min_width=220):
-                engine = gr.Dropdown(engines, value=engines[0], label=f"Engine {i + 1}", elem_id=f"cmp-engine-{i}")
+                engine = gr.Dropdown(
+                    engine_choices(engines), value=engines[0], label=f"Engine {i + 1}", elem_id=f"cmp-engine-{i}"
+                )
                 model = gr.Dropdown(
                     choices=_models(ctx, engines[0]),
                     value="smollm2-135m" if i < 2 else None,
@@ -87,7 +122,7 @@ def build(ctx: AppContext) -> None:
         run_bench = gr.Button("Run speed test", variant="primary", elem_id="cmp-bench")
         cancel_bench = gr.Button("Cancel", variant="stop", elem_id="cmp-cancel")
     bench_status = gr.Markdown("", elem_id="cmp-bench-status")
-    bench_table = gr.Dataframe(interactive=False, elem_id="cmp-bench-table")
+    bench_table = gr.Dataframe(pd.DataFrame(columns=SPEED_COLUMNS), interactive=False, elem_id="cmp-bench-table")
     bench_chart = gr.Plot(elem_id="cmp-bench-chart")
     bench_csv = gr.DownloadButton("Download CSV", elem_id="cmp-bench-csv")
 
@@ -158,20 +193,11 @@ def build(ctx: AppContext) -> None:
         except (LocalbenchError, Cancelled) as err:
             status = "cancelled" if isinstance(err, Cancelled) else "failed"
             ctx.store.save_run("speed", [], status=status, error=str(err), settings=settings)
-            return warn(err), None, None, None
+            # Cancel or a failure keeps the previous successful results on screen; the status says what happened.
+            return warn(err), gr.update(), gr.update(), gr.update()
         ctx.store.save_run("speed", results, settings=settings, hardware=dataclasses.asdict(ctx.profile))
         frame = to_frame(results)
-        shown = pd.DataFrame(
-            {
-                "model": frame["model"],
-                "engine": frame["engine"],
-                "backend": frame["backends"],
-                "test": frame["test"],
-                "t/s (mean ± sd)": mean_pm_column(frame["avg_ts"], frame["stddev_ts"]),
-                "TTFT ms (mean)": frame["avg_ttft_ms"].round(1),
-                "peak RSS MiB": (frame["peak_rss_bytes"] / 2**20).round(0),
-            }
-        )
+        shown = speed_table(frame)
         method = results[0].method if results else ""
         return (
             f"Done: {len(results)} rows stored. Method: {method}.",
@@ -224,15 +250,23 @@ def build(ctx: AppContext) -> None:
 
     slot_inputs = [c for pair in slots for c in pair]
     generate.click(
-        side_by_side, [*slot_inputs, prompt, max_tokens, n_ctx], [*answers, *answer_stats], concurrency_id="generate"
+        side_by_side,
+        [*slot_inputs, prompt, max_tokens, n_ctx],
+        [*answers, *answer_stats],
+        concurrency_id="generate",
+        show_progress_on=answer_stats[0],
     )
     run_bench.click(
         speed,
         [*slot_inputs, n_ctx, n_prompt, n_gen, reps],
         [bench_status, bench_table, bench_chart, bench_csv],
         concurrency_id="generate",
+        show_progress_on=bench_status,
     )
     cancel_bench.click(cancel_speed, None, None, queue=False)
     run_speedup.click(
-        speedup, [slots[0][0], slots[0][1], n_ctx, n_prompt, n_gen, reps], speedup_out, concurrency_id="generate"
+        speedup,
+        [slots[0][0], slots[0][1], n_ctx, n_prompt, n_gen, reps],
+        speedup_out,
+        concurrency_id="generate",
     )

@@ -198,5 +198,6 @@ def build(ctx: AppContext) -> None:
         [model, device_pick, precision_pick, backend_pick, batch_sizes, sentences, warmup, corpus_file],
         [status, chart, table, download],
         concurrency_id="embed",
+        show_progress_on=status,  # one progress bar, not one per output
     )
     cancel_button.click(cancel_sweep, None, None, queue=False)

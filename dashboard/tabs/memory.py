@@ -11,6 +11,7 @@ planning entry or Ollama model (ollama:NAME) at a quantization and context.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -51,7 +52,13 @@ def plan_frame(plan) -> pd.DataFrame:
 
 def fractions_from_frame(frame) -> dict[str, float]:
     """{component: share 0..1} from the edited plan table; BadParameter on a non-number."""
-    frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame, columns=PLAN_COLUMNS)
+    if frame is None:
+        raise BadParameter(f"the plan table is missing — send a frame with columns {', '.join(PLAN_COLUMNS)}")
+    frame = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+    missing = [c for c in ("component", "share of RAM (%)") if c not in frame.columns]
+    if missing:
+        expected = ", ".join(PLAN_COLUMNS)
+        raise BadParameter(f"the plan table lacks the column(s) {', '.join(missing)} — expected {expected}")
     out = {}
     for component, share in zip(frame["component"], frame["share of RAM (%)"], strict=True):
         try:
@@ -87,6 +94,52 @@ def usage_chart(plan, snap) -> alt.Chart:
         )
         .properties(width=260, height=320, description=chart_description(plan, snap))
     )
+
+
+COMPONENT_FIELDS = [
+    ("Model weights", "weights_bytes"),
+    ("CPU repack copy", "repack_bytes"),
+    ("KV cache", "kv_cache_bytes"),
+    ("Compute buffers", "compute_bytes"),
+    ("CPU work buffer", "cpu_work_bytes"),
+    ("Runtime overhead", "overhead_bytes"),
+]
+
+
+def components_chart(report) -> alt.Chart:
+    """One stacked bar of the planned components (GiB) against available memory and the planning budget."""
+    est, machine = report["estimate"], report["machine"]
+    bars = pd.DataFrame(
+        [
+            {"plan": "this model", "component": name, "GiB": est.get(field, 0) / GiB, "order": i}
+            for i, (name, field) in enumerate(COMPONENT_FIELDS)
+            if est.get(field)
+        ]
+    )
+    limits = pd.DataFrame(
+        [
+            {"limit": "available now", "GiB": machine["available_bytes"] / GiB},
+            {"limit": f"budget ({report['budget']['what']})", "GiB": report["budget"]["bytes"] / GiB},
+        ]
+    )
+    stack = (
+        alt.Chart(bars)
+        .mark_bar()
+        .encode(
+            x=alt.X("sum(GiB):Q", title="GiB (planned, derived)"),
+            y=alt.Y("plan:N", title=None),
+            color=alt.Color("component:N", sort=[n for n, _ in COMPONENT_FIELDS], legend=alt.Legend(orient="bottom")),
+            order="order:Q",
+            tooltip=["component", alt.Tooltip("GiB:Q", format=".2f")],
+        )
+    )
+    rules = (
+        alt.Chart(limits)
+        .mark_rule(strokeDash=[4, 3], size=2)
+        .encode(x="GiB:Q", color=alt.value("#d62728"), tooltip=["limit", alt.Tooltip("GiB:Q", format=".2f")])
+    )
+    labels = alt.Chart(limits).mark_text(align="left", dx=4, dy=-18).encode(x="GiB:Q", text="limit:N")
+    return (stack + rules + labels).properties(height=110, title="Planned components against memory")
 
 
 def chart_description(plan, snap) -> str:
@@ -170,6 +223,7 @@ def worker_memory_text(engine) -> str:
 
 def pool_rows(ctx: AppContext) -> list[dict]:
     """This app's loaded engines with the planner's estimate for each (derived)."""
+    from engines.convert import reporting
     from engines.memory_guard import estimate_for_load
     from engines.registry import create_engine
 
@@ -178,7 +232,8 @@ def pool_rows(ctx: AppContext) -> list[dict]:
         info = engine.info()
         planned = ""
         try:
-            ref = create_engine(key.engine).resolve(key.model)
+            with reporting(lambda fraction, message: None):  # resolving must not log "already converted"
+                ref = create_engine(key.engine).resolve(key.model)
             est = estimate_for_load(key.engine, ref, key.config)
             planned = f", planned {fmt_bytes(est.total_bytes)} (derived)" if est else ""
         except LocalbenchError:
@@ -226,12 +281,17 @@ def calculate(ctx: AppContext, model: str, quant: str, n_ctx, kv_type: str, n_pa
     components = pd.DataFrame(report["components"], columns=["component", "size", "how"])
     contexts = pd.DataFrame(
         [
-            (r["quantization"], fmt_bytes(r["weights_bytes"]), round(r["bits_per_weight"], 2), r["max_ctx"] or 0)
+            (
+                r["quantization"],
+                fmt_bytes(r["weights_bytes"]),
+                round(r["bits_per_weight"], 2),
+                r["max_ctx"] or "does not fit",
+            )
             for r in report["max_context"]
         ],
         columns=["quantization", "weights", "bpw (derived)", f"max context (tokens) within {report['budget']['what']}"],
     )
-    return "\n".join(lines), components, contexts
+    return "\n".join(lines), components, contexts, components_chart(report)
 
 
 # --- the tab ---------------------------------------------------------------------------------------
@@ -253,6 +313,7 @@ def build(ctx: AppContext) -> None:
     gr.Markdown("### Loaded models")
     loaded = gr.State([])
     loaded_status = gr.Markdown("", elem_id="memory-loaded-status")
+    ollama_note = gr.Markdown("", elem_id="memory-ollama-note")
     allow = gr.Checkbox(
         False,
         label="Load anyway: allow loads the memory estimate says will not fit (override)",
@@ -310,6 +371,7 @@ def build(ctx: AppContext) -> None:
         parallel = gr.Number(value=1, precision=0, label="Parallel sequences", elem_id="memory-calc-parallel")
     run = gr.Button("Estimate", variant="primary", elem_id="memory-calc-run")
     result = gr.Markdown("Pick a model and press Estimate.", elem_id="memory-calc-result")
+    calc_chart = gr.Plot(None, elem_id="memory-calc-chart", show_label=False)
     components = gr.Dataframe(
         pd.DataFrame(columns=["component", "size", "how"]),
         interactive=False,
@@ -333,7 +395,10 @@ def build(ctx: AppContext) -> None:
         snap = snapshot()
         ollama_rows, note = watcher.read()
         rows = pool_rows(ctx) + ollama_rows
-        return live_frame(snap), usage_chart(current_plan(frame), snap), rows, note
+        # The Ollama note has its own line (an Unload confirmation stays put) and is shown only to
+        # people who use Ollama: a host was set, or it has models loaded.
+        uses_ollama = bool(ollama_rows) or bool(host) or bool(os.environ.get("OLLAMA_HOST"))
+        return live_frame(snap), usage_chart(current_plan(frame), snap), rows, note if uses_ollama else ""
 
     def unload(row):
         try:
@@ -361,10 +426,11 @@ def build(ctx: AppContext) -> None:
     def estimate_click(model_name, quant_name, ctx_tokens, kv, par):
         try:
             return calculate(ctx, model_name, quant_name, ctx_tokens, kv, par, host)
-        except LocalbenchError as err:
-            return warn(err), gr.update(), gr.update()
+        except LocalbenchError as err:  # clear the previous estimate: tables under a warning read as its answer
+            empty = pd.DataFrame(columns=["component", "size", "how"])
+            return warn(err), empty, pd.DataFrame(columns=["quantization", "weights", "bpw (derived)"]), None
 
-    live_outputs = [live, chart, loaded, loaded_status]
+    live_outputs = [live, chart, loaded, ollama_note]
     timer.tick(tick, plan_table, live_outputs, show_progress="hidden", concurrency_id="memory-live")
     refresh.click(tick, plan_table, live_outputs, concurrency_id="memory-live")
     live_on.change(lambda on: gr.Timer(active=on), live_on, timer)
@@ -373,7 +439,7 @@ def build(ctx: AppContext) -> None:
     run.click(
         estimate_click,
         [model, quant, n_ctx, kv_type, parallel],
-        [result, components, contexts],
+        [result, components, contexts, calc_chart],
         concurrency_id="memory-calc",
     )
     allow.change(lambda on: set_override(ctx, on), allow, loaded_status)

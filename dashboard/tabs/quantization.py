@@ -278,6 +278,7 @@ def build(ctx: AppContext) -> None:
         [model, variants, prompt, max_tokens, seed, n_prompt, n_gen, reps, chunks, workers],
         [status, answers, table, chart, sizes, download],
         concurrency_id="quant",
+        show_progress_on=status,  # one progress bar, not one per output
     )
     cancel_button.click(cancel_compare, None, None, queue=False)
     model.change(_choices_update, model, variants)

@@ -65,3 +65,24 @@ def test_accelerated_vs_cpu_says_only_cpu_here(page):
     page.wait_for_function(
         "() => /only the CPU exists/.test(document.querySelector('#cmp-speedup').innerText)", timeout=60_000
     )
+
+
+def test_speed_table_header_columns_and_cancel_keeps_results(page):
+    page.get_by_role("tab", name="Compare").click()
+    header = page.locator("#cmp-bench-table").inner_text()
+    assert "t/s (mean ± sd)" in header and "1\t2\t3" not in header  # a real header before any run
+    page.locator("#cmp-pp input").fill("8")
+    page.locator("#cmp-tg input").fill("4")
+    page.locator("#cmp-reps input").fill("1")
+    page.locator("#cmp-bench").click()
+    page.wait_for_function("() => /Done: 4 rows/.test(document.querySelector('#cmp-bench-status').innerText)")
+    table = page.locator("#cmp-bench-table").inner_text()
+    for column in ("quant", "size MiB", "threads", "llama.cpp", "Q4_1"):
+        assert column in table
+    page.locator("#cmp-tg input").fill("512")
+    page.locator("#cmp-reps input").fill("20")
+    page.locator("#cmp-bench").click()
+    page.wait_for_timeout(2000)
+    page.locator("#cmp-cancel").click()
+    page.wait_for_function("() => /cancelled/.test(document.querySelector('#cmp-bench-status').innerText)")
+    assert "Q4_1" in page.locator("#cmp-bench-table").inner_text()  # the previous results stay

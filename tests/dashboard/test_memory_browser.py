@@ -152,3 +152,27 @@ def test_ollama_not_running_is_a_note_not_an_error():
     watcher = OllamaWatcher(f"http://127.0.0.1:{free_port()}")
     _, note = _rows_when(watcher, lambda rows, note: bool(note))
     assert "not reachable" in note
+
+
+def test_calculator_chart_does_not_fit_and_clears_after_an_error(page):
+    open_tab(page, "Memory")
+    model = page.locator("#memory-calc-model input")
+    model.fill("qwen3:30b-a3b")
+    model.press("Enter")
+    page.locator("#memory-calc-ctx input").fill("8192")
+    page.locator("#memory-calc-run").click()
+    wait_text(page, "#memory-calc-contexts", "does not fit")
+    page.locator("#memory-calc-chart .vega-embed").wait_for()  # components against available memory
+    assert "KV cache" in text_of(page, "#memory-calc-components")
+    page.locator("#memory-calc-ctx input").fill("0")
+    page.locator("#memory-calc-run").click()
+    wait_text(page, "#memory-calc-result", "positive number of tokens")
+    page.wait_for_function("() => !/KV cache/.test(document.querySelector('#memory-calc-components').innerText)")
+    assert "does not fit" not in text_of(page, "#memory-calc-contexts")
+    assert page.locator("#memory-calc-chart .vega-embed").count() == 0
+
+
+def test_no_ollama_note_for_people_who_do_not_use_ollama(page):
+    open_tab(page, "Memory")
+    page.wait_for_timeout(int(3.5 * 1000))  # at least one 3 s refresh: no Ollama note for non-Ollama users
+    assert text_of(page, "#memory-ollama-note").strip() == ""

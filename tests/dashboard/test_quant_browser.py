@@ -97,3 +97,11 @@ def test_bad_input_then_cancel(page, localbench_home):
     assert "cancelled by the user" in _wait_status(page, "cancelled", 300_000)
     runs = ResultStore().runs("quant")
     assert runs[0]["status"] == "cancelled" and runs[0]["n_rows"] == 0
+
+
+def test_progress_is_drawn_once(page):
+    page.get_by_role("tab", name="Quantization").click()
+    page.locator("#quant-run").click()
+    page.wait_for_selector(".progress-text", timeout=60_000)
+    assert page.locator(".progress-text:visible").count() == 1
+    page.locator("#quant-cancel").click()

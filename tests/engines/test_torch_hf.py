@@ -61,7 +61,20 @@ def test_logits_agree_with_llamacpp(torch_engine, llama_engine):  # noqa: F811
         chunked = torch_engine.logits(tokens)
     finally:
         mod.LOGITS_CHUNK = old
-    assert float(np.mean(chunked.argmax(-1) == ours.argmax(-1))) >= 0.95
+    # In bf16 the two paths round differently (AMX, AVX-512 and NEON kernels each their own way), so a
+    # near-tie can flip: require the same top-1 wherever one pass's margin exceeds bf16 rounding at the
+    # logits' scale (4 ulp of the largest logit), and a divergence no larger than bf16 rounding itself.
+    top2 = np.sort(ours, axis=-1)[:, -2:]
+    ulp = 2.0 ** (np.floor(np.log2(np.abs(ours).max(axis=-1))) - 7)  # bf16 keeps 8 significant bits
+    decided = (top2[:, 1] - top2[:, 0]) > 4 * ulp
+    assert decided.sum() >= len(tokens) // 2, "too few clear predictions to compare"
+    assert (chunked.argmax(-1) == ours.argmax(-1))[decided].all()
+    # bf16 rounding (relative 2^-8 on logits of scale ~10) moves logits by ~0.05: KL ~ Var/2 ~ 1e-3 nats.
+    log_p = ours - ours.max(-1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
+    log_q = chunked - chunked.max(-1, keepdims=True)
+    log_q -= np.log(np.exp(log_q).sum(-1, keepdims=True))
+    assert float((np.exp(log_p) * (log_p - log_q)).sum(-1).mean()) < 0.01
     with pytest.raises(PromptTooLong):
         torch_engine.logits([5] * 8193)
     with pytest.raises(BadParameter):

@@ -1,0 +1,68 @@
+"""The unattended compare queue: 3 prompts × 2 entries on the bundled SmolLM2, stop and resume, a failing
+entry that does not stop the others, and prompt files."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from bench.arena_round import Entry, engine_answer, make_pool
+from bench.compare_queue import BUILT_IN_PROMPTS, grid, read_prompts, run_queue
+from bench.store import ResultStore
+from engines.errors import BadParameter, Cancelled, ModelNotFound
+
+
+def test_queue_runs_stops_and_resumes_on_llamacpp(llama_engine, tmp_path):
+    store = ResultStore(tmp_path / "results.db")
+    entries = make_pool([Entry("llamacpp", "smollm2-135m", 0.8, 1), Entry("llamacpp", "smollm2-135m", 0.8, 2)])
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done, total, message):
+        seen.append((done, total, message))
+        if done == 2:
+            cancel.set()
+
+    def answer(prompt, entry):
+        return engine_answer(llama_engine, prompt, entry, 8)
+
+    with pytest.raises(Cancelled, match="run it again to resume"):
+        run_queue(store, "q1", BUILT_IN_PROMPTS, entries, answer, progress, cancel)
+    assert seen[-1][:2] == (2, 6)
+    counts = run_queue(store, "q1", BUILT_IN_PROMPTS, entries, answer)
+    assert counts == {"total": 6, "done": 4, "skipped": 2, "failed": 0}
+    table = grid(store, "q1")
+    assert len(table) == 3 and all(e.label in table.columns for e in entries)
+    rows = store.rows("compare_queue")
+    assert len(rows) == 6 and all(r["gen_tokens"] > 0 and r["gen_tps"] > 0 for r in rows)
+
+
+def test_failing_entry_is_stored_as_failed_and_the_others_finish(tmp_path):
+    from engines.base import GenerationStats
+
+    store = ResultStore(tmp_path / "results.db")
+    stats = GenerationStats(0.1, 3, 0.01, 300.0, 2, 0.02, 100.0, 0.0, 0.2, 1, "stop")
+
+    def answer(prompt, entry):
+        if entry.model == "missing":
+            raise ModelNotFound("no model named 'missing'")
+        return "ok", stats
+
+    entries = make_pool([Entry("e", "good"), Entry("e", "missing")])
+    assert run_queue(store, "q2", ["a", "b"], entries, answer)["failed"] == 2
+    failed = [r for r in store.runs("compare_queue") if r["status"] == "failed"]
+    assert len(failed) == 2 and "no model named" in failed[0]["error"]
+    assert len(store.rows("compare_queue")) == 2
+
+
+def test_prompt_files(tmp_path):
+    text = tmp_path / "p.txt"
+    text.write_text("one\n\ntwo\n")
+    assert read_prompts(text) == ["one", "two"]
+    jsonl = tmp_path / "p.jsonl"
+    jsonl.write_text('{"prompt": "x"}\n{"text": "y"}\n')
+    with pytest.raises(BadParameter, match="line 2"):
+        read_prompts(jsonl)
+    with pytest.raises(BadParameter, match="no prompt file"):
+        read_prompts(tmp_path / "none.txt")

@@ -1,0 +1,33 @@
+"""The System tab: CPU instruction sets, library versions, server engines as installed vs reachable, the
+llama.cpp repack verdict and build info; no "weights × 1.2" memory rule. The flag parser is tested alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.tabs.system import cpu_features
+from tests.conftest import open_tab
+
+
+def test_cpu_features_from_linux_and_macos_text():
+    x86 = "processor : 0\nflags : fpu avx avx2 avx512f amx_tile amx_int8\n"
+    assert cpu_features(x86) == ["AVX", "AVX2", "AVX-512", "AMX-TILE", "AMX-INT8"]
+    arm = "Features : fp asimd asimddp i8mm sve\n"
+    assert cpu_features(arm) == ["NEON", "Arm dot product", "Arm I8MM", "SVE"]
+    mac = {"hw.optional.neon": "1", "hw.optional.arm.FEAT_SME": "1", "hw.optional.arm.FEAT_SME2": "0"}
+    assert cpu_features(sysctl=mac) == ["NEON", "SME"]
+
+
+@pytest.mark.browser
+def test_system_tab_shows_flags_versions_reachability_and_llama_info(page):
+    open_tab(page, "System")
+    profile = page.locator("#system-profile").inner_text()
+    assert "CPU instruction sets" in profile and "AVX2" in profile
+    engines = page.locator("#system-engines").inner_text()
+    assert "llama.cpp" in engines and "OpenAI-compatible" in engines and "PyTorch" in engines
+    assert "installed · not reachable" in engines  # no Ollama server here: the client alone is not "usable"
+    assert "× 1.2" not in page.locator("#system-config").inner_text()
+    assert "llama-cpp-python" in page.locator("#system-libraries").inner_text()
+    assert "repack" in page.locator("#system-repack").inner_text().lower()
+    page.locator("#system-llama-run").click()
+    page.wait_for_function("() => /AVX2 = 1/.test(document.querySelector('#system-llama').innerText)")
