@@ -197,6 +197,8 @@ class GenerationStats:
     """How `worker_peak_private_bytes` was read."""
     worker_pid: int | None = None
     """The worker process that ran the request."""
+    engine_ttft_s: float | None = None
+    """TTFT as the engine measured it inside its own process (`ttft_s` is what the caller saw)."""
     contended: bool = False
     """True when another request of this app ran at the same time (its speed figures are shared)."""
 

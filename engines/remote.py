@@ -609,6 +609,7 @@ def guarded_stream(
         itl_s=tuple(gaps) if gaps else final.itl_s,
         load_s=load_s or final.load_s,
         stop_reason="cancelled" if cancelled else final.stop_reason,
+        engine_ttft_s=final.ttft_s,
         contended=contended,
         worker_pid=source.pid,
     )

@@ -221,7 +221,8 @@ class _Server:
 
         text = f"{type(err).__name__}: {err}"
         alloc = isinstance(err, MemoryError) or any(
-            word in text.lower() for word in ("alloc", "out of memory", "cannot allocate", "failed to load", "failed to create", "mmap")
+            word in text.lower()
+            for word in ("alloc", "out of memory", "cannot allocate", "failed to load", "failed to create", "mmap")
         )
         if not alloc or isinstance(err, InsufficientMemory) or not (self.memory_cap or isinstance(err, MemoryError)):
             return None
