@@ -264,7 +264,8 @@ def summary(frame) -> list[str]:
         lines.append(line)
     for _, row in frame[frame["test"] == "lifecycle"].iterrows():
         lines.append(
-            f"{row['engine']} lifecycle: load {row['load_s']:.2f} s, crash → next reply {row['crash_recovery_s']:.2f} s, "
+            f"{row['engine']} lifecycle: load {row['load_s']:.2f} s, "
+            f"crash → next reply {row['crash_recovery_s']:.2f} s, "
             f"worker USS {row['worker_uss_bytes'] / 2**20:.0f} MiB, available memory "
             f"{row['available_before_load_bytes'] / 2**30:.2f} → {row['available_while_loaded_bytes'] / 2**30:.2f} → "
             f"{row['available_after_unload_bytes'] / 2**30:.2f} GiB after unload"
