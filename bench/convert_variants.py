@@ -2,7 +2,7 @@
 of the same GGUF model, beside the llama.cpp ladder.
 
 `variants_for(model)` is a bench.quant_lab variant provider: it lists rows by name only (cheap, never
-converts); the engines convert on first load (engines.convert, cached). Every row runs through
+converts); the engines convert on first load (models.convert, cached). Every row runs through
 Engine.logits on the evaluation token ids the lab tokenized with the reference GGUF's tokenizer — the
 converted copies keep the GGUF's vocabulary, so the ids mean the same tokens. The lineage is in each
 row's note: the HF copy is dequantized from the GGUF, and the MLX copies are made from it.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from engines import convert  # registers the catalog provider of converted models (a light import)
+from models import converted  # registers the catalog provider of converted models (a light import)
 
 ROWS: tuple[tuple[str, str, str, str | None], ...] = (
     # (label, engine, conversion variant, torch dtype)
@@ -35,8 +35,8 @@ def _installed(engine: str) -> bool:
 def variants_for(model: str) -> list:
     """MLX and torch rows for a GGUF model name (no conversion happens here)."""
     from bench.quant_lab import Variant
-    from engines.catalog import resolve_model
-    from engines.errors import LocalbenchError
+    from core.errors import LocalbenchError
+    from models.catalog import resolve_model
 
     try:
         ref = resolve_model(model)
@@ -48,9 +48,9 @@ def variants_for(model: str) -> list:
     for label, engine, key, dtype in ROWS:
         if not _installed(engine):
             continue
-        variant = convert.VARIANTS[key]
+        variant = converted.VARIANTS[key]
         if engine == "mlx":
-            bits = f"{variant.q_bits}-bit affine, group size {convert.Q_GROUP_SIZE}" if variant.q_bits else "bf16"
+            bits = f"{variant.q_bits}-bit affine, group size {converted.Q_GROUP_SIZE}" if variant.q_bits else "bf16"
             note = f"MLX {bits}, made by mlx_lm.convert from the bf16 HF copy dequantized from {model}'s GGUF"
         else:
             note = f"transformers in {dtype}, from the bf16 HF copy dequantized from {model}'s GGUF"
@@ -58,7 +58,7 @@ def variants_for(model: str) -> list:
             Variant(
                 label=label,
                 engine=engine,
-                model=convert.variant_name(model, key),
+                model=converted.variant_name(model, key),
                 dtype=dtype,
                 nominal_type=f"{variant.q_bits}bit" if variant.q_bits else (dtype or "bf16"),
                 note=note,

@@ -24,6 +24,7 @@ import numpy as np
 
 from bench.embed_corpus import corpus_digest
 from bench.stats import summarize
+from core.errors import BadParameter, Cancelled, EngineUnavailable, InsufficientMemory, LocalbenchError
 from engines.base import current_rss_bytes
 from engines.embeddings import (
     BACKENDS,
@@ -36,7 +37,6 @@ from engines.embeddings import (
     combination_problem,
     resolve_embed_model,
 )
-from engines.errors import BadParameter, Cancelled, EngineUnavailable, InsufficientMemory, LocalbenchError
 
 DEFAULT_BATCH_SIZES = (1, 8, 32, 128, 512)
 MAX_BATCH_SIZE = 65536
@@ -409,7 +409,7 @@ def timed_pass(
 
 
 def _hardware_strings() -> tuple[str, str]:
-    from engines.hardware import detect_hardware
+    from machine.detect import detect_hardware
 
     hw = detect_hardware()
     return hw.chip, hw.gpu_name

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from bench import ladder as ladder_mod
 from bench import quality
+from core.errors import BadParameter, Cancelled, EngineUnavailable, LocalbenchError
 from engines.base import GenerationParams, LoadConfig
-from engines.errors import BadParameter, Cancelled, EngineUnavailable, LocalbenchError
 
 Progress = Callable[[float, str], None]
 
@@ -200,7 +200,7 @@ class QuantReport:
 
 def source_models() -> list[str]:
     """Model names for the lab's picker: local GGUF models (not ladder files) and extra sources."""
-    from engines.catalog import list_models
+    from models.catalog import list_models
 
     names = [r.name for r in list_models() if r.format == "gguf" and "@" not in r.name]
     for provider in EXTRA_SOURCES:
@@ -209,7 +209,7 @@ def source_models() -> list[str]:
 
 
 def _is_gguf(model: str) -> bool:
-    from engines.catalog import resolve_model
+    from models.catalog import resolve_model
 
     try:
         return resolve_model(model).format == "gguf"
@@ -232,7 +232,7 @@ def variant_choices(model: str) -> list[str]:
 
 def built_choices(model: str) -> list[str]:
     """Ladder types of `model` already in the cache (they skip the build)."""
-    from engines.catalog import resolve_model
+    from models.catalog import resolve_model
 
     try:
         return ladder_mod.built_variants(ladder_mod.model_key(resolve_model(model)))
@@ -294,9 +294,11 @@ def compare(
     cancel: threading.Event | None = None,
 ) -> QuantReport:
     """Build what is missing, then measure every ticked variant of `model`; one QuantRow per variant."""
-    from engines.catalog import resolve_model
-    from engines.hardware import detect_hardware, optimal_config
-    from engines.pool import EnginePool, PoolKey
+    from engines.pool import PoolKey
+    from machine.detect import detect_hardware
+    from models.catalog import resolve_model
+    from planning.guard import guarded_pool
+    from planning.runtime import optimal_config
 
     settings.validate()
     t_start = time.perf_counter()
@@ -338,7 +340,7 @@ def compare(
     if reference is None:
         reference = next((v for v in variants if v.is_reference), None)
     own_pool = pool is None
-    pool = pool or EnginePool(max_loaded=1)
+    pool = pool or guarded_pool(max_loaded=1)
     n_ctx = max(
         quality.N_CTX, settings.n_prompt + settings.n_gen + 16 if settings.speed else 0, settings.max_tokens + 512
     )
@@ -681,7 +683,7 @@ def pareto_front(kld: Sequence[float], speed: Sequence[float]) -> list[bool]:
     return out
 
 
-# MLX bf16 / 8-bit / 4-bit and torch bf16 / fp32 rows of the same GGUF model (engines.convert, issue 4).
+# MLX bf16 / 8-bit / 4-bit and torch bf16 / fp32 rows of the same GGUF model (models.convert, issue 4).
 from bench.convert_variants import variants_for as _mlx_and_torch_rows  # noqa: E402
 
 EXTRA_VARIANTS.append(_mlx_and_torch_rows)

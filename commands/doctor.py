@@ -57,7 +57,8 @@ def _availability(resolve, name: str) -> tuple[bool, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.hardware import detect_hardware, optimal_config
+    from machine.detect import detect_hardware
+    from planning.runtime import optimal_config
 
     profile = detect_hardware(probe_bandwidth=False if args.no_bandwidth_probe else None)
     config = optimal_config(profile, args.params_b)

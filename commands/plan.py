@@ -49,9 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import psutil
 
-    from engines.errors import BadParameter
-    from engines.hardware import detect_hardware
-    from engines.memory import load_spec, plan_report
+    from core.errors import BadParameter
+    from machine.detect import detect_hardware
+    from planning.report import plan_report
+    from planning.specs import load_spec
 
     spec = load_spec(args.model, args.host)
     profile = detect_hardware(probe_bandwidth=False)  # the planner needs no bandwidth figure
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 def markdown(report: dict) -> str:
     """The report as Markdown: components, verdicts, max context per quantization, recommendation."""
-    from engines.memory import fmt_bytes
+    from core.units import fmt_bytes
 
     est, model = report["estimate"], report["model"]
     lines = [

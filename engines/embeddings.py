@@ -24,8 +24,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from core.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound, ServerError
 from engines.base import EmbeddingStats, current_rss_bytes
-from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound, ServerError
 
 DEVICES = ("cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -410,7 +410,7 @@ def _export_onnx(model, path: str) -> Path:
     """Export the transformer to ONNX once per model folder and torch version; the cached file's path."""
     import torch
 
-    from engines.paths import atomic_path, cache_dir
+    from core.paths import atomic_path, cache_dir
 
     stamp = [str(Path(path).resolve()), torch.__version__]
     stamp += [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(Path(path).glob("*"))]

@@ -1,9 +1,10 @@
 """Loaded engines, shared by the UI tabs and the runners.
 
 A model is loaded once per (engine, model, load settings) and reused; the least recently used one is
-unloaded when more than `max_loaded` are resident. A guard (by default the memory planner's load
-guard, engines.memory_guard.check_load) is asked before every load and may refuse it with a message
-that carries the numbers; pass guard=None to load unchecked.
+unloaded when more than `max_loaded` are resident. A guard, when one is given, is asked before every
+load and may refuse it with a message that carries the numbers. The pool knows nothing of the memory
+planner: whoever builds the pool injects the guard (planning.guard.guarded_pool builds a pool guarded
+by the planner's check_load); guard=None loads unchecked.
 """
 
 from __future__ import annotations
@@ -13,21 +14,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engines.base import Engine, LoadConfig, ModelInfo, ModelRef
+from engines.base import Engine, LoadConfig, ModelInfo
 from engines.registry import create_engine, engine_class
+from models.ref import ModelRef
 
 Guard = Callable[[Engine, ModelRef, LoadConfig], None]
 """guard(engine, model, config) raises InsufficientMemory to refuse a load."""
-
-PLANNER_GUARD = "planner"
-"""The default `guard`: engines.memory_guard.check_load."""
-
-
-def planner_guard() -> Guard:
-    """The memory planner's load guard (imported on first use: it reads model metadata)."""
-    from engines.memory_guard import check_load
-
-    return check_load
 
 
 @dataclass(frozen=True)
@@ -44,9 +36,9 @@ class PoolKey:
 class EnginePool:
     """Engines with a model loaded, least recently used first."""
 
-    def __init__(self, max_loaded: int = 4, guard: Guard | str | None = PLANNER_GUARD) -> None:
+    def __init__(self, max_loaded: int = 4, guard: Guard | None = None) -> None:
         self.max_loaded = max_loaded
-        self.guard = planner_guard() if guard == PLANNER_GUARD else guard
+        self.guard = guard
         self._engines: OrderedDict[PoolKey, Engine] = OrderedDict()
         self._lock = threading.RLock()
 

@@ -12,7 +12,7 @@ t/s is (tokens − 1) / (last token time − first token time), TTFT is measured
 Peak memory is the device's own counter (`torch.cuda.max_memory_allocated`,
 `torch.mps.current_allocated_memory`) alongside the OS RSS.
 
-A bundled GGUF name (smollm2-135m) is converted to HF safetensors on first use (engines.convert,
+A bundled GGUF name (smollm2-135m) is converted to HF safetensors on first use (models.convert,
 cached); '<model>@hf-bf16' names that conversion.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from engines import convert
+from core.errors import BadParameter, EngineUnavailable, InsufficientMemory, InvalidModelFile, LocalbenchError
 from engines.base import (
     Chunk,
     Engine,
@@ -33,26 +33,15 @@ from engines.base import (
     GenerationStats,
     LoadConfig,
     ModelInfo,
-    ModelRef,
-    Prompt,
     StreamTimer,
     check_cancel,
     current_rss_bytes,
     rate,
     room_for_generation,
 )
-from engines.errors import (
-    BadParameter,
-    EngineUnavailable,
-    InsufficientMemory,
-    InvalidModelFile,
-    LocalbenchError,
-)
-from engines.prompts import (
-    check_logits_input,
-    hf_prompt_tokens,
-    random_tokens,
-)
+from engines.prompts import Prompt, check_logits_input, hf_prompt_tokens, random_tokens
+from models import catalog, convert, hf_folder
+from models.ref import ModelRef
 
 TIMING_SOURCE = (
     "per-token host times in the decode loop (this process, after each token's device sync); prompt time = "
@@ -161,13 +150,13 @@ class TorchEngine(Engine):
         return convert.resolve_for_engine("torch", model, "hf-bf16")
 
     def list_models(self, config: LoadConfig | None = None) -> list[str]:
-        return convert.engine_model_names("torch")
+        return catalog.engine_model_names("torch")
 
     # --- load ---------------------------------------------------------------------------------------
 
     def load(self, model: ModelRef, config: LoadConfig) -> ModelInfo:
-        from engines import devices
-        from engines.hardware import detect_hardware
+        from machine import devices
+        from machine.detect import detect_hardware
 
         config.validate()
         ok, reason = self.availability()
@@ -175,8 +164,8 @@ class TorchEngine(Engine):
             raise EngineUnavailable(f"PyTorch engine unavailable: {reason}")
         if model.format != "hf" or not model.path:
             raise InvalidModelFile(f"the torch engine loads Hugging Face folders; '{model.name}' is {model.format}")
-        hf_config = convert.read_hf_config(model.path)
-        convert.check_torch_architecture(hf_config)
+        hf_config = hf_folder.read_hf_config(model.path)
+        hf_folder.check_torch_architecture(hf_config)
         choice = devices.torch_device(detect_hardware(), config.device, config.dtype, devices.live_facts("torch"))
         context_length = _text_config(hf_config).get("max_position_embeddings")
         if context_length and config.n_ctx > context_length:

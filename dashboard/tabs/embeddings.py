@@ -15,10 +15,10 @@ import gradio as gr
 from bench.embed_corpus import CORPUS_SIZE, load_corpus_file, make_corpus
 from bench.embed_runner import DEFAULT_BATCH_SIZES, plan_embed_sweep, run_and_store, summary_frame, sweep_notes
 from bench.export import to_frame
+from core.errors import LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import as_int, csv_file, session_of, warn
 from engines.embeddings import BUNDLED_EMBED_MODEL, PRECISIONS, onnx_status
-from engines.errors import LocalbenchError
 
 SCOPE = "embed"
 

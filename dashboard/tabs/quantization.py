@@ -18,9 +18,9 @@ import gradio as gr
 from bench import quant_lab
 from bench.export import mean_pm_column
 from bench.ladder import LADDER_TYPES
+from core.errors import LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import as_int, csv_file, session_of, warn
-from engines.errors import LocalbenchError
 
 SCOPE = "quant"
 

@@ -29,8 +29,8 @@ from bench.embed_runner import (
 )
 from bench.export import to_frame
 from bench.store import ResultStore
+from core.errors import BadParameter, Cancelled, EngineUnavailable, ModelNotFound
 from engines.embeddings import BUNDLED_EMBED_MODEL, present_devices
-from engines.errors import BadParameter, Cancelled, EngineUnavailable, ModelNotFound
 from tests.conftest import run_app
 
 N_TEXTS = 24

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from bench import ladder, quant_lab
-from engines.errors import BadParameter, Cancelled, InvalidModelFile
+from core.errors import BadParameter, Cancelled, InvalidModelFile
 from tests.conftest import ROOT, run_app
 
 TYPES = ["Q8_0", "Q4_K_M", "Q4_0", "Q2_K"]
@@ -69,7 +69,7 @@ def test_effective_bits_and_k_quant_fallback(smol_ladder):
 
 
 def test_catalog_lists_only_built_variants(smol_ladder):
-    from engines.catalog import list_models, model_names, resolve_model
+    from models.catalog import list_models, model_names, resolve_model
 
     names = model_names()
     assert {"smollm2-135m@Q8_0", "smollm2-135m@Q2_K", "smollm2-135m@F16"} <= set(names)

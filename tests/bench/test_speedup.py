@@ -8,10 +8,10 @@ import pytest
 
 from bench.runner import plan_tests
 from bench.speedup import accelerated_device, compare_devices, device_configs
+from core.errors import BadParameter
 from engines.base import LoadConfig
-from engines.errors import BadParameter
-from engines.hardware import detect_hardware
 from engines.llamacpp import LlamaCppEngine
+from machine.detect import detect_hardware
 from tests.engines.test_devices import CPU_BOX, MAC, NVIDIA, profile
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound, ServerError
 from engines.embeddings import (
     BUNDLED_EMBED_MODEL,
     EmbedConfig,
@@ -15,7 +16,6 @@ from engines.embeddings import (
     present_devices,
     resolve_embed_model,
 )
-from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound, ServerError
 
 TEXTS = ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."]
 LONG = "The committee measured the fragile bridge before dawn. " * 60  # ~600 tokens, over the 256 limit

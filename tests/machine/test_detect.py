@@ -16,18 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from engines import hardware_parsers as hp
+from core.errors import BadParameter
 from engines.base import LoadConfig
-from engines.errors import BadParameter
-from engines.hardware import (
-    QUANTIZATION_STRATEGY,
-    SEED_TARGETS,
-    HardwareProfile,
-    detect_hardware,
-    optimal_config,
-    profile_from_outputs,
-    quantization_for,
-)
+from machine import profile as hp
+from machine.detect import detect_hardware
+from machine.profile import HardwareProfile, profile_from_outputs
+from planning.estimate import QUANTIZATION_STRATEGY, quantization_for
+from planning.runtime import SEED_TARGETS, optimal_config
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "hardware"
@@ -144,7 +139,7 @@ def test_windows_uses_the_psutil_fallback():
 def test_summary_rows_label_units_and_to_dict_is_json():
     p = load_fixture("m2")
     rows = dict(p.summary_rows())
-    assert rows["RAM"] == "24.0 GiB (25.8 GB)"
+    assert rows["RAM"] == "24.00 GiB (25.77 GB)"
     assert rows["Memory bandwidth"] == "100 GB/s — Apple published figure"
     assert rows["CPU cores"] == "4 performance + 4 efficiency (physical)"
     assert rows["GPU"] == "Apple M2, 10 GPU cores"
@@ -279,7 +274,7 @@ def test_bandwidth_probe_can_be_disabled(monkeypatch):
 
 def test_detection_imports_nothing_heavy():
     code = (
-        "import sys, time; t = time.perf_counter(); from engines.hardware import detect_hardware; "
+        "import sys, time; t = time.perf_counter(); from machine.detect import detect_hardware; "
         "detect_hardware(); import commands.doctor; "
         "print(time.perf_counter() - t, [m for m in ('torch', 'mlx', 'llama_cpp', 'transformers', "
         "'sentence_transformers', 'gradio') if m in sys.modules])"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from engines import devices
-from engines import hardware_parsers as hp
-from engines.devices import DeviceFacts
-from engines.errors import BadParameter, EngineUnavailable
-from engines.hardware import profile_from_outputs
+from core.errors import BadParameter, EngineUnavailable
+from machine import devices
+from machine import profile as hp
+from machine.devices import DeviceFacts
+from machine.profile import profile_from_outputs
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hardware"
 ALL_LIBS = tuple((m, True) for m in hp.PROBED_LIBRARIES)
@@ -120,7 +120,7 @@ def test_speedup_pairs_exist_only_where_an_accelerator_does():
 
 def test_this_machine_for_real():
     """The live probe and the installed libraries: this CPU-only Linux VM with torch+cpu and mlx[cpu]."""
-    from engines.hardware import detect_hardware
+    from machine.detect import detect_hardware
 
     hw = detect_hardware()
     torch_facts, mlx_facts = devices.live_facts("torch"), devices.live_facts("mlx")

@@ -1,9 +1,9 @@
 """The memory planner: what a model needs at a quantization and context length, and whether it fits.
 
-A `ModelSpec` holds what the planner needs to know about a model, read from a GGUF header, an HF or
-MLX folder's config.json and safetensors headers, Ollama's /api/show, or the seed's planning entries
-(engines.catalog.MODEL_CONFIGS). `estimate()` turns a spec, a quantization and a context into a
-`MemoryEstimate` with one figure per component; everything after the loaders is pure arithmetic.
+`estimate()` turns a `ModelSpec` (planning.specs), a quantization and a context into a `MemoryEstimate`
+with one figure per component; `fit()` gives verdicts, `max_context()` the largest context that fits,
+and `recommend()` is the one quantization recommender (the design record's seed table, stepped down
+until the total fits), used by `doctor`, `plan` and the Memory tab alike. Pure arithmetic throughout.
 
 Formulas (bytes; GB = 1e9, GiB = 2**30, always labelled):
 - weights: the file size when the model is planned as shipped; otherwise Σ over the GGUF tensor
@@ -34,57 +34,19 @@ load guard use.
 
 from __future__ import annotations
 
-import json
 import math
-import struct
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import NamedTuple
 
-from engines.base import MAX_N_CTX, ModelInfo
-from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound
-from engines.gguf_meta import Tensor, scan_gguf
-from engines.hardware import QUANT_BITS_PER_WEIGHT, QUANTIZATION_STRATEGY, SHRINK_LADDER, quantization_for
-
-GiB, MiB, GB = 2**30, 2**20, 10**9
+from core.errors import BadParameter
+from core.units import GB, GiB, MiB, fmt_bytes
+from engines.base import MAX_N_CTX
+from models.gguf import Tensor
+from models.quant_types import BITS_PER_WEIGHT, GGML_TYPE_BPW, K_FALLBACK_BPW
+from planning.specs import ModelSpec
 
 KV_BYTES_PER_ELEMENT: dict[str, float] = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 """Bytes per cached K or V element by cache type (llama.cpp's -ctk/-ctv; q8_0 and q4_0 are 32-blocks)."""
-
-BITS_PER_WEIGHT: dict[str, float] = {
-    # llama.cpp's published bits per weight for Llama-3.1-8B (tools/quantize/README.md)
-    **QUANT_BITS_PER_WEIGHT,
-    **{"Q5_K_S": 5.5704, "IQ4_NL": 4.6818, "Q3_K_L": 4.2979, "Q2_K_S": 2.9697},
-    # the same README's Llama 2 7B table (its Llama-3.1-8B table has no Q3_K_M row)
-    "Q3_K_M": 3.91,
-    # legacy types and float: block sizes
-    **{"Q4_0": 4.5, "Q4_1": 5.0, "Q5_0": 5.5, "Q5_1": 6.0, "BF16": 16.0, "F32": 32.0},
-    # MLX affine quantization: bits + an fp16 scale and bias per group of 64
-    **{"MLX-3bit": 3.5, "MLX-4bit": 4.5, "MLX-6bit": 6.5, "MLX-8bit": 8.5},
-}
-"""Nominal bits per weight of each quantization, used when no file of that type exists."""
-
-GGML_TYPE_BPW: dict[str, float] = {
-    "F32": 32,
-    "F16": 16,
-    "BF16": 16,
-    "Q8_0": 8.5,
-    "Q4_0": 4.5,
-    "Q4_1": 5,
-    "Q5_0": 5.5,
-    "Q5_1": 6,
-    "Q2_K": 2.625,
-    "Q3_K": 3.4375,
-    "Q4_K": 4.5,
-    "Q5_K": 5.5,
-    "Q6_K": 6.5625,
-    "IQ4_NL": 4.5,
-    "IQ4_XS": 4.25,
-}
-"""Exact bits per weight of one ggml tensor type (block bytes × 8 / block elements)."""
-
-K_FALLBACK_BPW = {"Q2_K": 4.5, "Q3_K": 4.5, "Q4_K": 5.5, "Q5_K": 6.0, "Q6_K": 8.5, "IQ4_XS": 4.5}
-"""llama.cpp's fallback when a row is not a multiple of 256: Q2/Q3_K → IQ4_NL/Q4_0, Q4_K → Q5_0,
-Q5_K → Q5_1, Q6_K → Q8_0 (llama-quant.cpp)."""
 
 REPACKED_TYPES = frozenset({"Q4_0", "Q4_K", "IQ4_NL"})
 """Tensor types the llama.cpp CPU backend repacks into a copy (measured on x86_64 AVX2)."""
@@ -97,65 +59,32 @@ MARGIN_FRACTION = 0.05
 PLANNING_QUANTS = ("F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
 """The ladder shown in the max-context table."""
 
-SEED_SHAPES: dict[str, dict] = {
-    # Published config.json values the seed's MODEL_CONFIGS lack (needed for the compute buffer).
-    "qwen3:8b": {"n_embd": 4096, "n_heads": 32, "n_vocab": 151936, "arch": "qwen3"},
-    "gemma3:12b": {"n_embd": 3840, "n_heads": 16, "n_vocab": 262208, "arch": "gemma3"},
-    "qwen3:30b-a3b": {"n_embd": 2048, "n_heads": 32, "n_vocab": 151936, "arch": "qwen3moe"},
-}
+SHRINK_LADDER = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_K_S", "Q3_K_S")
+"""Steps down when weights do not fit. Never Q2_K: its ΔPPL on Llama 3 8B is 3.52 against Q4_K_M's 0.175."""
 
 
-def fmt_bytes(n: float | None) -> str:
-    """'1.00 GiB (1.07 GB)' or '92.1 MiB (96.6 MB)': binary and decimal, both labelled."""
-    if n is None:
-        return "n/a"
-    if abs(n) >= GiB:
-        return f"{n / GiB:.2f} GiB ({n / GB:.2f} GB)"
-    return f"{n / MiB:.1f} MiB ({n / 1e6:.1f} MB)"
+class QuantRule(NamedTuple):
+    """One row of the seed table: models below `below_params_b` billion parameters get `quantization`."""
+
+    below_params_b: float
+    quantization: str
+    seed_class: str
+    """The design record's wording: '3B', '7B', '8B/12B/30B', '70B'."""
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the planner knows about a model. Sizes in bytes; None where the source does not say."""
-
-    name: str
-    source: str
-    """'GGUF file', 'HF folder', 'MLX folder', 'Ollama', 'planning entry (seed)'."""
-    arch: str = ""
-    n_params: int | None = None
-    file_bytes: int | None = None
-    """Weights as shipped: GGUF file, sum of safetensors files, or Ollama's size."""
-    file_type: str = ""
-    """Quantization as shipped: 'Q4_1', 'BF16', 'MLX-4bit', ..."""
-    n_layers: int | None = None
-    n_heads: int | None = None
-    n_kv_heads: int | None = None
-    head_dim: int | None = None
-    n_embd: int | None = None
-    n_vocab: int | None = None
-    context_length: int | None = None
-    """The model's maximum (training) context in tokens."""
-    tensors: tuple[Tensor, ...] = ()
-    note: str = ""
-
-    def require(self, *fields: str) -> None:
-        """Raise InvalidModelFile naming the first missing field."""
-        for name in fields:
-            if not getattr(self, name):
-                what = FIELD_WORDS.get(name, name)
-                raise InvalidModelFile(
-                    f"{self.name} ({self.source}) does not say its {what} ('{name}'), which the memory planner "
-                    "needs — use a GGUF file or a folder whose config.json has it"
-                )
+QUANTIZATION_STRATEGY: tuple[QuantRule, ...] = (
+    QuantRule(4.0, "Q8_0", "3B"),
+    QuantRule(8.0, "Q5_K_M", "7B"),
+    QuantRule(65.0, "Q4_K_M", "8B/12B/30B"),
+    QuantRule(float("inf"), "Q4_K_S", "70B"),
+)
+"""The design record's default quantization by model size. Boundaries sit between nominal classes,
+because a '3B' model has 3.1–3.8 B parameters, a '7B' 6.7–7.6 B and an '8B' 8.0–8.2 B."""
 
 
-FIELD_WORDS = {
-    "n_layers": "layer count (block_count / num_hidden_layers)",
-    "n_kv_heads": "number of KV heads (head_count_kv / num_key_value_heads)",
-    "head_dim": "head dimension (key_length / head_dim, or embedding length ÷ heads)",
-    "n_params": "parameter count",
-    "file_bytes": "file size",
-}
+def quantization_for(params_b: float) -> QuantRule:
+    """The seed-table row for a model of `params_b` billion parameters."""
+    return next(rule for rule in QUANTIZATION_STRATEGY if params_b < rule.below_params_b)
 
 
 # --- the formulas --------------------------------------------------------------------------------
@@ -579,280 +508,3 @@ def recommend(
         else "Nothing fits even at the smallest context: choose a smaller model or free memory."
     )
     return Recommendation(None, rule.quantization, tuple(reasons))
-
-
-# --- the seed's allocation plan ----------------------------------------------------------------------
-
-SEED_PLAN_RAM_GB = 64
-SEED_PLAN_GB: tuple[tuple[str, float], ...] = (
-    ("OS", 6.0),
-    ("Applications", 8.0),
-    ("Model weights", 36.0),
-    ("Inference context (KV cache)", 8.0),
-    ("Embeddings / RAG", 2.0),
-    ("Buffers / cache", 4.0),
-)
-"""The design record's table for a 64 GB Mac (OS ~6, applications ~8, embeddings/RAG ~2, buffers ~4 GB);
-the remaining 44 GB split 36 weights / 8 context is our default. Used as fractions of RAM."""
-
-MODEL_COMPONENTS = ("Model weights", "Inference context (KV cache)")
-
-
-@dataclass(frozen=True)
-class PlanRow:
-    component: str
-    fraction: float
-    """Share of RAM, 0..1."""
-    bytes: int
-
-
-def allocation_plan(ram_bytes: int, fractions: dict[str, float] | None = None) -> tuple[PlanRow, ...]:
-    """The plan scaled to `ram_bytes` (a plan, not a measurement); `fractions` overrides shares (0..1)."""
-    shares = {name: gb / SEED_PLAN_RAM_GB for name, gb in SEED_PLAN_GB}
-    for name, value in (fractions or {}).items():
-        if name not in shares:
-            raise BadParameter(f"unknown plan component '{name}' — components: {', '.join(shares)}")
-        if not isinstance(value, (int, float)) or math.isnan(value) or not 0 <= value <= 1:
-            raise BadParameter(f"share of '{name}' must be between 0 % and 100 %, got {value!r}")
-        shares[name] = float(value)
-    total = sum(shares.values())
-    if total > 1.0001:
-        raise BadParameter(
-            f"the plan adds up to {total * 100:.0f} % of RAM — lower some shares so the total is at most 100 %"
-        )
-    return tuple(PlanRow(name, share, int(share * ram_bytes)) for name, share in shares.items())
-
-
-def model_budget(plan: tuple[PlanRow, ...]) -> int:
-    """Bytes the plan leaves for a model: weights plus inference context."""
-    return sum(row.bytes for row in plan if row.component in MODEL_COMPONENTS)
-
-
-# --- reading model metadata --------------------------------------------------------------------------
-
-
-def spec_from_gguf(path: str, name: str | None = None) -> ModelSpec:
-    """A spec from a GGUF file's key/values and tensor table (read in milliseconds, see scan_gguf)."""
-    kv, tensors, size = scan_gguf(path)
-    arch = str(kv.get("general.architecture", ""))
-
-    def arch_int(key: str) -> int | None:
-        v = kv.get(f"{arch}.{key}")
-        return int(v) if isinstance(v, (int, float)) else None
-
-    heads, embd = arch_int("attention.head_count"), arch_int("embedding_length")
-    from engines.gguf_meta import file_type_name
-
-    return ModelSpec(
-        name=name or Path(path).stem,
-        source="GGUF file",
-        arch=arch,
-        n_params=sum(t.n_elements for t in tensors),
-        file_bytes=size,
-        file_type=file_type_name(kv.get("general.file_type")),
-        n_layers=arch_int("block_count"),
-        n_heads=heads,
-        n_kv_heads=arch_int("attention.head_count_kv") or heads,
-        head_dim=arch_int("attention.key_length") or (embd // heads if embd and heads else None),
-        n_embd=embd,
-        n_vocab=arch_int("vocab_size") or kv.get("tokenizer.ggml.tokens"),
-        context_length=arch_int("context_length"),
-        tensors=tensors,
-    )
-
-
-def _safetensors_header(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        if n > 100 * MiB:
-            raise InvalidModelFile(f"{path.name} has an implausible safetensors header ({n:,} bytes)")
-        return json.loads(fh.read(n))
-
-
-def spec_from_folder(path: str) -> ModelSpec:
-    """A spec from an HF or MLX folder: config.json (text_config for multimodal) plus safetensors headers."""
-    folder = Path(path).expanduser()
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except FileNotFoundError:
-        raise InvalidModelFile(f"{folder} has no config.json — the memory planner reads the shape from it") from None
-    except ValueError as err:
-        raise InvalidModelFile(f"{folder}/config.json is not valid JSON ({err})") from None
-    text = config.get("text_config") or {}
-    get = lambda key: text.get(key, config.get(key))  # noqa: E731
-    quant = config.get("quantization") or config.get("quantization_config") or {}
-    bits = quant.get("bits") if isinstance(quant, dict) else None
-    source = "MLX folder" if "quantization" in config else "HF folder"
-    n_params = file_bytes = 0
-    for st in sorted(folder.glob("*.safetensors")):
-        file_bytes += st.stat().st_size
-        header = _safetensors_header(st)
-        for key, info in header.items():
-            if key == "__metadata__":
-                continue
-            count = math.prod(info["shape"])
-            if bits and info["dtype"] == "U32" and f"{key.rsplit('.', 1)[0]}.scales" in header:
-                count = count * 32 // bits  # packed quantized weights
-            elif key.endswith((".scales", ".biases")) and bits:
-                continue
-            n_params += count
-    heads, embd = get("num_attention_heads"), get("hidden_size")
-    dtype = str(get("torch_dtype") or get("dtype") or "").replace("float", "F").replace("bF", "BF").upper()
-    return ModelSpec(
-        name=folder.name,
-        source=source,
-        arch=str(get("model_type") or ""),
-        n_params=n_params or None,
-        file_bytes=file_bytes or None,
-        file_type=f"MLX-{bits}bit" if bits else dtype,
-        n_layers=get("num_hidden_layers"),
-        n_heads=heads,
-        n_kv_heads=get("num_key_value_heads") or heads,
-        head_dim=get("head_dim") or (embd // heads if embd and heads else None),
-        n_embd=embd,
-        n_vocab=get("vocab_size"),
-        context_length=get("max_position_embeddings"),
-    )
-
-
-def spec_from_model_info(info: ModelInfo, source: str) -> ModelSpec:
-    """A spec from an engine's ModelInfo (e.g. engines.ollama.plan_info, which reads /api/show)."""
-    return ModelSpec(
-        name=info.name,
-        source=source,
-        arch=info.arch,
-        n_params=info.n_params,
-        file_bytes=info.model_size_bytes,
-        file_type=info.file_type,
-        n_layers=info.n_layers,
-        n_heads=info.n_heads,
-        n_kv_heads=info.n_kv_heads or info.n_heads,
-        head_dim=info.head_dim,
-        n_embd=info.n_embd,
-        n_vocab=info.vocab_size,
-        context_length=info.context_length,
-    )
-
-
-def spec_from_planning(name: str) -> ModelSpec:
-    """A spec from the seed's MODEL_CONFIGS planning entry (plus published shapes in SEED_SHAPES)."""
-    from engines.catalog import MODEL_CONFIGS
-
-    cfg, shape = MODEL_CONFIGS[name], SEED_SHAPES.get(name, {})
-    return ModelSpec(
-        name=name,
-        source="planning entry (seed)",
-        arch=shape.get("arch", ""),
-        n_params=round(cfg["n_params_b"] * 1e9),
-        file_type=cfg.get("quant", ""),
-        n_layers=cfg.get("n_layers"),
-        n_heads=shape.get("n_heads"),
-        n_kv_heads=cfg.get("n_kv_heads"),
-        head_dim=cfg.get("head_dim"),
-        n_embd=shape.get("n_embd"),
-        n_vocab=shape.get("n_vocab"),
-        context_length=cfg.get("context_length"),
-        note=f"the seed planned {cfg.get('memory_gb')} GB at {cfg.get('quant')}",
-    )
-
-
-def ollama_spec(name: str, host: str | None = None) -> ModelSpec:
-    """Ask an Ollama server for a model's shape (/api/show) and size (/api/tags) via engines.ollama."""
-    import importlib.util
-
-    if importlib.util.find_spec("engines.ollama") is None:
-        raise EngineUnavailable("planning an Ollama model needs the Ollama engine (engines/ollama.py), absent here")
-    from engines.ollama import plan_info
-
-    return spec_from_model_info(plan_info(name, host), "Ollama")
-
-
-def load_spec(model: str, ollama_host: str | None = None) -> ModelSpec:
-    """A spec for a catalog name, a GGUF path, an HF/MLX folder, a seed planning entry, or 'ollama:NAME'."""
-    from engines.catalog import MODEL_CONFIGS, resolve_model
-
-    key = (model or "").strip()
-    if key.startswith("ollama:"):
-        return ollama_spec(key.removeprefix("ollama:"), ollama_host)
-    if key in MODEL_CONFIGS:
-        return spec_from_planning(key)
-    try:
-        ref = resolve_model(key)
-    except ModelNotFound:
-        if ollama_host:
-            return ollama_spec(key, ollama_host)
-        raise
-    if ref.format == "gguf":
-        return spec_from_gguf(ref.path, ref.name)
-    if ref.format in ("hf", "mlx") and ref.path:
-        return spec_from_folder(ref.path)
-    raise BadParameter(f"{ref.name} is a {ref.format} model — the planner needs a file, a folder or an Ollama name")
-
-
-def spec_dict(spec: ModelSpec) -> dict:
-    """JSON-ready spec without the tensor table."""
-    out = {k: v for k, v in asdict(spec).items() if k != "tensors"}
-    out["n_tensors"] = len(spec.tensors)
-    return out
-
-
-def planning_budget(
-    available_bytes: int, ram_bytes: int, gpu_share_bytes: int | None, offload: bool
-) -> tuple[int, str]:
-    """(bytes a model may take, what that is): available memory minus the margin, and on a GPU run
-    no more than the GPU-usable share minus its margin."""
-    budget, label = available_bytes - margin_bytes(ram_bytes), "available memory minus the margin"
-    if offload and gpu_share_bytes and gpu_share_bytes - margin_bytes(gpu_share_bytes) < budget:
-        budget, label = gpu_share_bytes - margin_bytes(gpu_share_bytes), "the GPU-usable share minus the margin"
-    return max(budget, 0), label
-
-
-def plan_report(
-    spec: ModelSpec,
-    quant: str | None,
-    n_ctx: int,
-    *,
-    ram_bytes: int,
-    available_bytes: int,
-    gpu_share_bytes: int | None = None,
-    gpu_source: str = "",
-    offload: bool = False,
-    kv_type: str = "f16",
-    n_parallel: int = 1,
-) -> dict:
-    """Everything the calculator shows, JSON-ready: estimate, verdicts, max context per quantization,
-    and the recommended quantization with its reasons. `offload`: the machine runs models on a GPU."""
-    cpu_only = not offload
-    est = estimate(spec, quant, n_ctx, kv_type, n_parallel, cpu_only=cpu_only)
-    ram_fit, gpu_fit = fits_report(est, available_bytes, ram_bytes, gpu_share_bytes, gpu_source)
-    budget, label = planning_budget(available_bytes, ram_bytes, gpu_share_bytes, offload)
-    rows = context_table(spec, budget, kv_type, n_parallel, cpu_only)
-    if spec.n_params:
-        rec = recommend(spec, est.n_ctx, budget, label, kv_type, n_parallel, cpu_only)
-        recommendation = {
-            "quantization": rec.quantization,
-            "seed_choice": rec.seed_choice,
-            "reasons": list(rec.reasons),
-        }
-    else:
-        recommendation = {"quantization": None, "seed_choice": "", "reasons": ["parameter count unknown"]}
-    return {
-        "model": spec_dict(spec),
-        "estimate": est.to_dict(),
-        "components": [list(row) for row in est.rows()],
-        "fits": {
-            "available_memory": {**asdict(ram_fit), "text": ram_fit.text, "detail": ram_fit.detail},
-            "gpu_share": {**asdict(gpu_fit), "text": gpu_fit.text, "detail": gpu_fit.detail},
-        },
-        "budget": {"bytes": budget, "what": label},
-        "max_context": [asdict(r) for r in rows],
-        "recommendation": recommendation,
-        "machine": {
-            "ram_bytes": ram_bytes,
-            "available_bytes": available_bytes,
-            "gpu_share_bytes": gpu_share_bytes,
-            "gpu_share_source": gpu_source,
-            "offload": offload,
-        },
-        "units": "sizes in bytes; GiB = 2**30 bytes, GB = 1e9 bytes",
-    }

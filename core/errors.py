@@ -46,3 +46,7 @@ class InsufficientMemory(LocalbenchError):
 
 class Cancelled(LocalbenchError):
     """The user cancelled a long run; partial work was discarded or stored as cancelled."""
+
+
+class InsufficientDiskSpace(LocalbenchError):
+    """Not enough free disk space under LOCALBENCH_HOME for the files a build or conversion would write."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engines import memory_probe as mp
+from machine import live_memory as mp
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "memory"
 PAGE = 16384

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from engines.errors import InvalidModelFile, ModelNotFound
+from core.errors import InvalidModelFile, ModelNotFound
 
 GGUF_MAGIC = b"GGUF"
 

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from engines.catalog import MODEL_CONFIGS, list_models, model_names, resolve_model
-from engines.errors import ModelNotFound
+from core.errors import ModelNotFound
+from models.catalog import MODEL_CONFIGS, list_models, model_names, resolve_model
 
 
 def test_bundled_smollm2_is_the_default(smollm2_ref):

@@ -1,7 +1,8 @@
 """The load guard: estimate a model's memory before loading it and refuse a load that cannot fit.
 
-`check_load(engine, model_ref, config)` is the EnginePool's guard (engines.pool asks it before every
-load). It plans the model with engines.memory for the engine that will run it and compares the
+`check_load(engine, model_ref, config)` is the EnginePool's guard: `guarded_pool()` builds a pool that
+asks it before every load (the pool itself never imports the planner). It plans the model with
+planning.estimate for the engine that will run it and compares the
 total with the memory available now minus a margin (5 % of RAM, at least 512 MiB). When the
 estimate exceeds it, InsufficientMemory carries the numbers and the ways out. The user overrides it
 explicitly: `LoadConfig.allow_oversize` (the CLI's --allow-oversize) skips the check, and the Memory
@@ -14,22 +15,18 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from engines.base import Engine, LoadConfig, ModelRef
-from engines.errors import InsufficientMemory, InvalidModelFile
-from engines.memory import (
-    MemoryEstimate,
-    estimate,
-    fmt_bytes,
-    load_spec,
-    margin_bytes,
-    spec_from_folder,
-    spec_from_gguf,
-)
+from core.errors import InsufficientMemory, InvalidModelFile
+from core.units import fmt_bytes
+from engines.base import Engine, LoadConfig
+from engines.pool import EnginePool
+from models.ref import ModelRef
+from planning.estimate import MemoryEstimate, estimate, margin_bytes
+from planning.specs import load_spec, spec_from_folder, spec_from_gguf
 
 LIBRARY_IMPORT_BYTES: dict[str, tuple[str, int]] = {
     "llamacpp": ("llama_cpp", 29 * 2**20),
     "mlx": ("mlx_lm", 247 * 2**20),
-    "torch_hf": ("torch", 255 * 2**20),
+    "torch": ("torch", 255 * 2**20),
 }
 """RSS a first load adds by importing the engine's library (measured on the 2-core Linux VM:
 llama_cpp 28.7 MiB, mlx_lm 246.5 MiB, torch 208.4 + transformers 46.7 MiB)."""
@@ -113,3 +110,8 @@ def check_load(
             "or override with --allow-oversize (in the UI: Memory tab, Load anyway)"
         )
     return est
+
+
+def guarded_pool(max_loaded: int = 4) -> EnginePool:
+    """An EnginePool that asks `check_load` before every load (the dashboard's, the CLI's, the lab's)."""
+    return EnginePool(max_loaded=max_loaded, guard=check_load)

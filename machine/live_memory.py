@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from engines.memory import fmt_bytes
+from core.units import fmt_bytes
 
 MACOS_COMMANDS = ("memory_pressure", "vm_stat", "footprint")
 PRESSURE_LEVELS = {1: "normal", 2: "warning", 3: "urgent", 4: "critical"}

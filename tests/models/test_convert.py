@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from engines import catalog, convert
+from core.errors import BadParameter, Cancelled, InvalidModelFile
 from engines.base import LoadConfig
-from engines.errors import BadParameter, Cancelled, InvalidModelFile
+from models import catalog, convert, converted, hf_folder
 from tests.conftest import ROOT, run_app
 from tests.engines.converted import hf_ref, mlx_refs  # noqa: F401  (session fixtures)
 
@@ -31,7 +31,7 @@ def test_gguf_to_hf_is_bf16_dequantized_and_listed(hf_ref):  # noqa: F811
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "llama" and config["dtype"] == "bfloat16"
     assert "quantization_config" not in config  # GgufConfig(dequantize=True): a plain, savable model
-    manifest = convert.read_manifest(folder)
+    manifest = converted.read_manifest(folder)
     assert manifest["source_type"] == "Q4_1" and manifest["source_format"] == "gguf"
     assert "dequantized" in hf_ref.note and "Q4_1" in hf_ref.note
     weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
@@ -56,7 +56,7 @@ def test_mlx_variants_are_quantized_with_group_size_64(mlx_refs):  # noqa: F811
     assert sizes["mlx-4bit"] < sizes["mlx-8bit"] < sizes["mlx-bf16"]
     # mlx-lm reads only the top-level RoPE keys, which transformers 5 no longer writes
     assert config["rope_theta"] == 100000.0 == config["rope_parameters"]["rope_theta"]
-    bpw = convert.read_manifest(Path(mlx_refs["mlx-4bit"].path))["mlx_bits_per_weight"]
+    bpw = converted.read_manifest(Path(mlx_refs["mlx-4bit"].path))["mlx_bits_per_weight"]
     assert 4.0 < bpw < 5.0  # 4 bits + a bf16 scale and bias per 64 weights ≈ 4.5
 
 
@@ -67,14 +67,14 @@ def test_legacy_rope_keys():
             "sliding_attention": {"rope_theta": 1e4, "rope_type": "default"},
         }
     }
-    assert convert.legacy_rope_keys(gemma3) == {"rope_theta": 1e6, "rope_local_base_freq": 1e4}
+    assert hf_folder.legacy_rope_keys(gemma3) == {"rope_theta": 1e6, "rope_local_base_freq": 1e4}
     scaled = {"rope_parameters": {"rope_theta": 5e5, "rope_type": "llama3", "factor": 8.0}}
-    assert convert.legacy_rope_keys(scaled) == {
+    assert hf_folder.legacy_rope_keys(scaled) == {
         "rope_theta": 5e5,
         "rope_scaling": {"rope_type": "llama3", "type": "llama3", "factor": 8.0},
     }
-    assert convert.legacy_rope_keys({"rope_theta": 1e4, "rope_parameters": {"rope_theta": 1e4}}) == {}
-    assert convert.legacy_rope_keys({"model_type": "llama"}) == {}
+    assert hf_folder.legacy_rope_keys({"rope_theta": 1e4, "rope_parameters": {"rope_theta": 1e4}}) == {}
+    assert hf_folder.legacy_rope_keys({"model_type": "llama"}) == {}
 
 
 def test_cached_conversions_return_at_once_and_listing_never_converts(hf_ref, tmp_path, monkeypatch):  # noqa: F811
@@ -90,11 +90,11 @@ def test_cached_conversions_return_at_once_and_listing_never_converts(hf_ref, tm
     assert seen == [(1.0, "smollm2-135m@hf-bf16 is already converted")]
     # a fresh home: names are offered, nothing is converted or written by listing
     monkeypatch.setenv("LOCALBENCH_HOME", str(tmp_path))
-    assert convert.converted_models() == []
-    names = convert.engine_model_names("mlx")
+    assert converted.converted_models() == []
+    names = catalog.engine_model_names("mlx")
     assert "smollm2-135m" in names and "smollm2-135m@mlx-4bit" in names and "smollm2-135m@hf-bf16" not in names
-    assert "smollm2-135m@hf-bf16" in convert.engine_model_names("torch")
-    assert list(convert.root().iterdir()) == []
+    assert "smollm2-135m@hf-bf16" in catalog.engine_model_names("torch")
+    assert list(converted.root().iterdir()) == []
 
 
 def test_cancel_midway_keeps_nothing(tmp_path, monkeypatch):
@@ -109,10 +109,10 @@ def test_cancel_midway_keeps_nothing(tmp_path, monkeypatch):
 
     with pytest.raises(Cancelled, match="cancelled; nothing was kept"):
         convert.convert("smollm2-135m", "hf", progress=progress, cancel=cancel)
-    final = convert.variant_dir("smollm2-135m", "hf-bf16")
+    final = converted.variant_dir("smollm2-135m", "hf-bf16")
     assert any("tensors (16/272)" in m for m in seen)
     assert not final.exists() and not convert.partial_folders(final)
-    assert convert.converted_models() == []
+    assert converted.converted_models() == []
 
 
 def test_killed_conversion_never_lists_and_is_cleaned_up(tmp_path):
@@ -138,8 +138,8 @@ def test_killed_conversion_never_lists_and_is_cleaned_up(tmp_path):
     old_home = os.environ["LOCALBENCH_HOME"]
     os.environ["LOCALBENCH_HOME"] = str(tmp_path)
     try:
-        assert convert.converted_models() == []
-        assert convert.converted_ref("smollm2-135m@hf-bf16") is None
+        assert converted.converted_models() == []
+        assert converted.converted_ref("smollm2-135m@hf-bf16") is None
         assert convert.clean_stale_partials(final) == partials  # its process is gone: removed
         assert not convert.partial_folders(final)
     finally:
@@ -197,7 +197,7 @@ def test_unsupported_architecture(hf_ref, tmp_path):  # noqa: F811
     writer.close()
     with pytest.raises(InvalidModelFile, match="unsupported architecture 'madeup'.*llama.cpp engine"):
         convert.convert(str(path), "hf", progress=lambda f, m: None)
-    assert "gemma3" in convert.gguf_supported_architectures()  # Gemma 3 270M converts too (README)
+    assert "gemma3" in hf_folder.gguf_supported_architectures()  # Gemma 3 270M converts too (README)
 
 
 def test_names_are_checked(hf_ref):  # noqa: F811

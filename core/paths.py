@@ -14,6 +14,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from core.errors import InsufficientDiskSpace
+
+DISK_MARGIN_BYTES = 256 * 2**20
+"""Disk space left spare after a build or conversion."""
+
 
 def home() -> Path:
     """LOCALBENCH_HOME, created on first use."""
@@ -49,3 +54,14 @@ def atomic_path(final: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+
+
+def check_disk_space(folder: Path, needed_bytes: int, what: str) -> None:
+    """Raise InsufficientDiskSpace unless `needed_bytes` plus a margin fit in `folder`'s file system."""
+    free = shutil.disk_usage(folder).free
+    if needed_bytes + DISK_MARGIN_BYTES > free:
+        raise InsufficientDiskSpace(
+            f"not enough disk space for {what}: it needs about {needed_bytes / 1e9:.2f} GB plus "
+            f"{DISK_MARGIN_BYTES / 1e9:.2f} GB spare, but {folder} has {free / 1e9:.2f} GB free — free some space "
+            "or point LOCALBENCH_HOME at a larger disk"
+        )

@@ -6,7 +6,7 @@
 - HF → MLX in bf16, 8-bit and 4-bit through `mlx_lm.convert` (affine, group size 64).
 
 A converted model is a folder named `<model>@<variant>` (e.g. `smollm2-135m@mlx-4bit`). It is written
-under a temporary name and renamed into place when complete (engines.paths.atomic_path), and carries a
+under a temporary name and renamed into place when complete (core.paths.atomic_path), and carries a
 `localbench-conversion.json` manifest written last, so an interrupted conversion never lists as a model;
 its leftovers are removed by the next conversion once their process is gone. `converted_models()` is
 the catalog provider: it reads folder listings only and never converts. Progress is reported through
@@ -27,152 +27,48 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from engines import catalog
-from engines.base import ModelRef
-from engines.errors import (
+from core.errors import (
     BadParameter,
     Cancelled,
     EngineUnavailable,
     InsufficientMemory,
     InvalidModelFile,
-    LocalbenchError,
 )
-from engines.paths import atomic_path, cache_dir
+from core.paths import atomic_path, check_disk_space
+from models import catalog
+from models.converted import (
+    MANIFEST,
+    Q_GROUP_SIZE,
+    TARGETS,
+    VARIANTS,
+    Variant,
+    check_variant_suffix,
+    converted_ref,
+    read_manifest,
+    ref_from_manifest,
+    split_name,
+    variant_dir,
+    variant_name,
+)
+from models.hf_folder import gguf_supported_architectures, legacy_rope_keys, mlx_model_type, read_hf_config
+from models.ref import ModelRef
 
 Progress = Callable[[float, str], None]
 """progress(fraction done in [0, 1], message)."""
 
-MANIFEST = "localbench-conversion.json"
-"""Written last inside a finished conversion; folders without it are not models."""
 OWNER = ".localbench-owner.json"
 """Written first inside a conversion in progress: the pid that owns the temporary folder."""
-Q_GROUP_SIZE = 64
 STALE_PARTIAL_S = 3600.0
 """Temporary folders without an owner record older than this are leftovers of a crash."""
-DISK_MARGIN_BYTES = 256 * 2**20
 
-
-class InsufficientDiskSpace(LocalbenchError):
-    """Not enough free disk space under LOCALBENCH_HOME for a conversion."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One conversion target."""
-
-    key: str
-    """'hf-bf16', 'mlx-bf16', 'mlx-8bit', 'mlx-4bit'."""
-    format: str
-    """ModelRef format of the result: 'hf' or 'mlx'."""
-    engine: str
-    """The engine that runs it: 'torch' or 'mlx'."""
-    q_bits: int | None
-    """MLX quantization bits; None for bf16."""
-    label: str
-
-
-VARIANTS: dict[str, Variant] = {
-    "hf-bf16": Variant("hf-bf16", "hf", "torch", None, "Hugging Face safetensors, bf16 (dequantized from GGUF)"),
-    "mlx-bf16": Variant("mlx-bf16", "mlx", "mlx", None, "MLX, bf16"),
-    "mlx-8bit": Variant("mlx-8bit", "mlx", "mlx", 8, f"MLX, 8-bit affine, group size {Q_GROUP_SIZE}"),
-    "mlx-4bit": Variant("mlx-4bit", "mlx", "mlx", 4, f"MLX, 4-bit affine, group size {Q_GROUP_SIZE}"),
-}
-
-TARGETS = {
-    "hf": "hf-bf16",
-    "hf-bf16": "hf-bf16",
-    "mlx-bf16": "mlx-bf16",
-    "mlx-8bit": "mlx-8bit",
-    "mlx-4bit": "mlx-4bit",
-}
-"""What `python app.py convert --to` accepts."""
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 _PROGRESS: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("convert_progress", default=None)
 _CANCEL: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("convert_cancel", default=None)
-
-
-# --- names and the catalog provider -------------------------------------------------------------------
-
-
-def root() -> Path:
-    """LOCALBENCH_HOME/cache/converted."""
-    return cache_dir("converted")
-
-
-def variant_name(base: str, variant: str) -> str:
-    return f"{base}@{variant}"
-
-
-def split_name(name: str) -> tuple[str, str] | None:
-    """'smollm2-135m@mlx-4bit' → ('smollm2-135m', 'mlx-4bit'); None when the suffix is not ours."""
-    base, sep, variant = (name or "").strip().rpartition("@")
-    if sep and base and variant in VARIANTS and os.sep not in base:  # a path is not a name
-        return base, variant
-    return None
-
-
-def variant_dir(base: str, variant: str) -> Path:
-    safe = base.replace(os.sep, "_")
-    return root() / variant_name(safe, variant)
-
-
-def read_manifest(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _ref_from(folder: Path, manifest: dict) -> ModelRef:
-    return ModelRef(
-        name=folder.name,
-        path=str(folder),
-        format=manifest.get("format", "hf"),
-        chat=bool(manifest.get("chat", True)),
-        source=f"converted by localbench from {manifest.get('source_name', '?')}",
-        note=manifest.get("note", ""),
-    )
-
-
-def converted_models() -> list[ModelRef]:
-    """Catalog provider: every finished conversion (folder listings and small JSON reads only)."""
-    refs = []
-    for folder in sorted(root().iterdir()):
-        if folder.name.startswith(".") or not folder.is_dir():
-            continue
-        manifest = read_manifest(folder)
-        if manifest is not None and split_name(folder.name):
-            refs.append(_ref_from(folder, manifest))
-    return refs
-
-
-def converted_ref(name: str) -> ModelRef | None:
-    """The finished conversion called `name`, or None."""
-    split = split_name(name)
-    if split is None:
-        return None
-    folder = variant_dir(*split)
-    manifest = read_manifest(folder)
-    return _ref_from(folder, manifest) if manifest is not None else None
-
-
-def engine_model_names(engine: str) -> list[str]:
-    """Names an engine offers in pickers: bundled models (converted on first use), then every
-    '<bundled>@<variant>' for this engine, then other finished conversions. Nothing is converted."""
-    names = list(catalog.BUNDLED)
-    for base in catalog.BUNDLED:
-        names += [variant_name(base, v.key) for v in VARIANTS.values() if v.engine == engine]
-    for ref in converted_models():
-        split = split_name(ref.name)
-        if split and VARIANTS[split[1]].engine == engine and ref.name not in names:
-            names.append(ref.name)
-    return names
 
 
 # --- progress and cancel for on-demand conversions ----------------------------------------------------
@@ -204,89 +100,6 @@ def stderr_progress(prefix: str) -> Progress:
 def _check_cancel(cancel: threading.Event | None, what: str) -> None:
     if cancel is not None and cancel.is_set():
         raise Cancelled(f"{what} cancelled; nothing was kept (the next run starts it again)")
-
-
-# --- folder checks ------------------------------------------------------------------------------------
-
-
-def read_hf_config(folder: str | Path) -> dict:
-    """config.json of a Hugging Face / MLX model folder, or InvalidModelFile saying what is wrong."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InvalidModelFile(f"{folder} is not a folder — a Hugging Face model is a folder with config.json")
-    path = folder / "config.json"
-    if not path.exists():
-        raise InvalidModelFile(
-            f"{folder} has no config.json, so it is not a Hugging Face model folder — point at the folder that "
-            "holds config.json and *.safetensors, or convert a GGUF with `python app.py convert`"
-        )
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise InvalidModelFile(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(config, dict) or not config.get("model_type"):
-        raise InvalidModelFile(f"{path} names no model_type, so no library can build this model")
-    if not list(folder.glob("*.safetensors")) and not list(folder.glob("*.bin")):
-        raise InvalidModelFile(f"{folder} has config.json but no weights (*.safetensors)")
-    return config
-
-
-def check_torch_architecture(config: dict) -> None:
-    """Raise InvalidModelFile when transformers cannot build this model_type as a causal LM."""
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-    model_type = config["model_type"]
-    if model_type not in CONFIG_MAPPING_NAMES or model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        raise InvalidModelFile(
-            f"unsupported architecture '{model_type}': the installed transformers cannot build it as a causal "
-            "language model — use a model of a supported family (llama, gemma3, qwen2, mistral, ...)"
-        )
-
-
-def mlx_model_type(config: dict) -> str:
-    """mlx-lm's module name for this config (its own remapping), or InvalidModelFile."""
-    import importlib.util
-
-    from mlx_lm.utils import MODEL_REMAPPING
-
-    model_type = MODEL_REMAPPING.get(config["model_type"], config["model_type"])
-    if importlib.util.find_spec(f"mlx_lm.models.{model_type}") is None:
-        raise InvalidModelFile(
-            f"unsupported architecture '{config['model_type']}': mlx-lm has no model of that type — "
-            "use the torch engine, or a model family mlx-lm supports (llama, gemma3, qwen2, mistral, ...)"
-        )
-    return model_type
-
-
-def legacy_rope_keys(config: dict) -> dict:
-    """The top-level RoPE keys older readers expect, from transformers 5's `rope_parameters`.
-
-    transformers 5 writes `rope_parameters: {rope_theta, rope_type, ...}` (per attention type for Gemma 3)
-    and no top-level `rope_theta`; mlx-lm 0.32 reads only `rope_theta` / `rope_local_base_freq` /
-    `rope_scaling` and silently falls back to its defaults (10000 for Llama, where SmolLM2 needs 100000).
-    Returns only the keys `config` lacks.
-    """
-    params = config.get("rope_parameters")
-    if not isinstance(params, dict):
-        return {}
-    full = params.get("full_attention", params)
-    sliding = params.get("sliding_attention")
-    out: dict = {}
-    if isinstance(full, dict) and "rope_theta" in full and "rope_theta" not in config:
-        out["rope_theta"] = full["rope_theta"]
-    if isinstance(sliding, dict) and "rope_theta" in sliding and "rope_local_base_freq" not in config:
-        out["rope_local_base_freq"] = sliding["rope_theta"]
-    kind = full.get("rope_type", "default") if isinstance(full, dict) else "default"
-    if kind != "default" and not config.get("rope_scaling"):
-        out["rope_scaling"] = {**{k: v for k, v in full.items() if k != "rope_theta"}, "type": kind, "rope_type": kind}
-    return out
-
-
-def gguf_supported_architectures() -> list[str]:
-    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
-
-    return list(GGUF_SUPPORTED_ARCHITECTURES)
 
 
 # --- temporary folders --------------------------------------------------------------------------------
@@ -332,15 +145,6 @@ def _claim(tmp: Path) -> None:
     tmp.mkdir(parents=True, exist_ok=False)
     me = psutil.Process(os.getpid())
     (tmp / OWNER).write_text(json.dumps({"pid": me.pid, "process_started": me.create_time()}))
-
-
-def _check_disk(folder: Path, need_bytes: int) -> None:
-    free = shutil.disk_usage(folder).free
-    if need_bytes + DISK_MARGIN_BYTES > free:
-        raise InsufficientDiskSpace(
-            f"converting needs about {need_bytes / 2**20:.0f} MiB but only {free / 2**20:.0f} MiB are free under "
-            f"{folder} — free some space or set LOCALBENCH_HOME to a larger disk"
-        )
 
 
 def _finish(tmp: Path, manifest: dict) -> None:
@@ -418,7 +222,7 @@ def _gguf_hooks(progress: Progress, cancel: threading.Event | None, lo: float, h
 
 def gguf_to_hf(source: ModelRef, final: Path, progress: Progress, cancel: threading.Event | None) -> dict:
     """Dequantize a GGUF into a bf16 safetensors folder at `final` (atomically); returns the manifest."""
-    from engines.gguf_meta import read_gguf
+    from models.gguf import read_gguf
 
     meta = read_gguf(source.path)
     supported = gguf_supported_architectures()
@@ -431,7 +235,7 @@ def gguf_to_hf(source: ModelRef, final: Path, progress: Progress, cancel: thread
 
     if importlib.util.find_spec("accelerate") is None:
         raise EngineUnavailable("transformers' GGUF loader needs accelerate to save a model — pip install accelerate")
-    _check_disk(final.parent, meta.n_params * 2)
+    check_disk_space(final.parent, meta.n_params * 2, "converting to bf16")
     progress(0.02, f"reading the GGUF tokenizer of {source.name}")
     import torch
     import transformers
@@ -505,7 +309,7 @@ def hf_to_mlx(
     config = read_hf_config(source.path)
     mlx_model_type(config)
     weights = sum(p.stat().st_size for p in Path(source.path).glob("*.safetensors"))
-    _check_disk(final.parent, weights)
+    check_disk_space(final.parent, weights, "converting to MLX")
     from mlx_lm import convert as mlx_convert
 
     how = f"quantizing to {variant.q_bits}-bit (group size {Q_GROUP_SIZE})" if variant.q_bits else "casting to bf16"
@@ -590,7 +394,7 @@ def convert(
     with _lock_for(final):
         if not force and read_manifest(final) is not None:
             progress(1.0, f"{final.name} is already converted")
-            return _ref_from(final, read_manifest(final))
+            return ref_from_manifest(final, read_manifest(final))
         clean_stale_partials(final)
         _check_cancel(cancel, "conversion")
         if variant.format == "hf":
@@ -616,7 +420,7 @@ def convert(
 
             hf_to_mlx(hf_ref, variant, final, second_half, cancel, hf_manifest)
         progress(1.0, f"{final.name} ready")
-        return _ref_from(final, read_manifest(final))
+        return ref_from_manifest(final, read_manifest(final))
 
 
 def resolve_for_engine(engine: str, name: str, default_variant: str) -> ModelRef:
@@ -649,10 +453,3 @@ def resolve_for_engine(engine: str, name: str, default_variant: str) -> ModelRef
             raise BadParameter(f"{ref.name} is an MLX folder — load it with --engine mlx")
         return ref
     raise BadParameter(f"{ref.name} ({ref.format}) cannot run on the {engine} engine")
-
-
-def check_variant_suffix(name: str) -> None:
-    """Refuse names that look like ours but name an unknown variant (a typo such as '@mlx-3bit')."""
-    _, sep, suffix = name.rpartition("@")
-    if sep and suffix.lower().startswith(("mlx", "hf")) and suffix not in VARIANTS:
-        raise BadParameter(f"unknown variant '{suffix}' — choose one of: {', '.join(VARIANTS)}")

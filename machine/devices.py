@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engines.errors import BadParameter, EngineUnavailable
+from core.errors import BadParameter, EngineUnavailable
 
 DTYPES = ("fp32", "fp16", "bf16")
 """dtype names users type (the torch engine's --dtype)."""

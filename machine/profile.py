@@ -5,7 +5,7 @@ Each parser takes the text of one command or file (`sysctl`, `system_profiler SP
 nounits`) and returns plain values; `profile_from_outputs()` combines them, with Apple's published
 chip figures, into a frozen `HardwareProfile`. Nothing here runs a command or imports a library, so
 tests replay outputs recorded on machines we do not have (tests/fixtures/hardware/); the live probes
-live in engines.hardware, which re-exports everything public from here.
+live in machine.detect.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib.util
 import re
 from dataclasses import asdict, dataclass
+
+from core.units import fmt_bytes
 
 APPLE_BANDWIDTH_GBS: dict[tuple[str, str], float] = {
     ("M1", "base"): 68.25,  # Apple's figure; often written 68
@@ -268,7 +270,7 @@ class HardwareProfile:
             gpu += f", {self.gpu_cores} GPU cores"
         accel = "none"
         if self.accelerator_memory_bytes:
-            accel = f"{format_bytes(self.accelerator_memory_bytes)} — {self.accelerator_memory_source}"
+            accel = f"{fmt_bytes(self.accelerator_memory_bytes)} — {self.accelerator_memory_source}"
         bandwidth = f"unknown — {self.bandwidth_source}"
         if self.memory_bandwidth_gbs:
             bandwidth = f"{self.memory_bandwidth_gbs:.4g} GB/s — {self.bandwidth_source}"
@@ -281,18 +283,13 @@ class HardwareProfile:
             ("Family", f"{self.family}{tier}"),
             ("CPU cores", cores),
             ("GPU", gpu),
-            ("RAM", format_bytes(self.ram_bytes)),
+            ("RAM", fmt_bytes(self.ram_bytes)),
             ("Accelerator memory", accel),
             ("Memory bandwidth", bandwidth),
             ("Accelerators", ", ".join(self.accelerators) or "none (CPU only)"),
             ("Libraries installed", ", ".join(present) or "none"),
             ("Libraries missing", ", ".join(missing) or "none"),
         ]
-
-
-def format_bytes(n: int) -> str:
-    """'24.0 GiB (25.8 GB)': binary and decimal units side by side, labelled."""
-    return f"{n / 2**30:.1f} GiB ({n / 1e9:.1f} GB)"
 
 
 def probe_libraries() -> tuple[tuple[str, bool], ...]:
