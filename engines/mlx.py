@@ -33,12 +33,12 @@ from engines.base import (
     check_cancel,
     room_for_generation,
 )
+from engines.memory_check import check_weights_fit
 from engines.prompts import Prompt, check_logits_input, hf_prompt_tokens, random_tokens
 from models import catalog, convert, converted, hf_folder
 from models.ref import ModelRef
 
 TIMING_SOURCE = "mlx-lm GenerationResponse (prompt_tps, generation_tps); TTFT measured here"
-MEMORY_MULTIPLIER = 1.2
 LOGITS_CHUNK = 256
 """Tokens per forward pass in logits(): bounds memory and lets a cancel stop between chunks."""
 
@@ -214,7 +214,6 @@ class MlxEngine(Engine):
         return self._info
 
     def _check_memory(self, model: ModelRef, config: LoadConfig, device: str, weights_bytes: int) -> None:
-        need = int(weights_bytes * MEMORY_MULTIPLIER)
         if config.memory_limit_bytes is not None:
             available, what = config.memory_limit_bytes, "the MLX memory limit you set"
         elif device == "metal":
@@ -225,12 +224,8 @@ class MlxEngine(Engine):
             import psutil
 
             available, what = psutil.virtual_memory().available, "available RAM"
-        if need > available and not config.allow_oversize:
-            raise InsufficientMemory(
-                f"{model.name} needs about {need / 2**20:.0f} MiB (weights × {MEMORY_MULTIPLIER}) but {what} is "
-                f"{available / 2**20:.0f} MiB — choose a smaller variant (@mlx-4bit) or load anyway with "
-                "--allow-oversize"
-            )
+        way_out = "choose a smaller variant (@mlx-4bit)"
+        check_weights_fit(model.name, weights_bytes, available, what, way_out, config.allow_oversize)
 
     @staticmethod
     def _apply_memory_limit(limit: int | None, device: str) -> tuple[int | None, int | None]:

@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from importlib import metadata
-from pathlib import Path
 
 from core.errors import BadParameter, EngineUnavailable, InsufficientMemory, InvalidModelFile, LocalbenchError
 from engines.base import (
@@ -39,6 +38,7 @@ from engines.base import (
     rate,
     room_for_generation,
 )
+from engines.memory_check import check_weights_fit
 from engines.prompts import Prompt, check_logits_input, hf_prompt_tokens, random_tokens
 from models import catalog, convert, hf_folder
 from models.ref import ModelRef
@@ -48,30 +48,8 @@ TIMING_SOURCE = (
     "prompt forward pass + first token"
 )
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
-MEMORY_MULTIPLIER = 1.2
-"""Weights × 1.2 = memory a load needs (KV cache and buffers on top), as the planner assumes."""
 LOGITS_CHUNK = 512
 """Tokens per forward pass in logits(): bounds memory and lets a cancel stop between chunks."""
-
-
-def safetensors_elements(folder: str | Path) -> tuple[int, int]:
-    """(number of weight elements, bytes on disk) from the safetensors headers (reads headers only)."""
-    import json
-    import struct
-
-    elements = size = 0
-    for path in sorted(Path(folder).glob("*.safetensors")):
-        size += path.stat().st_size
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(n))
-        for name, entry in header.items():
-            if name != "__metadata__":
-                count = 1
-                for dim in entry["shape"]:
-                    count *= dim
-                elements += count
-    return elements, size
 
 
 def is_oom(err: BaseException) -> bool:
@@ -172,7 +150,7 @@ class TorchEngine(Engine):
             raise BadParameter(
                 f"n_ctx {config.n_ctx} exceeds {model.name}'s training context of {context_length} tokens"
             )
-        n_elements, _ = safetensors_elements(model.path)
+        n_elements, _ = hf_folder.safetensors_elements(model.path)
         self._check_memory(model, config, choice, n_elements)
 
         import torch
@@ -238,7 +216,6 @@ class TorchEngine(Engine):
 
     def _check_memory(self, model: ModelRef, config: LoadConfig, choice, n_elements: int) -> None:
         """InsufficientMemory when weights × 1.2 exceed the memory limit or what the device has free."""
-        need = int(n_elements * DTYPE_BYTES[choice.dtype] * MEMORY_MULTIPLIER)
         if config.memory_limit_bytes is not None:
             available, what = config.memory_limit_bytes, "the memory limit you set"
         elif choice.device == "cuda":
@@ -249,12 +226,9 @@ class TorchEngine(Engine):
             import psutil
 
             available, what = psutil.virtual_memory().available, "available RAM"
-        if need > available and not config.allow_oversize:
-            raise InsufficientMemory(
-                f"{model.name} in {choice.dtype} needs about {need / 2**20:.0f} MiB (weights × {MEMORY_MULTIPLIER}) "
-                f"but {what} is {available / 2**20:.0f} MiB — choose a smaller dtype or model, "
-                "or load anyway with --allow-oversize"
-            )
+        weights = n_elements * DTYPE_BYTES[choice.dtype]
+        way_out = "choose a smaller dtype or model"
+        check_weights_fit(f"{model.name} in {choice.dtype}", weights, available, what, way_out, config.allow_oversize)
 
     def unload(self) -> None:
         with self._lock:

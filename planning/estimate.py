@@ -41,6 +41,7 @@ from typing import NamedTuple
 from core.errors import BadParameter
 from core.units import GB, GiB, MiB, fmt_bytes
 from engines.base import MAX_N_CTX
+from engines.memory_check import MEMORY_MULTIPLIER
 from models.gguf import Tensor
 from models.quant_types import BITS_PER_WEIGHT, GGML_TYPE_BPW, K_FALLBACK_BPW
 from planning.specs import ModelSpec
@@ -464,7 +465,12 @@ def recommend(
     n_parallel: int = 1,
     cpu_only: bool = False,
 ) -> Recommendation:
-    """The seed's QUANTIZATION_STRATEGY choice, stepped down SHRINK_LADDER until the total fits the budget."""
+    """The seed's QUANTIZATION_STRATEGY choice, stepped down SHRINK_LADDER until the need fits the budget.
+
+    The one quantization recommender: `plan`, the Memory tab and `doctor` all ask it. The need is the full
+    estimate (weights, KV cache, buffers) when the spec has the model's shape; for a model known only by
+    its parameter count it is the design record's rule, weights × MEMORY_MULTIPLIER.
+    """
     spec.require("n_params")
     params_b = spec.n_params / 1e9
     rule = quantization_for(params_b)
@@ -473,38 +479,51 @@ def recommend(
         f"Seed table ({table}, else {QUANTIZATION_STRATEGY[-1].quantization}): {params_b:.3g} B parameters is "
         f"the {rule.seed_class} class → {rule.quantization}."
     ]
+    shaped = bool(spec.n_layers and spec.n_kv_heads and spec.head_dim)
+    at = f"at {n_ctx} tokens" if shaped else f"(weights × {MEMORY_MULTIPLIER})"
+
+    def need(q: str) -> tuple[int, float]:
+        if shaped:
+            est = estimate(spec, q, n_ctx, kv_type, n_parallel, cpu_only=cpu_only)
+            return est.total_bytes, est.bits_per_weight
+        weights, _, bpw, _ = weights_for(spec, q)
+        return int(weights * MEMORY_MULTIPLIER), bpw
+
     start = SHRINK_LADDER.index(rule.quantization)
     for i, q in enumerate(SHRINK_LADDER[start:], start):
-        est = estimate(spec, q, n_ctx, kv_type, n_parallel, cpu_only=cpu_only)
-        if est.total_bytes <= budget_bytes:
-            reasons.append(
-                f"{q} needs {fmt_bytes(est.total_bytes)} at {n_ctx} tokens, within {budget_label} "
-                f"({fmt_bytes(budget_bytes)})."
-            )
+        total, bpw = need(q)
+        if total <= budget_bytes:
+            reasons.append(f"{q} needs {fmt_bytes(total)} {at}, within {budget_label} ({fmt_bytes(budget_bytes)}).")
             if i == start and i > 0:
-                up = estimate(spec, SHRINK_LADDER[i - 1], n_ctx, kv_type, n_parallel, cpu_only=cpu_only)
-                if up.total_bytes <= budget_bytes:
+                up, _ = need(SHRINK_LADDER[i - 1])
+                if up <= budget_bytes:
                     reasons.append(
-                        f"There is room for {SHRINK_LADDER[i - 1]} too ({fmt_bytes(up.total_bytes)}) if "
+                        f"There is room for {SHRINK_LADDER[i - 1]} too ({fmt_bytes(up)}) if "
                         "quality matters more than speed; the seed keeps the smaller one."
                     )
             if spec.tensors and any(t.row_elements % 256 for t in spec.tensors if t.n_elements != t.row_elements):
                 reasons.append(
                     "This model's rows are not multiples of 256, so K-quants fall back to legacy types "
-                    f"and the file is larger than the name suggests ({est.bits_per_weight:.2f} bpw)."
+                    f"and the file is larger than the name suggests ({bpw:.2f} bpw)."
                 )
             return Recommendation(q, rule.quantization, tuple(reasons))
         nxt = SHRINK_LADDER[i + 1] if i + 1 < len(SHRINK_LADDER) else None
         step = f": one step down to {nxt}." if nxt else "."
-        reasons.append(
-            f"{q} needs {fmt_bytes(est.total_bytes)} at {n_ctx} tokens, more than {budget_label} "
-            f"({fmt_bytes(budget_bytes)}){step}"
-        )
+        reasons.append(f"{q} needs {fmt_bytes(total)} {at}, more than {budget_label} ({fmt_bytes(budget_bytes)}){step}")
     last = SHRINK_LADDER[-1]
-    ctx = max_context(spec, last, budget_bytes, kv_type, n_parallel, cpu_only)
-    reasons.append(
-        f"Nothing on the ladder fits: lower the context (at {last} at most {ctx} tokens fit) or choose a smaller model."
-        if ctx
-        else "Nothing fits even at the smallest context: choose a smaller model or free memory."
-    )
+    ctx = max_context(spec, last, budget_bytes, kv_type, n_parallel, cpu_only) if shaped else 0
+    if ctx:
+        reasons.append(
+            f"Nothing on the ladder fits: lower the context (at {last} at most {ctx} tokens fit) "
+            "or choose a smaller model."
+        )
+    elif shaped:
+        reasons.append("Nothing fits even at the smallest context: choose a smaller model or free memory.")
     return Recommendation(None, rule.quantization, tuple(reasons))
+
+
+def params_spec(name: str, params_b: float) -> ModelSpec:
+    """A spec for a model known only by its size in billions of parameters (doctor --params-b)."""
+    if not params_b > 0 or params_b > 10_000:
+        raise BadParameter(f"model size must be between 0 and 10000 billion parameters, got {params_b}")
+    return ModelSpec(name=name, source="parameter count", n_params=round(params_b * 1e9))

@@ -11,7 +11,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from core.errors import BadParameter
-from planning.estimate import context_table, estimate, fits_report, margin_bytes, recommend
+from machine.profile import HardwareProfile
+from planning.estimate import Recommendation, context_table, estimate, fits_report, margin_bytes, recommend
 from planning.specs import ModelSpec, spec_dict
 
 SEED_PLAN_RAM_GB = 64
@@ -110,6 +111,7 @@ def plan_report(
         "budget": {"bytes": budget, "what": label},
         "max_context": [asdict(r) for r in rows],
         "recommendation": recommendation,
+        "recommended_quantization": recommendation["quantization"],
         "machine": {
             "ram_bytes": ram_bytes,
             "available_bytes": available_bytes,
@@ -119,3 +121,38 @@ def plan_report(
         },
         "units": "sizes in bytes; GiB = 2**30 bytes, GB = 1e9 bytes",
     }
+
+
+def machine_plan(
+    spec: ModelSpec,
+    quant: str | None,
+    n_ctx: int,
+    profile: HardwareProfile,
+    available_bytes: int | None = None,
+    kv_type: str = "f16",
+    n_parallel: int = 1,
+) -> dict:
+    """`plan_report` on this machine: RAM and the GPU share from `profile`, available memory from psutil
+    unless given. `python app.py plan` and `doctor --model` both ask this, so they agree."""
+    if available_bytes is None:
+        import psutil
+
+        available_bytes = psutil.virtual_memory().available
+    return plan_report(
+        spec,
+        quant,
+        n_ctx,
+        ram_bytes=profile.ram_bytes,
+        available_bytes=available_bytes,
+        gpu_share_bytes=profile.accelerator_memory_bytes,
+        gpu_source=profile.accelerator_memory_source,
+        offload=bool(profile.accelerators),
+        kv_type=kv_type,
+        n_parallel=n_parallel,
+    )
+
+
+def recommendation_of(report: dict) -> Recommendation:
+    """The report's recommendation as the recommender returned it."""
+    rec = report["recommendation"]
+    return Recommendation(rec["quantization"], rec["seed_choice"], tuple(rec["reasons"]))

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from core.errors import BadParameter
 from core.units import fmt_bytes
 from engines.base import LoadConfig
+from engines.memory_check import MEMORY_MULTIPLIER
 from machine.profile import HardwareProfile
-from models.quant_types import BITS_PER_WEIGHT
-from planning.estimate import SHRINK_LADDER, quantization_for
-
-MEMORY_MULTIPLIER = 1.2
-"""Planning factor: model weights × 1.2 = memory needed (weights plus KV cache and compute buffers)."""
+from planning.estimate import SHRINK_LADDER, Recommendation, params_spec, recommend
 
 CPU_USABLE_RAM_FRACTION = 0.75
 """Share of RAM a CPU-only run may plan for; the rest is left to the OS and other programs."""
@@ -86,20 +82,18 @@ class RuntimeConfig:
         )
 
 
-def weights_bytes(params_b: float, quantization: str) -> float:
-    """Weights ≈ n_params × bits_per_weight / 8, in bytes."""
-    return params_b * 1e9 * BITS_PER_WEIGHT[quantization] / 8
-
-
 def _context_for(memory_bytes: int) -> int:
     # 0.9: "16 GB" machines report a little less (kernel reservations; a 24 GB card shows 23.99 GiB).
     gib = memory_bytes / 2**30 / 0.9
     return 32768 if gib >= 64 else 16384 if gib >= 32 else 8192 if gib >= 16 else 4096
 
 
-def optimal_config(profile: HardwareProfile, model_params_b: float | None = None) -> RuntimeConfig:
+def optimal_config(
+    profile: HardwareProfile, model_params_b: float | None = None, recommendation: Recommendation | None = None
+) -> RuntimeConfig:
     """The backend, device, quantization, context and threads to use on `profile` for a model of
-    `model_params_b` billion parameters (None: the bundled default model)."""
+    `model_params_b` billion parameters (None: the bundled default model). `recommendation`: the one
+    recommender's answer for a known model (planning.report.machine_plan), used as it is."""
     reasons: list[str] = []
     if profile.apple_silicon:
         device = "metal"
@@ -148,7 +142,10 @@ def optimal_config(profile: HardwareProfile, model_params_b: float | None = None
         "(the extra covers the KV cache and compute buffers)."
     )
     quantization = "as shipped"
-    if model_params_b is None:
+    if recommendation is not None:
+        reasons.extend(recommendation.reasons)
+        quantization = recommendation.quantization or "none fits"
+    elif model_params_b is None:
         reasons.append("No model size given: the bundled default model (a Q4_1 GGUF) runs as shipped.")
     else:
         quantization = _choose_quantization(profile, device, model_params_b, reasons)
@@ -171,38 +168,19 @@ def optimal_config(profile: HardwareProfile, model_params_b: float | None = None
 
 
 def _choose_quantization(profile: HardwareProfile, device: str, params_b: float, reasons: list[str]) -> str:
-    """The seed table's choice, stepped down SHRINK_LADDER until weights × 1.2 fit; appends reasons."""
-    if not params_b > 0 or params_b > 10_000:
-        raise BadParameter(f"model size must be between 0 and 10000 billion parameters, got {params_b}")
+    """The one recommender's choice (planning.estimate.recommend) for a model of `params_b` billion
+    parameters within the memory this device may plan for; appends its reasons."""
+    spec = params_spec(f"a {params_b:g} B model", params_b)
     if device == "cpu":
         usable = int(profile.ram_bytes * CPU_USABLE_RAM_FRACTION)
         where = f"{CPU_USABLE_RAM_FRACTION:.0%} of RAM"
     else:
         usable = profile.accelerator_memory_bytes or profile.ram_bytes * 2 // 3
         where = "the GPU's share of unified memory" if device == "metal" else "VRAM"
-    rule = quantization_for(params_b)
-    reasons.append(f"Seed table: {params_b:g} B parameters is the {rule.seed_class} class → {rule.quantization}.")
-    step = SHRINK_LADDER.index(rule.quantization)
-    chosen = rule.quantization
-    need = weights_bytes(params_b, chosen) * MEMORY_MULTIPLIER
-    while need > usable and step + 1 < len(SHRINK_LADDER):
-        step += 1
-        smaller = SHRINK_LADDER[step]
-        smaller_need = weights_bytes(params_b, smaller) * MEMORY_MULTIPLIER
-        reasons.append(
-            f"{chosen} needs {need / 1e9:.1f} GB, more than {where} ({usable / 1e9:.1f} GB): one step down to "
-            f"{smaller} ({smaller_need / 1e9:.1f} GB)."
-        )
-        chosen, need = smaller, smaller_need
-    if need > usable:
-        partial = " or offload only part of the layers (lower n_gpu_layers)" if device == "cuda" else ""
-        reasons.append(
-            f"Even {chosen} needs {need / 1e9:.1f} GB, more than {where} ({usable / 1e9:.1f} GB): "
-            f"choose a smaller model{partial}."
-        )
-    else:
-        reasons.append(
-            f"{chosen}: {weights_bytes(params_b, chosen) / 1e9:.1f} GB of weights × {MEMORY_MULTIPLIER} = "
-            f"{need / 1e9:.1f} GB, within {where} ({usable / 1e9:.1f} GB)."
-        )
-    return chosen
+    rec = recommend(spec, 0, usable, where)
+    reasons.extend(rec.reasons)
+    if rec.quantization is not None:
+        return rec.quantization
+    partial = " or offload only part of the layers (lower n_gpu_layers)" if device == "cuda" else ""
+    reasons.append(f"Even {SHRINK_LADDER[-1]} does not fit {where}: choose a smaller model{partial}.")
+    return SHRINK_LADDER[-1]

@@ -119,3 +119,15 @@ def test_failed_run_is_stored_as_failed(localbench_home):
     with sqlite3.connect(localbench_home / "results.db") as db:
         rows = db.execute("SELECT status, error FROM runs WHERE status='failed'").fetchall()
     assert any("not found" in err for _, err in rows)
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "qwen3:8b"])
+def test_doctor_and_plan_recommend_the_same_quantization(model, localbench_home):
+    import json
+
+    plan = run_app("plan", "--model", model, "--ctx", "2048", "-o", "json")
+    doctor = run_app("doctor", "--no-bandwidth-probe", "--model", model, "--ctx", "2048", "-o", "json")
+    assert plan.returncode == 0, plan.stderr
+    planned, doctored = json.loads(plan.stdout), json.loads(doctor.stdout)
+    assert doctored["recommended_quantization"] == planned["recommended_quantization"]
+    assert doctored["config"]["quantization"] == (planned["recommended_quantization"] or "none fits")

@@ -229,11 +229,8 @@ def test_convert_command(mlx_refs):  # noqa: F811
 
 
 def test_quant_lab_rows(mlx_refs):  # noqa: F811
-    from bench import convert_variants, quant_lab
+    from bench import quant_lab
 
-    convert_variants.register()
-    convert_variants.register()
-    assert quant_lab.EXTRA_VARIANTS.count(convert_variants.variants_for) == 1
     labels = quant_lab.variant_choices("smollm2-135m")
     assert {"MLX bf16", "MLX 8-bit", "MLX 4-bit", "torch bf16", "torch fp32"} <= set(labels)
     rows = {v.label: v for v in quant_lab.extra_variants("smollm2-135m")}
