@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 from machine import profile as hp
 from machine.profile import HardwareProfile, profile_from_outputs
@@ -49,15 +50,63 @@ def measure_bandwidth_gbs(n_bytes: int = BW_PROBE_BYTES, repeats: int = 3) -> fl
     return 2 * src.nbytes / best / 1e9
 
 
-def _run(cmd: list[str], timeout_s: float = 10.0) -> str:
-    """stdout + stderr of a probe command, '' when it is missing or fails to start."""
-    if shutil.which(cmd[0]) is None:
-        return ""
+MACOS_COMMANDS = ("memory_pressure", "vm_stat", "footprint")
+"""Probes that exist only on macOS: elsewhere run_command says so instead of running them."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The output of one probe command, or why there is none."""
+
+    ok: bool
+    text: str
+    message: str = ""
+
+
+def run_command(args: list[str], timeout_s: float = 3.0, os_name: str | None = None) -> CommandResult:
+    """Run a probe; a missing command (or one of another OS) gives a clear message, not an exception."""
+    os_name = os_name or platform.system()
+    name = args[0]
+    if name in MACOS_COMMANDS and os_name != "Darwin":
+        return CommandResult(False, "", f"`{name}` is a macOS command; not available on {os_name}")
+    if shutil.which(name) is None:
+        return CommandResult(False, "", f"`{name}` was not found on this {os_name} machine (not on PATH)")
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return done.stdout + done.stderr
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return CommandResult(False, "", f"`{' '.join(args)}` did not answer within {timeout_s:g} s")
+    except OSError as err:
+        return CommandResult(False, "", f"`{name}` could not run: {err}")
+    if done.returncode != 0 and not done.stdout.strip():
+        return CommandResult(False, done.stderr, f"`{' '.join(args)}` failed: {done.stderr.strip()[:200]}")
+    return CommandResult(True, done.stdout)
+
+
+_NVML_STATE: dict[str, object] = {}
+
+
+def nvml_devices() -> tuple[list[tuple[str, int, int]], str]:
+    """(name, used bytes, total bytes) per NVIDIA GPU from NVML (nvidia-ml-py), and why there are none."""
+    if importlib.util.find_spec("pynvml") is None:
+        return [], "NVML: pynvml not installed"
+    if _NVML_STATE.get("failed"):
+        return [], str(_NVML_STATE["failed"])
+    import pynvml
+
+    try:
+        if not _NVML_STATE.get("init"):
+            pynvml.nvmlInit()
+            _NVML_STATE["init"] = True
+        out = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(handle)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            out.append((name.decode() if isinstance(name, bytes) else name, int(mem.used), int(mem.total)))
+        return out, ""
+    except pynvml.NVMLError as err:
+        _NVML_STATE["failed"] = f"NVML: no NVIDIA driver or GPU here ({err})"
+        return [], str(_NVML_STATE["failed"])
 
 
 def _read(path: str) -> str:
@@ -70,26 +119,8 @@ def _read(path: str) -> str:
 
 def _nvml_text() -> str:
     """nvidia-smi style CSV from NVML, '' when there is no driver or no GPU."""
-    if importlib.util.find_spec("pynvml") is None:
-        return ""
-    import pynvml
-
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return ""
-    try:
-        rows = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(handle)
-            name = name.decode() if isinstance(name, bytes) else name
-            rows.append(f"{name}, {pynvml.nvmlDeviceGetMemoryInfo(handle).total // 2**20}")
-        return "\n".join(rows)
-    except pynvml.NVMLError:
-        return ""
-    finally:
-        pynvml.nvmlShutdown()
+    gpus, _ = nvml_devices()
+    return "\n".join(f"{name}, {total // 2**20}" for name, _, total in gpus)
 
 
 def _torch_cuda_text() -> str:
@@ -112,7 +143,7 @@ def _nvidia_text() -> tuple[str, str]:
     """(nvidia-smi style CSV, where it came from): NVML, then nvidia-smi, then torch.cuda."""
     if text := _nvml_text():
         return text, "NVML"
-    text = _run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"])
+    text = run_command(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"], 10.0).text
     if hp.parse_nvidia_smi(text):
         return text, "nvidia-smi"
     if text := _torch_cuda_text():
@@ -146,8 +177,8 @@ def collect_outputs(os_name: str) -> dict[str, str]:
     """The live texts that profile_from_outputs() parses, for this machine."""
     texts = {"fallback": _fallback_text()}
     if os_name == "macOS":
-        texts["sysctl"] = _run(["sysctl", *SYSCTL_KEYS])
-        texts["system_profiler"] = _run(["system_profiler", "SPDisplaysDataType"], timeout_s=20.0)
+        texts["sysctl"] = run_command(["sysctl", *SYSCTL_KEYS], 10.0).text
+        texts["system_profiler"] = run_command(["system_profiler", "SPDisplaysDataType"], 20.0).text
         texts["metal_working_set"] = _metal_working_set()
         return texts
     if os_name == "Linux":

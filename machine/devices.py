@@ -14,6 +14,7 @@ CPU box; `live_facts()` imports torch or mlx and is called only when a model is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.errors import BadParameter, EngineUnavailable
@@ -256,3 +257,43 @@ def live_facts(engine: str) -> DeviceFacts:
     cuda_mod = getattr(mx, "cuda", None)
     cuda = bool(cuda_mod and cuda_mod.is_available())
     return DeviceFacts(mlx_metal=metal, mlx_cuda=cuda)
+
+
+# --- the embeddings engine (sentence-transformers on torch) -----------------------------------------
+
+EMBEDDINGS_DEVICES = ("cpu", "cuda", "mps")
+"""Devices sentence-transformers runs on."""
+
+
+def embeddings_auto_device(accelerators: Sequence[str] = (), live: bool = True) -> str:
+    """The device 'auto' means for a hardware profile's accelerators: mps, then cuda, then cpu.
+    `live` also asks torch whether it can use the device (imports torch); False trusts the profile."""
+    for device in ("mps", "cuda"):
+        if device in accelerators and (not live or device in torch_present_devices()):
+            return device
+    return "cpu"
+
+
+def torch_present_devices() -> tuple[str, ...]:
+    """Devices torch can use in this process (imports torch)."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return tuple(found)
+
+
+def check_embeddings_device(device: str) -> None:
+    """Raise EngineUnavailable when `device` is not present here."""
+    if device not in EMBEDDINGS_DEVICES:
+        raise BadParameter(f"unknown device '{device}' — choose auto, {', '.join(EMBEDDINGS_DEVICES)}")
+    present = torch_present_devices()
+    if device not in present:
+        raise EngineUnavailable(
+            f"device '{device}' is not present on this machine (torch sees: {', '.join(present)}) — "
+            "pick one of those, or auto"
+        )

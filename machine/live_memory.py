@@ -10,54 +10,23 @@ cheap to ask (NVML), so the dashboard never pays for importing them.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import re
-import shutil
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
 
 from core.units import fmt_bytes
+from machine.detect import nvml_devices, run_command
 
-MACOS_COMMANDS = ("memory_pressure", "vm_stat", "footprint")
 PRESSURE_LEVELS = {1: "normal", 2: "warning", 3: "urgent", 4: "critical"}
 """kern.memorystatus_vm_pressure_level values (xnu's kVMPressureNormal … kVMPressureCritical)."""
 PSI_ELEVATED_PCT, PSI_HIGH_PCT = 5.0, 25.0
 """Our thresholds on PSI 'some avg10' (share of the last 10 s in which some task waited for memory)."""
 SLOW_READING_TTL_S = 10.0
 """footprint / USS walk the process's mappings: refreshed at most this often."""
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """The output of one probe command, or why there is none."""
-
-    ok: bool
-    text: str
-    message: str = ""
-
-
-def run_command(args: list[str], timeout_s: float = 3.0, os_name: str | None = None) -> CommandResult:
-    """Run a probe; a missing command (or one of another OS) gives a clear message, not an exception."""
-    os_name = os_name or platform.system()
-    name = args[0]
-    if name in MACOS_COMMANDS and os_name != "Darwin":
-        return CommandResult(False, "", f"`{name}` is a macOS command; not available on {os_name}")
-    if shutil.which(name) is None:
-        return CommandResult(False, "", f"`{name}` was not found on this {os_name} machine (not on PATH)")
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        return CommandResult(False, "", f"`{' '.join(args)}` did not answer within {timeout_s:g} s")
-    except OSError as err:
-        return CommandResult(False, "", f"`{name}` could not run: {err}")
-    if done.returncode != 0 and not done.stdout.strip():
-        return CommandResult(False, done.stderr, f"`{' '.join(args)}` failed: {done.stderr.strip()[:200]}")
-    return CommandResult(True, done.stdout)
 
 
 # --- pure parsers --------------------------------------------------------------------------------------
@@ -374,40 +343,14 @@ def torch_memory() -> tuple[list[AcceleratorMemory], str]:
     return out, "" if out else "torch: loaded, but neither CUDA nor MPS is available (CPU build or no GPU)"
 
 
-_NVML_STATE: dict[str, object] = {}
-
-
 def nvml_memory() -> tuple[list[AcceleratorMemory], str]:
     """Per-GPU memory from NVML (nvidia-ml-py), when the module and a driver are present."""
-    if importlib.util.find_spec("pynvml") is None:
-        return [], "NVML: pynvml not installed"
-    if _NVML_STATE.get("failed"):
-        return [], str(_NVML_STATE["failed"])
-    import pynvml
-
-    try:
-        if not _NVML_STATE.get("init"):
-            pynvml.nvmlInit()
-            _NVML_STATE["init"] = True
-        out = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(handle)
-            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            out.append(
-                AcceleratorMemory(
-                    f"GPU {i} ({name.decode() if isinstance(name, bytes) else name})",
-                    int(mem.used),
-                    None,
-                    None,
-                    int(mem.total),
-                    "NVML nvmlDeviceGetMemoryInfo",
-                )
-            )
-        return out, ""
-    except pynvml.NVMLError as err:
-        _NVML_STATE["failed"] = f"NVML: no NVIDIA driver or GPU here ({err})"
-        return [], str(_NVML_STATE["failed"])
+    gpus, note = nvml_devices()
+    out = [
+        AcceleratorMemory(f"GPU {i} ({name})", used, None, None, total, "NVML nvmlDeviceGetMemoryInfo")
+        for i, (name, used, total) in enumerate(gpus)
+    ]
+    return out, note
 
 
 _SLOW: dict[str, tuple[float, int | None, str, str]] = {}

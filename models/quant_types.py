@@ -45,7 +45,10 @@ Q5_K → Q5_1, Q6_K → Q8_0 (llama-quant.cpp)."""
 
 
 def precision_rank(file_type: str) -> float:
-    """Nominal bits per weight of a file type; unknown types rank by their first digit."""
+    """Nominal bits per weight of a file type (float types by their bits: F16 and BF16 rank equal);
+    unknown types rank by their first digit."""
+    if file_type in FLOAT_TYPES:
+        return GGML_TYPE_BPW[file_type]
     if file_type in BITS_PER_WEIGHT:
         return BITS_PER_WEIGHT[file_type]
     digits = [c for c in file_type if c.isdigit()]
