@@ -3,10 +3,8 @@ CUDA or the CPU, in fp32, fp16 or bf16.
 
 Generation is a decode loop in the caller's thread over the model's own forward pass and KV cache:
 one pass over the prompt, then one per token, greedy or through transformers' temperature / top-k /
-top-p warpers. Each token is streamed as soon as it reaches the host, decoded incrementally. The first
-version ran `model.generate()` in a worker thread with a streamer (the usual TextIteratorStreamer
-pattern); on an H100 that reached 0.29× the t/s of a bare `generate()` call in the same run, while
-this loop matches it (benchmarks/gpu_bench.py, README.md (MLX and PyTorch engines)). Times come from this process's
+top-p warpers. Each token is streamed as soon as it reaches the host, decoded incrementally; this loop
+keeps pace with a bare `generate()` call (benchmarks/gpu_bench.py, docs/engines.md). Times come from this process's
 clock after each token's device sync: prompt time is the prompt pass plus the first token, generation
 t/s is (tokens − 1) / (last token time − first token time), TTFT is measured from the request's start.
 Peak memory is the device's own counter (`torch.cuda.max_memory_allocated`,

@@ -12,7 +12,7 @@ from core.errors import BadParameter
 from engines.base import LoadConfig
 from engines.llamacpp import LlamaCppEngine
 from machine.detect import detect_hardware
-from tests.engines.test_devices import CPU_BOX, MAC, NVIDIA, profile
+from tests.machine.test_devices import CPU_BOX, MAC, NVIDIA, profile
 
 
 def test_accelerated_device_per_machine_and_engine():
