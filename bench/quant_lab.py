@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from bench import ladder as ladder_mod
 from bench import quality
-from bench.quant_summary import SUMMARY_COLUMNS, pareto_front, to_frame  # noqa: F401  (the lab's public face)
 from bench.quant_variants import Variant, extra_variants, ladder_variant
 from core.errors import BadParameter, Cancelled, EngineUnavailable, LocalbenchError
 from engines.base import GenerationParams, LoadConfig
+from models.ladders import built_variants
 
 Progress = Callable[[float, str], None]
 
@@ -193,7 +193,7 @@ def built_choices(model: str) -> list[str]:
     from models.catalog import resolve_model
 
     try:
-        return ladder_mod.built_variants(ladder_mod.model_key(resolve_model(model)))
+        return built_variants(ladder_mod.model_key(resolve_model(model)))
     except LocalbenchError:
         return []
 

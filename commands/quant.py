@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from bench.ladder import parse_types
-    from bench.quant_lab import QuantSettings, built_choices, compare_and_store, to_frame, variant_choices
+    from bench.quant_lab import QuantSettings, built_choices, compare_and_store, variant_choices
+    from bench.quant_summary import to_frame
     from bench.store import ResultStore
     from commands.bench import cli_progress, emit
     from core.errors import BadParameter
