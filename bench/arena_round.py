@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from bench.arena_store import Vote, stats_json
+from core.errors import BadParameter
 from engines.base import GenerationParams, GenerationStats
-from engines.errors import BadParameter
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class Vote:
 
 
 def default_path() -> Path:
-    from engines.paths import home
+    from core.paths import home
 
     return home() / "arena.db"
 

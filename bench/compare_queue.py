@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.arena_round import Answer, Entry
-from engines.errors import BadParameter, Cancelled, LocalbenchError
+from core.errors import BadParameter, Cancelled, LocalbenchError
 
 KIND = "compare_queue"
 BUILT_IN_PROMPTS = (

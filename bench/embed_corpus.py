@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.errors import BadParameter
+from core.errors import BadParameter
 
 CORPUS_SIZE = 2000
 CORPUS_SEED = 20261125

@@ -24,19 +24,10 @@ import numpy as np
 
 from bench.embed_corpus import corpus_digest
 from bench.stats import summarize
+from core.errors import BadParameter, Cancelled, EngineUnavailable, InsufficientMemory, LocalbenchError
 from engines.base import current_rss_bytes
-from engines.embeddings import (
-    BACKENDS,
-    DEVICES,
-    PRECISIONS,
-    EmbedConfig,
-    Embedder,
-    auto_device,
-    check_device,
-    combination_problem,
-    resolve_embed_model,
-)
-from engines.errors import BadParameter, Cancelled, EngineUnavailable, InsufficientMemory, LocalbenchError
+from engines.embeddings import BACKENDS, PRECISIONS, EmbedConfig, Embedder, combination_problem, resolve_embed_model
+from machine.devices import EMBEDDINGS_DEVICES, check_embeddings_device, embeddings_auto_device
 
 DEFAULT_BATCH_SIZES = (1, 8, 32, 128, 512)
 MAX_BATCH_SIZE = 65536
@@ -252,7 +243,7 @@ def plan_embed_sweep(
     if ref.kind == "ollama":
         return EmbedPlan(ref.name, sizes, (EmbedConfig(backend="ollama", host=host, api_key=api_key),), (), None)
     for name, values, allowed in (
-        ("device", devices, ("auto", *DEVICES)),
+        ("device", devices, ("auto", *EMBEDDINGS_DEVICES)),
         ("precision", precisions, PRECISIONS),
         ("backend", backends, BACKENDS[:2]),
     ):
@@ -263,8 +254,8 @@ def plan_embed_sweep(
                 raise BadParameter(f"unknown {name} '{v}' — choose from: {', '.join(allowed)}")
     resolved = []
     for d in devices:
-        device = auto_device(accelerators) if d == "auto" else d
-        check_device(device)
+        device = embeddings_auto_device(accelerators) if d == "auto" else d
+        check_embeddings_device(device)
         if device not in resolved:
             resolved.append(device)
     configs, skipped = [], []
@@ -409,7 +400,7 @@ def timed_pass(
 
 
 def _hardware_strings() -> tuple[str, str]:
-    from engines.hardware import detect_hardware
+    from machine.detect import detect_hardware
 
     hw = detect_hardware()
     return hw.chip, hw.gpu_name

@@ -4,8 +4,8 @@ llama.cpp's own quantizer, cached under LOCALBENCH_HOME.
 The reference is the highest-precision variant. When the source is already quantized (both bundled
 models are), the reference is an F16 *dequantized* from it, and every rung is quantized from that
 F16 — the ladder says so in each file's note. Every file is written to a temporary name and renamed
-(engines.paths.atomic_path), so a cancel or a crash never leaves a half file under a real name, and
-the catalog provider (engines.ladder_cache) lists only finished files (names like 'smollm2-135m@Q4_K_M').
+(core.paths.atomic_path), so a cancel or a crash never leaves a half file under a real name, and
+the catalog provider (models.ladders) lists only finished files (names like 'smollm2-135m@Q4_K_M').
 Small models fall back from K-quants (rows of 576 or 640 values are not a multiple of 256): each file
 reports its effective bits per weight and its real tensor-type mix, read back from the GGUF.
 """
@@ -15,25 +15,17 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.base import ModelRef
-from engines.errors import BadParameter, Cancelled, InvalidModelFile, LocalbenchError
-from engines.ladder_cache import (  # noqa: F401 - re-exported: the lab and tests use them from here
-    FLOAT_TYPES,
-    NOMINAL_BPW,
-    built_variants,
-    ladder_models,
-    ladder_root,
-    manifest_path,
-    precision_rank,
-    read_manifest,
-)
+from core.errors import BadParameter, Cancelled, InvalidModelFile, LocalbenchError
+from core.paths import check_disk_space
+from models.ladders import ladder_root, manifest_path, read_manifest
+from models.quant_types import FLOAT_TYPES, NOMINAL_BPW, precision_rank
+from models.ref import ModelRef
 
 LADDER_TYPES: tuple[str, ...] = (
     "F16",
@@ -55,18 +47,12 @@ SAME_AS_SOURCE = (
     "same type as the source, so it nearly reproduces the shipped file: its loss against the dequantized "
     "reference is ~0 by construction, not a measure of this type's loss against full precision"
 )
-DISK_MARGIN_BYTES = 256 * 2**20
-"""Free space left untouched after a build, so the cache never fills the disk to the last byte."""
 STALE_PARTIAL_S = 3600.0
 """Temporary files older than this are leftovers of a crash and are removed before a build."""
 
 Progress = Callable[[float, str], None]
 
 _QUANTIZE_LOCK = threading.Lock()
-
-
-class InsufficientDiskSpace(LocalbenchError):
-    """Not enough free disk space for the files a build would write."""
 
 
 class QuantizeFailed(LocalbenchError):
@@ -140,9 +126,9 @@ class GgufScan:
 
 def scan_gguf(path: str | Path) -> GgufScan:
     """File type, parameters, bytes per tensor type and BOS handling of a GGUF, from a direct header walk
-    (engines.memory.scan_gguf); InvalidModelFile for a non-GGUF, corrupt or truncated file."""
-    from engines.gguf_meta import file_type_name
-    from engines.memory import scan_gguf as scan
+    (models.gguf.scan_gguf); InvalidModelFile for a non-GGUF, corrupt or truncated file."""
+    from models.gguf import file_type_name
+    from models.gguf import scan_gguf as scan
 
     kv, tensors, size = scan(str(path))
     by_type: dict[str, int] = {}
@@ -197,7 +183,7 @@ def quantize_file(
     """
     import llama_cpp
 
-    from engines.paths import atomic_path
+    from core.paths import atomic_path
 
     meta = scan_gguf(src)  # InvalidModelFile / ModelNotFound with a clear message
     if not allow_higher and precision_rank(target) >= precision_rank(meta.file_type):
@@ -300,7 +286,7 @@ def _prepare_folder(ref: ModelRef, key: str, source_type: str) -> Path:
     for partial in folder.glob(".*.partial-*"):
         if now - partial.stat().st_mtime > STALE_PARTIAL_S:
             partial.unlink(missing_ok=True)
-    from engines.paths import atomic_path
+    from core.paths import atomic_path
 
     with atomic_path(manifest_path(folder)) as tmp:
         tmp.write_text(
@@ -334,17 +320,6 @@ def reference_note(source_type: str, ref_type: str) -> str:
     )
 
 
-def check_disk_space(folder: Path, needed_bytes: int, what: str) -> None:
-    """Raise InsufficientDiskSpace unless `needed_bytes` plus a margin fit in `folder`'s file system."""
-    free = shutil.disk_usage(folder).free
-    if needed_bytes + DISK_MARGIN_BYTES > free:
-        raise InsufficientDiskSpace(
-            f"not enough disk space for {what}: it needs about {needed_bytes / 1e9:.2f} GB plus "
-            f"{DISK_MARGIN_BYTES / 1e9:.2f} GB spare, but {folder} has {free / 1e9:.2f} GB free — free some space "
-            "or point LOCALBENCH_HOME at a larger disk"
-        )
-
-
 def estimate_bytes(n_params: int, file_type: str) -> int:
     """About the file size of a type, on the safe side: small models fall back from low-bit K-quants to
     ~5-6 bpw legacy types, so quantized types count at least 6.5 bpw, plus 5 % for metadata."""
@@ -363,7 +338,7 @@ def build_ladder(
     cancel: threading.Event | None = None,
 ) -> Ladder:
     """Build (or take from the cache) the reference and every requested type of `source`."""
-    from engines.catalog import resolve_model
+    from models.catalog import resolve_model
 
     ref = resolve_model(source) if isinstance(source, str) else source
     if ref.format != "gguf" or not ref.path:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.errors import BadParameter, Cancelled
+from core.errors import BadParameter, Cancelled
 
 N_CTX = 512
 """Chunk length in tokens, as llama-perplexity's default."""
@@ -178,7 +178,7 @@ def tokenize_with_gguf(path: str | Path, text: str) -> tuple[list[int], int | No
     from llama_cpp._internals import LlamaModel
 
     from bench.ladder import scan_gguf
-    from engines.errors import InvalidModelFile
+    from core.errors import InvalidModelFile
 
     scan = scan_gguf(path)
     params = llama_cpp.llama_model_default_params()
@@ -284,7 +284,7 @@ def load_reference(folder: Path) -> ReferenceLogits:
 
 def reference_cached(ref_path: str | Path, chunks: Sequence[Sequence[int]], n_ctx: int = N_CTX) -> bool:
     """True when the reference logits of these chunks are already in the cache."""
-    from engines.paths import cache_dir
+    from core.paths import cache_dir
 
     return (cache_dir("reference-logits") / reference_key(ref_path, chunks, n_ctx) / "meta.json").exists()
 
@@ -305,8 +305,7 @@ def reference_logits(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from bench.ladder import check_disk_space
-    from engines.paths import atomic_path, cache_dir
+    from core.paths import atomic_path, cache_dir, check_disk_space
 
     engines = list(engine) if isinstance(engine, (list, tuple)) else [engine]
     folder = cache_dir("reference-logits") / reference_key(ref_path, chunks, n_ctx)

@@ -2,11 +2,11 @@
 (perplexity, KL divergence against the reference), speed (bench.runner.run_speed: pp and tg repeated,
 mean ± sd) and its greedy answer to one prompt, and return one row per variant.
 
-A variant is (label, engine, model, load options). The ladder gives llama.cpp variants; other engines
-add rows by appending a provider to EXTRA_VARIANTS (e.g. MLX bf16/8-bit/4-bit, torch bf16/fp32 of the
-same model). Every row is scored on the same evaluation token ids, tokenized once with the reference
-GGUF's tokenizer, through Engine.logits when the engine exposes it (speed and answers otherwise).
-Progress comes in as progress(fraction, message) and cancellation as a threading.Event; no UI here.
+A variant (bench.quant_variants) is (label, engine, model, load options). The ladder gives llama.cpp
+variants; bench.quant_variants adds the MLX bf16/8-bit/4-bit and torch bf16/fp32 rows of the same model.
+Every row is scored on the same evaluation token ids, tokenized once with the reference GGUF's tokenizer,
+through Engine.logits when the engine exposes it (speed and answers otherwise). Progress comes in as
+progress(fraction, message) and cancellation as a threading.Event; no UI here.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from dataclasses import dataclass
 
 from bench import ladder as ladder_mod
 from bench import quality
+from bench.quant_variants import Variant, extra_variants, ladder_variant
+from core.errors import BadParameter, Cancelled, EngineUnavailable, LocalbenchError
 from engines.base import GenerationParams, LoadConfig
-from engines.errors import BadParameter, Cancelled, EngineUnavailable, LocalbenchError
+from models.ladders import built_variants
 
 Progress = Callable[[float, str], None]
 
@@ -38,40 +40,6 @@ QUALITY_METHOD = (
     "llama-perplexity style: n_ctx 512 chunks, second half of each chunk scored (255 positions per chunk), "
     "BOS as first token when the model adds one; KL(reference || variant) per position in nats"
 )
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One row of the comparison: which engine runs which model, and what is known about its file."""
-
-    label: str
-    """Shown to users and used in the checklist, e.g. 'Q4_K_M' or 'MLX 4-bit'."""
-    engine: str
-    """Registry name: 'llamacpp', 'mlx', 'torch', ..."""
-    model: str
-    """Catalog name or path the engine resolves."""
-    options: tuple[tuple[str, object], ...] = ()
-    """LoadConfig options for the engine."""
-    dtype: str | None = None
-    device: str | None = None
-    nominal_type: str = ""
-    model_size: int = 0
-    """Bytes on disk; 0 means 'ask the engine after loading'."""
-    n_params: int = 0
-    bpw: float | None = None
-    """Effective bits per weight (file bits / params), derived."""
-    tensor_types: str = ""
-    main_type: str = ""
-    k_fallback: bool = False
-    is_reference: bool = False
-    note: str = ""
-
-
-VariantProvider = Callable[[str], list[Variant]]
-EXTRA_VARIANTS: list[VariantProvider] = []
-"""Providers of extra rows for a model name (MLX, torch, ...); each must be cheap and may return []."""
-EXTRA_SOURCES: list[Callable[[], list[str]]] = []
-"""Providers of extra model names for the lab's model picker (MLX folders, Ollama tags, ...)."""
 
 
 @dataclass(frozen=True)
@@ -199,29 +167,19 @@ class QuantReport:
 
 
 def source_models() -> list[str]:
-    """Model names for the lab's picker: local GGUF models (not ladder files) and extra sources."""
-    from engines.catalog import list_models
+    """Model names for the lab's picker: local GGUF models (not ladder files)."""
+    from models.catalog import list_models
 
-    names = [r.name for r in list_models() if r.format == "gguf" and "@" not in r.name]
-    for provider in EXTRA_SOURCES:
-        names += [n for n in provider() if n not in names]
-    return names
+    return [r.name for r in list_models() if r.format == "gguf" and "@" not in r.name]
 
 
 def _is_gguf(model: str) -> bool:
-    from engines.catalog import resolve_model
+    from models.catalog import resolve_model
 
     try:
         return resolve_model(model).format == "gguf"
     except LocalbenchError:
         return False
-
-
-def extra_variants(model: str) -> list[Variant]:
-    out: list[Variant] = []
-    for provider in EXTRA_VARIANTS:
-        out += provider(model)
-    return out
 
 
 def variant_choices(model: str) -> list[str]:
@@ -232,29 +190,12 @@ def variant_choices(model: str) -> list[str]:
 
 def built_choices(model: str) -> list[str]:
     """Ladder types of `model` already in the cache (they skip the build)."""
-    from engines.catalog import resolve_model
+    from models.catalog import resolve_model
 
     try:
-        return ladder_mod.built_variants(ladder_mod.model_key(resolve_model(model)))
+        return built_variants(ladder_mod.model_key(resolve_model(model)))
     except LocalbenchError:
         return []
-
-
-def _ladder_variant(f: ladder_mod.LadderFile) -> Variant:
-    return Variant(
-        label=f.variant,
-        engine="llamacpp",
-        model=f.model,
-        nominal_type=f.file_type,
-        model_size=f.model_size,
-        n_params=f.n_params,
-        bpw=f.bpw,
-        tensor_types=f.tensor_types,
-        main_type=f.main_type,
-        k_fallback=f.k_fallback,
-        is_reference=f.is_reference,
-        note=f.note,
-    )
 
 
 class _Stages:
@@ -294,9 +235,11 @@ def compare(
     cancel: threading.Event | None = None,
 ) -> QuantReport:
     """Build what is missing, then measure every ticked variant of `model`; one QuantRow per variant."""
-    from engines.catalog import resolve_model
-    from engines.hardware import detect_hardware, optimal_config
-    from engines.pool import EnginePool, PoolKey
+    from engines.pool import PoolKey
+    from machine.detect import detect_hardware
+    from models.catalog import resolve_model
+    from planning.guard import guarded_pool
+    from planning.runtime import optimal_config
 
     settings.validate()
     t_start = time.perf_counter()
@@ -331,14 +274,14 @@ def compare(
         )
         timings["build"] = time.perf_counter() - t0
         reference_note = lad.reference_note
-        by_type = {f.variant: _ladder_variant(f) for f in lad.files}
+        by_type = {f.variant: ladder_variant(f) for f in lad.files}
         reference, ref_path = by_type[lad.reference.variant], lad.reference.path
         variants += [by_type[t] for t in ladder_types]
     variants += [extras[t] for t in settings.variants if t in extras]
     if reference is None:
         reference = next((v for v in variants if v.is_reference), None)
     own_pool = pool is None
-    pool = pool or EnginePool(max_loaded=1)
+    pool = pool or guarded_pool(max_loaded=1)
     n_ctx = max(
         quality.N_CTX, settings.n_prompt + settings.n_gen + 16 if settings.speed else 0, settings.max_tokens + 512
     )
@@ -631,57 +574,3 @@ def compare_and_store(
         hardware=hardware,
     )
     return dataclasses.replace(report, run_id=run_id)
-
-
-def to_frame(rows: Sequence[QuantRow]):
-    """The rows as a pandas frame (bench.export.to_frame), one row per variant."""
-    from bench.export import to_frame as frame_of
-
-    return frame_of(rows)
-
-
-SUMMARY_COLUMNS = (
-    "variant",
-    "nominal_type",
-    "main_type",
-    "k_fallback",
-    "model_size",
-    "bpw",
-    "ppl",
-    "delta_ppl_pct",
-    "kld_mean",
-    "kld_median",
-    "kld_p99",
-    "kld_max",
-    "same_top1_pct",
-    "rms_dp_pct",
-    "pp_avg_ts",
-    "pp_stddev_ts",
-    "tg_avg_ts",
-    "tg_stddev_ts",
-    "ttft_ms",
-    "peak_rss_bytes",
-    "seed_criterion",
-)
-
-
-def pareto_front(kld: Sequence[float], speed: Sequence[float]) -> list[bool]:
-    """True for each point no other point beats on both axes (lower KLD and higher speed); NaNs are never on it."""
-    points = list(zip(kld, speed, strict=True))
-    out = []
-    for i, (k, s) in enumerate(points):
-        if math.isnan(k) or math.isnan(s):
-            out.append(False)
-            continue
-        dominated = any(
-            j != i and not (math.isnan(k2) or math.isnan(s2)) and k2 <= k and s2 >= s and (k2 < k or s2 > s)
-            for j, (k2, s2) in enumerate(points)
-        )
-        out.append(not dominated)
-    return out
-
-
-# MLX bf16 / 8-bit / 4-bit and torch bf16 / fp32 rows of the same GGUF model (engines.convert, issue 4).
-from bench.convert_variants import variants_for as _mlx_and_torch_rows  # noqa: E402
-
-EXTRA_VARIANTS.append(_mlx_and_torch_rows)

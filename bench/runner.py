@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from bench.records import SpeedResult
 from bench.stats import summarize
+from core.errors import BadParameter, Cancelled, IncompleteRun
 from engines.base import Engine, GenerationParams, GenerationStats, LoadConfig
-from engines.errors import BadParameter, Cancelled, IncompleteRun
 
 TG_PROMPT_TOKENS = 8
 """Prompt length for tg tests; its processing is not part of the tg figure."""
@@ -92,7 +92,7 @@ def sample_of(test: SpeedTest, stats: GenerationStats) -> tuple[float, float]:
 
 
 def _hardware_strings() -> tuple[str, str]:
-    from engines.hardware import detect_hardware
+    from machine.detect import detect_hardware
 
     hw = detect_hardware()
     return hw.chip, hw.gpu_name

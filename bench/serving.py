@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from bench.stats import summarize
+from core.errors import BadParameter, Cancelled, LocalbenchError
 from engines.base import Engine, GenerationParams
-from engines.errors import BadParameter, Cancelled, LocalbenchError
 from engines.server_stats import CLIENT_CLOCK, tpot_s
 
 Progress = Callable[[float, str], None]

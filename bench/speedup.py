@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 
 from bench.records import SpeedResult
 from bench.runner import Progress, SpeedTest, run_speed
+from core.errors import BadParameter
 from engines.base import Engine, LoadConfig
-from engines.errors import BadParameter
 
 SEED_SPEEDUP = 3.0
 """The seed's criterion: accelerated ≥ 3× CPU."""
@@ -49,7 +49,7 @@ def accelerated_device(engine: str, profile) -> tuple[str | None, str]:
             )
         return found[0], f"llamacpp: all layers on {found[0]} vs none"
     if engine in ("torch", "mlx"):
-        from engines.devices import speedup_devices
+        from machine.devices import speedup_devices
 
         return speedup_devices(engine, profile)
     raise BadParameter(f"accelerated vs CPU compares local engines (llamacpp, torch, mlx), not '{engine}'")

@@ -40,7 +40,7 @@ CREATE INDEX IF NOT EXISTS results_kind ON results(kind);
 
 
 def default_path() -> Path:
-    from engines.paths import home
+    from core.paths import home
 
     return home() / "results.db"
 

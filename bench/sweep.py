@@ -1,7 +1,7 @@
 """Sweep the half-written files that killed runs leave in LOCALBENCH_HOME.
 
 Every cache (conversions, the quantization ladder, reference logits, ...) is written through
-engines.paths.atomic_path as a `.NAME.partial-XXXX` sibling that is renamed into place only when
+core.paths.atomic_path as a `.NAME.partial-XXXX` sibling that is renamed into place only when
 complete; a `kill -9` leaves the sibling behind (a 225 MB half reference-logits cache, 1.2 GB for
 Gemma). `sweep_partials()` removes those whose writer is gone: a conversion names its process in an
 owner file; any other partial untouched for STALE_S is taken as abandoned.
@@ -17,7 +17,7 @@ from pathlib import Path
 STALE_S = 600.0
 """A partial without an owner file is abandoned once nothing in it changed for this long (seconds)."""
 
-OWNER = ".localbench-owner.json"  # written by engines.convert for the conversions it runs
+OWNER = ".localbench-owner.json"  # written by models.convert for the conversions it runs
 
 
 def _newest_mtime(path: Path) -> float:
@@ -39,7 +39,7 @@ def _writer_alive(owner_file: Path) -> bool:
 def sweep_partials(root: Path | None = None, now: float | None = None) -> list[tuple[Path, int]]:
     """Remove abandoned `.*.partial-*` files and folders under `root` (LOCALBENCH_HOME by default);
     returns (path, bytes freed) for each."""
-    from engines.paths import home
+    from core.paths import home
 
     root = Path(root) if root is not None else home()
     now = time.time() if now is None else now

@@ -1,5 +1,5 @@
 """Fidelity and speed-up of the torch and MLX engines on *this* machine, with the real bundled SmolLM2
-converted by our own code (engines.convert: GGUF Q4_1 → HF bf16 → MLX).
+converted by our own code (models.convert: GGUF Q4_1 → HF bf16 → MLX).
 
 - torch: ours (Engine.generate) against transformers' bare `model.generate` and a manual forward loop,
   interleaved per repetition (order alternating), one process, same threads.
@@ -27,8 +27,8 @@ import gpu_bench  # sits beside this script
 
 def speedup_rows(model: str, n_prompt: int, n_gen: int, reps: int) -> tuple[list[dict], list[tuple[str, str]]]:
     """`app.py bench` on the accelerated device and on the CPU for each engine that has both here."""
-    from engines import devices
-    from engines.hardware import detect_hardware
+    from machine import devices
+    from machine.detect import detect_hardware
 
     hw = detect_hardware()
     rows, notes = [], []
@@ -54,7 +54,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("LOCALBENCH_NO_BW_PROBE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from engines import convert
+    from models import convert
 
     parts = set(args.parts.split(","))
     pairs, cli, notes = [], [], []

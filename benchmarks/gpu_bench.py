@@ -12,7 +12,7 @@ Parts (--parts):
            time of 1 token) for the bare loops, (N − 1) / (last − first token time) for ours. pp: prompt
            tokens / time to the first token. Then `python app.py bench --engine torch` on the accelerator and
            on the CPU (speed-up = accelerated tg ÷ CPU tg, derived).
-  mlx    — the same for MLX (bf16 and 4-bit, converted by engines.convert): ours vs a bare
+  mlx    — the same for MLX (bf16 and 4-bit, converted by models.convert): ours vs a bare
            `mlx_lm.stream_generate` loop (its own GenerationResponse.generation_tps), interleaved, then
            `python app.py bench --engine mlx` on the accelerator and the CPU.
 
@@ -70,7 +70,7 @@ def card_name(device: str) -> str:
         import torch
 
         return torch.cuda.get_device_name(0)
-    from engines.hardware import detect_hardware
+    from machine.detect import detect_hardware
 
     return detect_hardware().chip
 
@@ -384,7 +384,7 @@ def main() -> int:
     os.environ.setdefault("LOCALBENCH_NO_BW_PROBE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.out.mkdir(parents=True, exist_ok=True)
-    from engines.paths import home
+    from core.paths import home
 
     model_dir = make_random_model(args.config_dir, home() / MODEL_NAME)
     parts = set(args.parts.split(","))
@@ -396,7 +396,7 @@ def main() -> int:
         if args.device != "cpu":
             cli += cli_bench("torch", str(model_dir), "cpu", p, n, args.cpu_reps)
     if "mlx" in parts:
-        from engines import convert
+        from models import convert
 
         for variant in ("mlx-bf16", "mlx-4bit"):
             convert.convert(str(model_dir), variant, progress=lambda f, m: None)

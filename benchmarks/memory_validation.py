@@ -40,7 +40,8 @@ import json, os, re, sys, tempfile
 sys.path.insert(0, sys.argv[1])
 import psutil
 import llama_cpp
-from engines.base import LoadConfig, ModelRef
+from engines.base import LoadConfig
+from models.ref import ModelRef
 from engines.llamacpp import LlamaCppEngine
 path, n_ctx, fill = sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 proc = psutil.Process()
@@ -73,7 +74,7 @@ print(json.dumps(out))
 
 def variants(workdir: Path) -> tuple[list[tuple[str, str]], str]:
     """[(label, path)] for the shipped file and every ladder rung, and where they came from."""
-    from engines.catalog import resolve_model
+    from models.catalog import resolve_model
 
     ref = resolve_model("smollm2-135m")
     out = [("Q4_1 (shipped)", ref.path)]
@@ -109,8 +110,9 @@ def measure(path: str, n_ctx: int, fill: bool) -> dict:
 
 
 def run(contexts: list[int], fill: bool, fill_all: bool, also: list[str]) -> tuple[list[dict], str]:
-    from engines.catalog import resolve_model
-    from engines.memory import estimate, spec_from_gguf, weights_for
+    from models.catalog import resolve_model
+    from planning.estimate import estimate, weights_for
+    from planning.specs import spec_from_gguf
 
     source = spec_from_gguf(resolve_model("smollm2-135m").path)
     rows = []

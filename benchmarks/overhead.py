@@ -63,9 +63,9 @@ def main() -> int:
 
     from bench.stats import summarize
     from engines.base import LoadConfig
-    from engines.catalog import resolve_model
-    from engines.hardware import detect_hardware
     from engines.llamacpp import LlamaCppEngine, open_llama
+    from machine.detect import detect_hardware
+    from models.catalog import resolve_model
 
     ref = resolve_model(args.model)
     config = LoadConfig(n_ctx=1024, n_threads=args.threads, n_batch=512)

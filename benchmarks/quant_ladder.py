@@ -49,8 +49,9 @@ def main() -> int:
 
     from bench.ladder import LADDER_TYPES
     from bench.quant_lab import QuantSettings, compare
-    from engines.catalog import resolve_model
-    from engines.hardware import detect_hardware, optimal_config
+    from machine.detect import detect_hardware
+    from models.catalog import resolve_model
+    from planning.runtime import optimal_config
 
     hw = detect_hardware()
     threads = args.threads or optimal_config(hw).n_threads

@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engines.base import GenerationParams, LoadConfig  # noqa: E402
-from engines.catalog import smollm2_path  # noqa: E402
 from engines.openai_compat import OpenAIEngine  # noqa: E402
 from engines.server_stats import timings_from_perf_log  # noqa: E402
+from models.catalog import smollm2_path  # noqa: E402
 
 TARGET = 0.05
 GLITCH_FACTOR = 20.0

@@ -138,11 +138,11 @@ def text_engine_rows(name: str, n_gen: int, reps: int, threads: int) -> list[dic
     from engines.remote import RemoteEngine
 
     if name == "llamacpp":
-        from engines.catalog import resolve_model
+        from models.catalog import resolve_model
 
         ref, config = resolve_model("smollm2-135m"), LoadConfig(n_ctx=1024, n_threads=threads)
     else:
-        from engines import convert
+        from models import convert
 
         target = "hf" if name == "torch" else "mlx-bf16"
         ref = convert.convert("smollm2-135m", target)
@@ -178,8 +178,8 @@ def text_engine_rows(name: str, n_gen: int, reps: int, threads: int) -> list[dic
     pid = ours.pid
     os.kill(pid, signal.SIGKILL)
     t0 = time.perf_counter()
+    from core.errors import EngineCrashed
     from engines.base import GenerationParams
-    from engines.errors import EngineCrashed
 
     try:
         ours.generate(prompt, GenerationParams(max_tokens=2))

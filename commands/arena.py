@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 def _leaderboard(store, args: argparse.Namespace) -> int:
     from bench.arena import fit, leaderboard, leaderboard_frame, method_note, position_bias, separation_frame
     from bench.export import to_csv, to_json, to_markdown
-    from engines.errors import BadParameter
+    from core.errors import BadParameter
 
     votes = store.triples()
     if not votes:
@@ -74,7 +74,7 @@ def _import(store, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bench.arena_store import parse_votes_csv
-    from engines.errors import BadParameter
+    from core.errors import BadParameter
 
     path = Path(args.path)
     if not path.is_file():

@@ -60,7 +60,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 def apply_timeout(engine, args: argparse.Namespace) -> None:
     """Set the idle deadline of a worker-backed engine from --timeout."""
-    from engines.errors import BadParameter
+    from core.errors import BadParameter
 
     timeout = getattr(args, "timeout", None)
     if timeout is None:
@@ -99,7 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_config_from(args: argparse.Namespace, needed_ctx: int = 0):
     """LoadConfig from CLI flags, defaults from the hardware's optimal config."""
     from engines.base import LoadConfig
-    from engines.hardware import detect_hardware, optimal_config
+    from machine.detect import detect_hardware
+    from planning.runtime import optimal_config
 
     cfg = optimal_config(detect_hardware())
     options = tuple(
@@ -156,9 +157,9 @@ def run(args: argparse.Namespace) -> int:
     from bench.export import to_frame
     from bench.runner import plan_tests, run_speed
     from bench.store import ResultStore
-    from engines.errors import LocalbenchError
-    from engines.hardware import detect_hardware
-    from engines.pool import EnginePool
+    from core.errors import LocalbenchError
+    from machine.detect import detect_hardware
+    from planning.guard import guarded_pool
 
     tests = plan_tests(args.n_prompt, args.n_gen, args.pg)
     needed = max(t.n_prompt + t.n_gen for t in tests) + 16
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     }
     hardware = dataclasses.asdict(detect_hardware())
     bar, progress = cli_progress(f"{args.model} on {engine_name}")
-    pool = EnginePool(max_loaded=1)
+    pool = guarded_pool(max_loaded=1)
     try:
         engine = pool.get(engine_name, args.model, config)
         apply_timeout(engine, args)
@@ -247,9 +248,9 @@ def run_serving_cli(args: argparse.Namespace) -> int:
     from bench.export import render, to_frame
     from bench.serving import run_serving, serving_report
     from bench.store import ResultStore
-    from engines.errors import LocalbenchError, ServerError
-    from engines.hardware import detect_hardware
-    from engines.pool import EnginePool
+    from core.errors import LocalbenchError, ServerError
+    from machine.detect import detect_hardware
+    from planning.guard import guarded_pool
 
     n_prompt, n_gen = args.n_prompt[0], args.n_gen[0]
     config = load_config_from(args, n_prompt + n_gen + 64)
@@ -269,7 +270,7 @@ def run_serving_cli(args: argparse.Namespace) -> int:
     }
     hardware = dataclasses.asdict(detect_hardware())
     bar, progress = cli_progress(f"{args.model} on {engine_name}, {args.num_requests} requests")
-    pool = EnginePool(max_loaded=1)
+    pool = guarded_pool(max_loaded=1)
     try:
         engine = pool.get(engine_name, args.model, config)
         result, _ = run_serving(

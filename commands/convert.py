@@ -29,14 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from commands.bench import cli_progress
-    from engines import convert
-    from engines.errors import BadParameter
+    from core.errors import BadParameter
+    from models import convert, converted
 
     if args.list:
-        return _print_list(convert.converted_models())
+        return _print_list(converted.converted_models())
     if args.to is None:
         raise BadParameter("say what to convert to: --to hf, mlx-bf16, mlx-8bit, mlx-4bit or all")
-    from engines.catalog import resolve_model
+    from models.catalog import resolve_model
 
     source = resolve_model(args.model)  # an unknown name fails here, before any progress bar is drawn
     targets = ["hf", "mlx-bf16", "mlx-8bit", "mlx-4bit"] if args.to == "all" else [args.to]

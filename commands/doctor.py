@@ -2,7 +2,9 @@
 work here (with the reason for each one that does not).
 
 Prints the hardware profile (units labelled: GiB and GB side by side), the optimal runtime config with
-one reason per decision, and the engine list; `--json` prints the same as one JSON object. Exits 1 when
+one reason per decision, and the engine list; `-o json` prints the same as one JSON object. With
+`--model NAME --ctx N` the quantization comes from the same recommender as `plan --model NAME --ctx N`
+(planning.report.machine_plan), and both report it as `recommended_quantization`. Exits 1 when
 no text-generation engine is usable, so scripts can check a setup. Imports nothing heavy: engine
 availability is probed by module name.
 """
@@ -17,7 +19,16 @@ HELP = "Show this machine's hardware, the recommended runtime settings and which
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text (= -o json)")
+    parser.add_argument("-o", "--output", choices=["json", "text"], default="text")
+    parser.add_argument(
+        "--model",
+        "-m",
+        default=None,
+        help="plan the quantization for this model (a catalog name, path, planning entry or ollama:NAME), "
+        "with the same recommender as `plan`",
+    )
+    parser.add_argument("--ctx", "-c", type=int, default=4096, help="context length for --model (default 4096)")
     parser.add_argument(
         "--params-b",
         type=float,
@@ -57,14 +68,24 @@ def _availability(resolve, name: str) -> tuple[bool, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines.hardware import detect_hardware, optimal_config
+    from machine.detect import detect_hardware
+    from planning.runtime import optimal_config
 
     profile = detect_hardware(probe_bandwidth=False if args.no_bandwidth_probe else None)
-    config = optimal_config(profile, args.params_b)
+    recommended, recommendation = None, None
+    if args.model:
+        from planning.report import machine_plan, recommendation_of
+        from planning.specs import load_spec
+
+        report = machine_plan(load_spec(args.model), None, args.ctx, profile)
+        recommended, recommendation = report["recommended_quantization"], recommendation_of(report)
+    config = optimal_config(profile, args.params_b, recommendation)
     engines = engine_rows()
     usable = any(row["usable"] for row in engines if row["kind"] == "text")
-    if args.json:
+    if args.json or args.output == "json":
         payload = {"hardware": profile.to_dict(), "config": config.to_dict(), "engines": engines}
+        if args.model:
+            payload |= {"model": args.model, "n_ctx": args.ctx, "recommended_quantization": recommended}
         print(json.dumps(payload, indent=2))
         return 0 if usable else 1
 

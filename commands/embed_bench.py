@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.export import to_frame
     from bench.store import ResultStore
     from commands.bench import cli_progress, emit
-    from engines.hardware import detect_hardware
+    from machine.detect import detect_hardware
 
     texts, corpus_name = load_texts(args)
     profile = detect_hardware()

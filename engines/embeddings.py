@@ -24,10 +24,14 @@ from typing import ClassVar
 
 import numpy as np
 
+from core.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound, ServerError
 from engines.base import EmbeddingStats, current_rss_bytes
-from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound, ServerError
+from machine.devices import (
+    EMBEDDINGS_DEVICES,
+    check_embeddings_device,
+    embeddings_auto_device,
+)
 
-DEVICES = ("cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "fp16", "bf16")
 BACKENDS = ("torch", "onnx", "ollama")
 """'ollama' is implied by an `ollama:` model name; 'torch' and 'onnx' are the user's choice."""
@@ -66,8 +70,8 @@ class EmbedConfig:
     def validate(self) -> EmbedConfig:
         if self.backend not in BACKENDS:
             raise BadParameter(f"unknown backend '{self.backend}' — choose one of: {', '.join(BACKENDS)}")
-        if self.device not in ("auto", *DEVICES):
-            raise BadParameter(f"unknown device '{self.device}' — choose auto, {', '.join(DEVICES)}")
+        if self.device not in ("auto", *EMBEDDINGS_DEVICES):
+            raise BadParameter(f"unknown device '{self.device}' — choose auto, {', '.join(EMBEDDINGS_DEVICES)}")
         if self.precision not in PRECISIONS:
             raise BadParameter(f"unknown precision '{self.precision}' — choose one of: {', '.join(PRECISIONS)}")
         return self
@@ -134,39 +138,6 @@ def resolve_embed_model(name_or_path: str) -> EmbedModelRef:
 
 
 # --- devices, precisions, backends -----------------------------------------------------------------
-
-
-def auto_device(accelerators: Sequence[str] = ()) -> str:
-    """The device 'auto' means for a hardware profile's accelerators: mps, then cuda, then cpu."""
-    for device in ("mps", "cuda"):
-        if device in accelerators and device in present_devices():
-            return device
-    return "cpu"
-
-
-def present_devices() -> tuple[str, ...]:
-    """Devices torch can use in this process (imports torch)."""
-    import torch
-
-    found = ["cpu"]
-    if torch.cuda.is_available():
-        found.append("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        found.append("mps")
-    return tuple(found)
-
-
-def check_device(device: str) -> None:
-    """Raise EngineUnavailable when `device` is not present here."""
-    if device not in DEVICES:
-        raise BadParameter(f"unknown device '{device}' — choose auto, {', '.join(DEVICES)}")
-    present = present_devices()
-    if device not in present:
-        raise EngineUnavailable(
-            f"device '{device}' is not present on this machine (torch sees: {', '.join(present)}) — "
-            "pick one of those, or auto"
-        )
 
 
 def onnx_status() -> tuple[bool, str]:
@@ -410,7 +381,7 @@ def _export_onnx(model, path: str) -> Path:
     """Export the transformer to ONNX once per model folder and torch version; the cached file's path."""
     import torch
 
-    from engines.paths import atomic_path, cache_dir
+    from core.paths import atomic_path, cache_dir
 
     stamp = [str(Path(path).resolve()), torch.__version__]
     stamp += [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(Path(path).glob("*"))]
@@ -494,8 +465,8 @@ class Embedder:
         else:
             if config.backend == "ollama":
                 raise BadParameter(f"the ollama backend runs ollama:<name> models, not {ref.name}")
-            device = auto_device(accelerators) if config.device == "auto" else config.device
-            check_device(device)
+            device = embeddings_auto_device(accelerators) if config.device == "auto" else config.device
+            check_embeddings_device(device)
             problem = combination_problem(config.backend, device, config.precision)
             if problem:
                 raise EngineUnavailable(problem)

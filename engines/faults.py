@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from engines.paths import cache_dir
+from core.paths import cache_dir
 
 CANARY_TIMEOUT_S = 180.0
 """A canary that neither finishes nor crashes in this time is inconclusive (the safe setting is used)."""

@@ -3,7 +3,7 @@
 Prompt and generation times come from `llama_perf_context` (the counters llama-bench and
 llama-cli print), reset before every request; TTFT, inter-token gaps and wall time are measured
 here. The prefix cache is disabled per request (`reset()`), so repeated prompts are really
-re-processed and prompt t/s stays honest. Metadata comes from the GGUF header via engines.gguf_meta.
+re-processed and prompt t/s stays honest. Metadata comes from the GGUF header via models.gguf.
 """
 
 from __future__ import annotations
@@ -14,23 +14,22 @@ import threading
 from collections.abc import Iterator
 from importlib import metadata
 
+from core.errors import BadParameter, EngineUnavailable, InvalidModelFile, PromptTooLong
 from engines.base import (
     Chunk,
     Engine,
     GenerationStats,
     LoadConfig,
     ModelInfo,
-    ModelRef,
-    Prompt,
     StreamTimer,
     check_cancel,
     rate,
     room_for_generation,
 )
-from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, PromptTooLong
 from engines.faults import KnownFault, Verdict, cpu_flags, register, run_canary
-from engines.gguf_meta import read_gguf
-from engines.prompts import as_messages, is_chat_prompt, is_token_prompt, random_tokens
+from engines.prompts import Prompt, as_messages, is_chat_prompt, is_token_prompt, random_tokens
+from models.gguf import read_gguf
+from models.ref import ModelRef
 
 TIMING_SOURCE = "llama.cpp perf counters (llama_perf_context)"
 

@@ -36,8 +36,8 @@ def _model_path(argv: list[str]) -> str | None:
 def main() -> None:
     import llama_cpp.llama_cpp as capi
 
-    from engines.gguf_meta import read_gguf
     from engines.llamacpp import choose_repack
+    from models.gguf import read_gguf
 
     setting, rest = _pop_repack(sys.argv[1:])
     path = _model_path(rest)

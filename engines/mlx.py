@@ -8,7 +8,7 @@ because `mx.get_peak_memory()` can badly under-report the process footprint (ml-
 `LoadConfig.memory_limit_bytes` caps MLX's allocator (`mx.set_memory_limit`, and the Metal wired limit).
 
 Runs with `mlx` on macOS (Metal), `mlx[cpu]` on Linux and `mlx[cuda]` on NVIDIA. A bundled GGUF name
-converts on first use (engines.convert, cached): to 4-bit where a GPU runs MLX, to bf16 on the CPU,
+converts on first use (models.convert, cached): to 4-bit where a GPU runs MLX, to bf16 on the CPU,
 where MLX's quantized kernels are slow (~1.3 t/s here); '<model>@mlx-4bit|8bit|bf16' picks one.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from engines import convert
+from core.errors import BadParameter, EngineUnavailable, InsufficientMemory, InvalidModelFile, LocalbenchError
 from engines.base import (
     Chunk,
     Engine,
@@ -29,27 +29,16 @@ from engines.base import (
     GenerationStats,
     LoadConfig,
     ModelInfo,
-    ModelRef,
-    Prompt,
     StreamTimer,
     check_cancel,
     room_for_generation,
 )
-from engines.errors import (
-    BadParameter,
-    EngineUnavailable,
-    InsufficientMemory,
-    InvalidModelFile,
-    LocalbenchError,
-)
-from engines.prompts import (
-    check_logits_input,
-    hf_prompt_tokens,
-    random_tokens,
-)
+from engines.memory_check import check_weights_fit
+from engines.prompts import Prompt, check_logits_input, hf_prompt_tokens, random_tokens
+from models import catalog, convert, converted, hf_folder
+from models.ref import ModelRef
 
 TIMING_SOURCE = "mlx-lm GenerationResponse (prompt_tps, generation_tps); TTFT measured here"
-MEMORY_MULTIPLIER = 1.2
 LOGITS_CHUNK = 256
 """Tokens per forward pass in logits(): bounds memory and lets a cancel stop between chunks."""
 
@@ -132,20 +121,20 @@ class MlxEngine(Engine):
     @staticmethod
     def default_variant() -> str:
         """'mlx-4bit' where MLX has a GPU here, else 'mlx-bf16' (MLX's CPU quantized kernels are slow)."""
-        from engines import devices
-        from engines.hardware import detect_hardware
+        from machine import devices
+        from machine.detect import detect_hardware
 
         choice = devices.mlx_device(detect_hardware(), None, devices.live_facts("mlx"))
         return "mlx-bf16" if choice.device == "cpu" else "mlx-4bit"
 
     def list_models(self, config: LoadConfig | None = None) -> list[str]:
-        return convert.engine_model_names("mlx")
+        return catalog.engine_model_names("mlx")
 
     # --- load ---------------------------------------------------------------------------------------
 
     def load(self, model: ModelRef, config: LoadConfig) -> ModelInfo:
-        from engines import devices
-        from engines.hardware import detect_hardware
+        from machine import devices
+        from machine.detect import detect_hardware
 
         config.validate()
         ok, reason = self.availability()
@@ -158,8 +147,8 @@ class MlxEngine(Engine):
                 f"MLX models carry their own precision — pick a variant (e.g. {model.name.split('@')[0]}@mlx-bf16, "
                 "@mlx-8bit, @mlx-4bit) instead of --dtype"
             )
-        hf_config = convert.read_hf_config(model.path)
-        convert.mlx_model_type(hf_config)
+        hf_config = hf_folder.read_hf_config(model.path)
+        hf_folder.mlx_model_type(hf_config)
         choice = devices.mlx_device(detect_hardware(), config.device, devices.live_facts("mlx"))
         text_cfg = hf_config.get("text_config") or hf_config
         context_length = text_cfg.get("max_position_embeddings")
@@ -181,7 +170,7 @@ class MlxEngine(Engine):
         try:
             with mx.stream(self._stream):
                 # transformers-5 folders keep RoPE under rope_parameters, which mlx-lm does not read
-                net, tokenizer = mlx_load(model.path, model_config=convert.legacy_rope_keys(hf_config) or None)
+                net, tokenizer = mlx_load(model.path, model_config=hf_folder.legacy_rope_keys(hf_config) or None)
         except (ValueError, KeyError, OSError, FileNotFoundError) as err:
             self._restore_limits()
             raise InvalidModelFile(f"mlx-lm could not load {model.path}: {str(err).splitlines()[0]}") from err
@@ -192,7 +181,7 @@ class MlxEngine(Engine):
         self._model, self._tokenizer = net, tokenizer
         self._device, self._n_ctx = choice.device, config.n_ctx
         quant = hf_config.get("quantization") or {}
-        manifest = convert.read_manifest(Path(model.path)) or {}
+        manifest = converted.read_manifest(Path(model.path)) or {}
         from mlx_lm.utils import get_total_parameters
 
         n_params = int(manifest.get("n_params") or get_total_parameters(net))
@@ -225,7 +214,6 @@ class MlxEngine(Engine):
         return self._info
 
     def _check_memory(self, model: ModelRef, config: LoadConfig, device: str, weights_bytes: int) -> None:
-        need = int(weights_bytes * MEMORY_MULTIPLIER)
         if config.memory_limit_bytes is not None:
             available, what = config.memory_limit_bytes, "the MLX memory limit you set"
         elif device == "metal":
@@ -236,12 +224,8 @@ class MlxEngine(Engine):
             import psutil
 
             available, what = psutil.virtual_memory().available, "available RAM"
-        if need > available and not config.allow_oversize:
-            raise InsufficientMemory(
-                f"{model.name} needs about {need / 2**20:.0f} MiB (weights × {MEMORY_MULTIPLIER}) but {what} is "
-                f"{available / 2**20:.0f} MiB — choose a smaller variant (@mlx-4bit) or load anyway with "
-                "--allow-oversize"
-            )
+        way_out = "choose a smaller variant (@mlx-4bit)"
+        check_weights_fit(model.name, weights_bytes, available, what, way_out, config.allow_oversize)
 
     @staticmethod
     def _apply_memory_limit(limit: int | None, device: str) -> tuple[int | None, int | None]:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from urllib.parse import urlsplit
 
+from core.errors import BadParameter, Cancelled, LocalbenchError, ModelNotFound, ServerError
 from engines.base import (
     Chunk,
     EmbeddingStats,
@@ -34,14 +35,12 @@ from engines.base import (
     GenerationParams,
     LoadConfig,
     ModelInfo,
-    ModelRef,
-    Prompt,
     StreamTimer,
     current_rss_bytes,
 )
-from engines.errors import BadParameter, Cancelled, LocalbenchError, ModelNotFound, ServerError
-from engines.prompts import check_prompt, is_chat_prompt, is_token_prompt
+from engines.prompts import Prompt, check_prompt, is_chat_prompt, is_token_prompt
 from engines.server_stats import client_timing, stats_from_ollama
+from models.ref import ModelRef
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_TIMEOUT_S = 300.0

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from urllib.parse import urlsplit
 
-from engines.base import Chunk, Engine, GenerationParams, LoadConfig, ModelInfo, ModelRef, Prompt, StreamTimer
-from engines.errors import BadParameter, LocalbenchError, ModelNotFound, ServerError
-from engines.prompts import check_prompt, is_chat_prompt, is_token_prompt
+from core.errors import BadParameter, LocalbenchError, ModelNotFound, ServerError
+from engines.base import Chunk, Engine, GenerationParams, LoadConfig, ModelInfo, StreamTimer
+from engines.prompts import Prompt, check_prompt, is_chat_prompt, is_token_prompt
 from engines.server_stats import client_timing, stats_from_openai
+from models.ref import ModelRef
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
 DEFAULT_TIMEOUT_S = 300.0

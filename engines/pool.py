@@ -1,9 +1,10 @@
 """Loaded engines, shared by the UI tabs and the runners.
 
 A model is loaded once per (engine, model, load settings) and reused; the least recently used one is
-unloaded when more than `max_loaded` are resident. A guard (by default the memory planner's load
-guard, engines.memory_guard.check_load) is asked before every load and may refuse it with a message
-that carries the numbers; pass guard=None to load unchecked.
+unloaded when more than `max_loaded` are resident. A guard, when one is given, is asked before every
+load and may refuse it with a message that carries the numbers. The pool knows nothing of the memory
+planner: whoever builds the pool injects the guard (planning.guard.guarded_pool builds a pool guarded
+by the planner's check_load); guard=None loads unchecked.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engines.base import Engine, LoadConfig, ModelInfo, ModelRef
+from engines.base import Engine, LoadConfig, ModelInfo
 from engines.registry import create_engine, engine_class
+from models.ref import ModelRef
 
 Factory = Callable[[str], Engine]
 """factory(engine_name) -> an Engine ready to load a model."""
@@ -23,7 +25,8 @@ Factory = Callable[[str], Engine]
 def in_worker(engine_name: str) -> Engine:
     """The default: a local engine runs its model in its own worker process (engines.remote.RemoteEngine);
     a server engine stays here, its streams under the same deadlines and Stop (GuardedEngine)."""
-    from engines.remote import GuardedEngine, RemoteEngine
+    from engines.remote import RemoteEngine
+    from engines.streams import GuardedEngine
 
     if "remote" in engine_class(engine_name).formats:
         return GuardedEngine(create_engine(engine_name))
@@ -37,16 +40,6 @@ def in_process(engine_name: str) -> Engine:
 
 Guard = Callable[[Engine, ModelRef, LoadConfig], None]
 """guard(engine, model, config) raises InsufficientMemory to refuse a load."""
-
-PLANNER_GUARD = "planner"
-"""The default `guard`: engines.memory_guard.check_load."""
-
-
-def planner_guard() -> Guard:
-    """The memory planner's load guard (imported on first use: it reads model metadata)."""
-    from engines.memory_guard import check_load
-
-    return check_load
 
 
 @dataclass(frozen=True)
@@ -63,11 +56,9 @@ class PoolKey:
 class EnginePool:
     """Engines with a model loaded, least recently used first."""
 
-    def __init__(
-        self, max_loaded: int = 4, guard: Guard | str | None = PLANNER_GUARD, factory: Factory = in_worker
-    ) -> None:
+    def __init__(self, max_loaded: int = 4, guard: Guard | None = None, factory: Factory = in_worker) -> None:
         self.max_loaded = max_loaded
-        self.guard = planner_guard() if guard == PLANNER_GUARD else guard
+        self.guard = guard
         self.factory = factory
         self._engines: OrderedDict[PoolKey, Engine] = OrderedDict()
         self._lock = threading.RLock()

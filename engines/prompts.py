@@ -1,12 +1,17 @@
-"""Prompt helpers shared by engines: chat-message normalisation and filler text for speed tests."""
+"""Prompts: the Message and Prompt types, chat-message normalisation and filler text for speed tests."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
 
-from engines.base import Message, Prompt
-from engines.errors import BadParameter
+from core.errors import BadParameter
+
+Message = dict[str, str]
+"""One chat turn: {"role": "system" | "user" | "assistant", "content": str}."""
+
+Prompt = str | Sequence[Message] | Sequence[int]
+"""Plain-completion text, a chat conversation, or raw token ids (benchmarks)."""
 
 _WORDS = (
     "the model reads every token of this prompt before it writes a single word of its answer and "
@@ -47,7 +52,7 @@ def hf_prompt_tokens(tok, prompt: Prompt, name: str, chat_template: bool) -> lis
 
 def check_logits_input(tokens: Sequence[int], name: str, context_length: int | None) -> list[int]:
     """The tokens as a list, if there is at least one and they fit the model's context."""
-    from engines.errors import PromptTooLong
+    from core.errors import PromptTooLong
 
     tokens = list(tokens)
     if not tokens:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import importlib
 
+from core.errors import UnknownEngine
 from engines.base import Engine
-from engines.errors import UnknownEngine
 
 ENGINES: dict[str, str] = {
     "llamacpp": "engines.llamacpp:LlamaCppEngine",

@@ -3,16 +3,14 @@ CUDA or the CPU, in fp32, fp16 or bf16.
 
 Generation is a decode loop in the caller's thread over the model's own forward pass and KV cache:
 one pass over the prompt, then one per token, greedy or through transformers' temperature / top-k /
-top-p warpers. Each token is streamed as soon as it reaches the host, decoded incrementally. The first
-version ran `model.generate()` in a worker thread with a streamer (the usual TextIteratorStreamer
-pattern); on an H100 that reached 0.29× the t/s of a bare `generate()` call in the same run, while
-this loop matches it (benchmarks/gpu_bench.py, README.md (MLX and PyTorch engines)). Times come from this process's
+top-p warpers. Each token is streamed as soon as it reaches the host, decoded incrementally; this loop
+keeps pace with a bare `generate()` call (benchmarks/gpu_bench.py, docs/engines.md). Times come from this process's
 clock after each token's device sync: prompt time is the prompt pass plus the first token, generation
 t/s is (tokens − 1) / (last token time − first token time), TTFT is measured from the request's start.
 Peak memory is the device's own counter (`torch.cuda.max_memory_allocated`,
 `torch.mps.current_allocated_memory`) alongside the OS RSS.
 
-A bundled GGUF name (smollm2-135m) is converted to HF safetensors on first use (engines.convert,
+A bundled GGUF name (smollm2-135m) is converted to HF safetensors on first use (models.convert,
 cached); '<model>@hf-bf16' names that conversion.
 """
 
@@ -23,9 +21,8 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from importlib import metadata
-from pathlib import Path
 
-from engines import convert
+from core.errors import BadParameter, EngineUnavailable, InsufficientMemory, InvalidModelFile, LocalbenchError
 from engines.base import (
     Chunk,
     Engine,
@@ -33,56 +30,24 @@ from engines.base import (
     GenerationStats,
     LoadConfig,
     ModelInfo,
-    ModelRef,
-    Prompt,
     StreamTimer,
     check_cancel,
     current_rss_bytes,
     rate,
     room_for_generation,
 )
-from engines.errors import (
-    BadParameter,
-    EngineUnavailable,
-    InsufficientMemory,
-    InvalidModelFile,
-    LocalbenchError,
-)
-from engines.prompts import (
-    check_logits_input,
-    hf_prompt_tokens,
-    random_tokens,
-)
+from engines.memory_check import check_weights_fit
+from engines.prompts import Prompt, check_logits_input, hf_prompt_tokens, random_tokens
+from models import catalog, convert, hf_folder
+from models.ref import ModelRef
 
 TIMING_SOURCE = (
     "per-token host times in the decode loop (this process, after each token's device sync); prompt time = "
     "prompt forward pass + first token"
 )
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
-MEMORY_MULTIPLIER = 1.2
-"""Weights × 1.2 = memory a load needs (KV cache and buffers on top), as the planner assumes."""
 LOGITS_CHUNK = 512
 """Tokens per forward pass in logits(): bounds memory and lets a cancel stop between chunks."""
-
-
-def safetensors_elements(folder: str | Path) -> tuple[int, int]:
-    """(number of weight elements, bytes on disk) from the safetensors headers (reads headers only)."""
-    import json
-    import struct
-
-    elements = size = 0
-    for path in sorted(Path(folder).glob("*.safetensors")):
-        size += path.stat().st_size
-        with open(path, "rb") as fh:
-            (n,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(n))
-        for name, entry in header.items():
-            if name != "__metadata__":
-                count = 1
-                for dim in entry["shape"]:
-                    count *= dim
-                elements += count
-    return elements, size
 
 
 def is_oom(err: BaseException) -> bool:
@@ -161,13 +126,13 @@ class TorchEngine(Engine):
         return convert.resolve_for_engine("torch", model, "hf-bf16")
 
     def list_models(self, config: LoadConfig | None = None) -> list[str]:
-        return convert.engine_model_names("torch")
+        return catalog.engine_model_names("torch")
 
     # --- load ---------------------------------------------------------------------------------------
 
     def load(self, model: ModelRef, config: LoadConfig) -> ModelInfo:
-        from engines import devices
-        from engines.hardware import detect_hardware
+        from machine import devices
+        from machine.detect import detect_hardware
 
         config.validate()
         ok, reason = self.availability()
@@ -175,15 +140,15 @@ class TorchEngine(Engine):
             raise EngineUnavailable(f"PyTorch engine unavailable: {reason}")
         if model.format != "hf" or not model.path:
             raise InvalidModelFile(f"the torch engine loads Hugging Face folders; '{model.name}' is {model.format}")
-        hf_config = convert.read_hf_config(model.path)
-        convert.check_torch_architecture(hf_config)
+        hf_config = hf_folder.read_hf_config(model.path)
+        hf_folder.check_torch_architecture(hf_config)
         choice = devices.torch_device(detect_hardware(), config.device, config.dtype, devices.live_facts("torch"))
         context_length = _text_config(hf_config).get("max_position_embeddings")
         if context_length and config.n_ctx > context_length:
             raise BadParameter(
                 f"n_ctx {config.n_ctx} exceeds {model.name}'s training context of {context_length} tokens"
             )
-        n_elements, _ = safetensors_elements(model.path)
+        n_elements, _ = hf_folder.safetensors_elements(model.path)
         self._check_memory(model, config, choice, n_elements)
 
         import torch
@@ -249,7 +214,6 @@ class TorchEngine(Engine):
 
     def _check_memory(self, model: ModelRef, config: LoadConfig, choice, n_elements: int) -> None:
         """InsufficientMemory when weights × 1.2 exceed the memory limit or what the device has free."""
-        need = int(n_elements * DTYPE_BYTES[choice.dtype] * MEMORY_MULTIPLIER)
         if config.memory_limit_bytes is not None:
             available, what = config.memory_limit_bytes, "the memory limit you set"
         elif choice.device == "cuda":
@@ -260,12 +224,9 @@ class TorchEngine(Engine):
             import psutil
 
             available, what = psutil.virtual_memory().available, "available RAM"
-        if need > available and not config.allow_oversize:
-            raise InsufficientMemory(
-                f"{model.name} in {choice.dtype} needs about {need / 2**20:.0f} MiB (weights × {MEMORY_MULTIPLIER}) "
-                f"but {what} is {available / 2**20:.0f} MiB — choose a smaller dtype or model, "
-                "or load anyway with --allow-oversize"
-            )
+        weights = n_elements * DTYPE_BYTES[choice.dtype]
+        way_out = "choose a smaller dtype or model"
+        check_weights_fit(f"{model.name} in {choice.dtype}", weights, available, what, way_out, config.allow_oversize)
 
     def unload(self) -> None:
         with self._lock:

@@ -29,7 +29,7 @@ CANCEL = "__localbench_cancel_event__"
 """Stands in for a threading.Event argument: the worker passes its own per-request event instead."""
 
 HEARTBEAT_S = 0.5
-"""How often the child says it is alive (the parent declares it hung after engines.remote.LIVENESS_S)."""
+"""How often the child says it is alive (the parent declares it hung after engines.supervisor.LIVENESS_S)."""
 
 SAMPLE_S = 0.2
 """How often the child samples its own memory while a request runs."""
@@ -95,7 +95,7 @@ class MemorySampler:
             time.sleep(SAMPLE_S)
 
     def sample(self) -> dict:
-        from engines.memory_probe import own_memory
+        from machine.live_memory import own_memory
 
         now = own_memory()
         with self._lock:
@@ -105,7 +105,7 @@ class MemorySampler:
 
     def reading(self) -> dict:
         """Now and peak since the request started, plus the engine library's own counters."""
-        from engines.memory_probe import accelerator_readings
+        from machine.live_memory import accelerator_readings
 
         now = self.sample()
         accel, _ = accelerator_readings()
@@ -217,7 +217,7 @@ class _Server:
 
     def _out_of_memory(self, err: BaseException, op: str, payload):
         """InsufficientMemory when a failure is an allocation that hit the worker's memory cap."""
-        from engines.errors import InsufficientMemory
+        from core.errors import InsufficientMemory
 
         text = f"{type(err).__name__}: {err}"
         alloc = isinstance(err, MemoryError) or any(
@@ -257,6 +257,6 @@ def _picklable(err: BaseException) -> BaseException:
         pickle.loads(pickle.dumps(err))
         return err
     except Exception:
-        from engines.errors import EngineUnavailable
+        from core.errors import EngineUnavailable
 
         return EngineUnavailable(f"{type(err).__name__}: {err}")

@@ -46,7 +46,7 @@ def localbench_home(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_ref():
-    from engines.catalog import resolve_model
+    from models.catalog import resolve_model
 
     return resolve_model("smollm2-135m")
 

@@ -48,9 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from core.errors import LocalbenchError  # noqa: E402
 from engines.base import GenerationParams, LoadConfig  # noqa: E402
-from engines.errors import LocalbenchError  # noqa: E402
-from engines.gguf_meta import read_gguf  # noqa: E402
+from models.gguf import read_gguf  # noqa: E402
 
 VERSION = "0.6.3-localbench-fake"
 DEFAULT_NAME = "smollm2:135m"
@@ -203,8 +203,8 @@ class FakeOllama:
 
     def engine_for(self, name: str, options: dict) -> tuple[object, float]:
         """The llama.cpp engine loaded with this request's num_ctx/num_thread; (engine, load seconds)."""
-        from engines.catalog import resolve_model
         from engines.llamacpp import LlamaCppEngine
+        from models.catalog import resolve_model
 
         n_ctx = int(options.get("num_ctx") or 2048)
         n_threads = int(options.get("num_thread") or self.n_threads)
@@ -590,8 +590,8 @@ class _Handler(BaseHTTPRequestHandler):
             if fake._embedder is None:
                 import llama_cpp
 
-                from engines.gguf_meta import read_gguf
                 from engines.llamacpp import choose_repack, open_llama
+                from models.gguf import read_gguf
 
                 repack, _ = choose_repack("auto", fake.model_path, read_gguf(fake.model_path).file_type)
                 fake._embedder = open_llama(
@@ -620,7 +620,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until interrupted: python tests/fake_ollama.py --port 11434 [--model PATH]."""
-    from engines.catalog import smollm2_path
+    from models.catalog import smollm2_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=11434)

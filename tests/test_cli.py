@@ -126,3 +126,15 @@ def test_zero_threads_is_an_error_not_the_default(command):
     proc = run_app(command, "-t", "0", timeout=60)
     assert proc.returncode == 2
     assert "must be at least 1, got 0" in proc.stderr
+
+
+@pytest.mark.parametrize("model", ["smollm2-135m", "qwen3:8b"])
+def test_doctor_and_plan_recommend_the_same_quantization(model, localbench_home):
+    import json
+
+    plan = run_app("plan", "--model", model, "--ctx", "2048", "-o", "json")
+    doctor = run_app("doctor", "--no-bandwidth-probe", "--model", model, "--ctx", "2048", "-o", "json")
+    assert plan.returncode == 0, plan.stderr
+    planned, doctored = json.loads(plan.stdout), json.loads(doctor.stdout)
+    assert doctored["recommended_quantization"] == planned["recommended_quantization"]
+    assert doctored["config"]["quantization"] == (planned["recommended_quantization"] or "none fits")

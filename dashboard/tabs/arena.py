@@ -20,10 +20,10 @@ import pandas as pd
 from bench.arena import fit, leaderboard, leaderboard_frame, method_note, position_bias, separation_frame
 from bench.arena_round import Entry, Round, draw, engine_answer, make_pool, play, vote_of
 from bench.arena_store import VoteStore
+from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.tabs.chat import _models, load_config, stats_markdown
 from dashboard.ui import as_int, csv_file, session_of, warn
-from engines.errors import BadParameter, LocalbenchError
 from engines.registry import ENGINES
 
 HIDDEN = "Names and speed are shown after your vote."

@@ -11,10 +11,10 @@ import time
 
 import gradio as gr
 
+from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import as_int, conversion_progress, session_of, warn
 from engines.base import GenerationParams, GenerationStats, LoadConfig
-from engines.errors import BadParameter, LocalbenchError
 from engines.registry import ENGINES
 
 UPDATE_EVERY_S = 0.05  # browser updates while streaming: ~20 per second is smooth and cheap

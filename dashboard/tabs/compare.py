@@ -15,12 +15,12 @@ import pandas as pd
 
 from bench.export import mean_pm_column, to_frame
 from bench.runner import plan_tests, run_speed
+from core.errors import BadParameter, Cancelled, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices
 from dashboard.tabs.chat import _models, load_config, stats_markdown
 from dashboard.ui import as_int, conversion_progress, csv_file, session_of, warn
 from engines.base import GenerationParams
-from engines.errors import BadParameter, Cancelled, LocalbenchError
 from engines.registry import ENGINES
 
 SLOTS = 3  # the handlers below take the three (engine, model) pairs positionally

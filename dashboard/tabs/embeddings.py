@@ -15,10 +15,11 @@ import gradio as gr
 from bench.embed_corpus import CORPUS_SIZE, load_corpus_file, make_corpus
 from bench.embed_runner import DEFAULT_BATCH_SIZES, plan_embed_sweep, run_and_store, summary_frame, sweep_notes
 from bench.export import to_frame
+from core.errors import LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import as_int, csv_file, session_of, warn
 from engines.embeddings import BUNDLED_EMBED_MODEL, PRECISIONS, onnx_status
-from engines.errors import LocalbenchError
+from machine.devices import embeddings_auto_device
 
 SCOPE = "embed"
 
@@ -71,14 +72,10 @@ def throughput_chart(frame):
     )
 
 
-def _auto_device(accelerators) -> str:
-    return next((d for d in ("mps", "cuda") if d in accelerators), "cpu")
-
-
 def build(ctx: AppContext) -> None:
     accelerators = tuple(getattr(ctx.profile, "accelerators", ()))
     devices = ["cpu", *(d for d in ("cuda", "mps") if d in accelerators)]
-    auto = _auto_device(accelerators)
+    auto = embeddings_auto_device(accelerators, live=False)
     onnx_ok, onnx_reason = onnx_status()
     backends = ["torch", "onnx"] if onnx_ok else ["torch"]
     with gr.Row():

@@ -19,21 +19,14 @@ import altair as alt
 import gradio as gr
 import pandas as pd
 
+from core.errors import BadParameter, LocalbenchError
+from core.units import GiB, fmt_bytes
 from dashboard.context import AppContext
 from dashboard.ui import as_int, warn
-from engines.errors import BadParameter, LocalbenchError
-from engines.memory import (
-    BITS_PER_WEIGHT,
-    KV_BYTES_PER_ELEMENT,
-    PLANNING_QUANTS,
-    SEED_PLAN_GB,
-    GiB,
-    allocation_plan,
-    fmt_bytes,
-    load_spec,
-    model_budget,
-    plan_report,
-)
+from models.quant_types import BITS_PER_WEIGHT
+from planning.estimate import KV_BYTES_PER_ELEMENT, PLANNING_QUANTS
+from planning.report import SEED_PLAN_GB, allocation_plan, model_budget, plan_report
+from planning.specs import load_spec
 
 REFRESH_S = 3.0
 OLLAMA_POLL_S = 10.0
@@ -223,9 +216,9 @@ def worker_memory_text(engine) -> str:
 
 def pool_rows(ctx: AppContext) -> list[dict]:
     """This app's loaded engines with the planner's estimate for each (derived)."""
-    from engines.convert import reporting
-    from engines.memory_guard import estimate_for_load
     from engines.registry import create_engine
+    from models.convert import reporting
+    from planning.guard import estimate_for_load
 
     rows = []
     for key, engine in ctx.pool.items():
@@ -298,8 +291,8 @@ def calculate(ctx: AppContext, model: str, quant: str, n_ctx, kv_type: str, n_pa
 
 
 def build(ctx: AppContext) -> None:
-    from engines.catalog import MODEL_CONFIGS, model_names
-    from engines.memory_probe import snapshot
+    from machine.live_memory import snapshot
+    from models.catalog import MODEL_CONFIGS, model_names
 
     ram = ctx.profile.ram_bytes
     host = dict(ctx.server_options.get("ollama", ())).get("host")
@@ -447,9 +440,9 @@ def build(ctx: AppContext) -> None:
 
 def set_override(ctx: AppContext, allow_oversize: bool) -> str:
     """Turn the engine pool's load guard off (the user's explicit override) or back on."""
-    from engines.pool import planner_guard
+    from planning.guard import check_load
 
-    ctx.pool.guard = None if allow_oversize else planner_guard()
+    ctx.pool.guard = None if allow_oversize else check_load
     if allow_oversize:
         return "⚠️ Load guard off: models load even when the estimate says they will not fit."
     return "Load guard on: loads that the estimate says will not fit are refused."

@@ -15,12 +15,12 @@ import math
 
 import gradio as gr
 
-from bench import quant_lab
+from bench import quant_lab, quant_summary
 from bench.export import mean_pm_column
 from bench.ladder import LADDER_TYPES
+from core.errors import LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import as_int, csv_file, session_of, warn
-from engines.errors import LocalbenchError
 
 SCOPE = "quant"
 
@@ -64,7 +64,7 @@ def pareto_chart(frame):
     data = data.dropna(subset=["kld_mean", "tg_avg_ts"])
     if data.empty:
         return None
-    data["pareto"] = quant_lab.pareto_front(list(data["kld_mean"]), list(data["tg_avg_ts"]))
+    data["pareto"] = quant_summary.pareto_front(list(data["kld_mean"]), list(data["tg_avg_ts"]))
     data["frontier"] = data["pareto"].map({True: "on the Pareto frontier", False: "dominated"})
     x = alt.X("kld_mean:Q", title="mean KLD vs reference (nats, symlog)", scale=alt.Scale(type="symlog", constant=0.01))
     y = alt.Y("tg_avg_ts:Q", title="generation t/s (mean of repetitions)")
@@ -260,7 +260,7 @@ def build(ctx: AppContext) -> None:
             )
         except LocalbenchError as err:
             return warn(err), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
-        frame = quant_lab.to_frame(report.rows)
+        frame = quant_summary.to_frame(report.rows)
         return (
             status_markdown(report, report.run_id),
             answers_html(report),

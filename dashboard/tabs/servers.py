@@ -15,9 +15,9 @@ import threading
 import gradio as gr
 import pandas as pd
 
+from core.errors import LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import session_of, warn
-from engines.errors import LocalbenchError
 
 KINDS = {"Ollama": "ollama", "OpenAI-compatible": "openai"}
 MODEL_COLUMNS = ["model", "family", "parameters", "quantization", "size (GB)"]

@@ -10,7 +10,7 @@ import pytest
 from bench.arena import leaderboard
 from bench.arena_round import Entry, draw, engine_answer, make_pool, play, vote_of
 from bench.arena_store import Vote, VoteStore, parse_votes_csv, votes_frame
-from engines.errors import BadParameter
+from core.errors import BadParameter
 
 
 def test_double_vote_counts_once_and_survives_reopen(tmp_path):

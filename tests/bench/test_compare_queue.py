@@ -10,7 +10,7 @@ import pytest
 from bench.arena_round import Entry, engine_answer, make_pool
 from bench.compare_queue import BUILT_IN_PROMPTS, grid, read_prompts, run_queue
 from bench.store import ResultStore
-from engines.errors import BadParameter, Cancelled, ModelNotFound
+from core.errors import BadParameter, Cancelled, ModelNotFound
 
 
 def test_queue_runs_stops_and_resumes_on_llamacpp(llama_engine, tmp_path):

@@ -29,8 +29,9 @@ from bench.embed_runner import (
 )
 from bench.export import to_frame
 from bench.store import ResultStore
-from engines.embeddings import BUNDLED_EMBED_MODEL, present_devices
-from engines.errors import BadParameter, Cancelled, EngineUnavailable, ModelNotFound
+from core.errors import BadParameter, Cancelled, EngineUnavailable, ModelNotFound
+from engines.embeddings import BUNDLED_EMBED_MODEL
+from machine.devices import torch_present_devices
 from tests.conftest import run_app
 
 N_TEXTS = 24
@@ -124,7 +125,7 @@ def test_plan_refuses_bad_input():
         plan_embed_sweep(BUNDLED_EMBED_MODEL, [8], ["cpu"], ["fp64"])
     with pytest.raises(EngineUnavailable, match="nothing can run: onnx fp16"):
         plan_embed_sweep(BUNDLED_EMBED_MODEL, [8], ["cpu"], ["fp16"], ["onnx"])
-    absent = next((d for d in ("cuda", "mps") if d not in present_devices()), None)
+    absent = next((d for d in ("cuda", "mps") if d not in torch_present_devices()), None)
     if absent:
         with pytest.raises(EngineUnavailable, match="not present on this machine"):
             plan_embed_sweep(BUNDLED_EMBED_MODEL, [8], ["cpu", absent])
@@ -311,7 +312,7 @@ def test_cli_bad_input_as_a_real_process():
 
 
 def test_cli_absent_device_exits_2(capsys):
-    absent = next((d for d in ("cuda", "mps") if d not in present_devices()), None)
+    absent = next((d for d in ("cuda", "mps") if d not in torch_present_devices()), None)
     if absent is None:
         pytest.skip("every device is present here")
     code, _, err = _cli(capsys, "embed-bench", "--devices", absent, "--sentences", "8")

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from bench import ladder, quant_lab
-from engines.errors import BadParameter, Cancelled, InvalidModelFile
+from core.errors import BadParameter, Cancelled, InsufficientDiskSpace, InvalidModelFile
+from models import ladders
 from tests.conftest import ROOT, run_app
 
 TYPES = ["Q8_0", "Q4_K_M", "Q4_0", "Q2_K"]
@@ -69,7 +70,7 @@ def test_effective_bits_and_k_quant_fallback(smol_ladder):
 
 
 def test_catalog_lists_only_built_variants(smol_ladder):
-    from engines.catalog import list_models, model_names, resolve_model
+    from models.catalog import list_models, model_names, resolve_model
 
     names = model_names()
     assert {"smollm2-135m@Q8_0", "smollm2-135m@Q2_K", "smollm2-135m@F16"} <= set(names)
@@ -172,16 +173,16 @@ def test_not_enough_disk_space_builds_nothing(smol_ladder, monkeypatch):
     import shutil
 
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**11, 10**11, 50 * 2**20))
-    with pytest.raises(ladder.InsufficientDiskSpace, match="not enough disk space .* LOCALBENCH_HOME"):
+    with pytest.raises(InsufficientDiskSpace, match="not enough disk space .* LOCALBENCH_HOME"):
         ladder.build_ladder("smollm2-135m", ["Q3_K_M"])
-    assert "Q3_K_M" not in ladder.built_variants("smollm2-135m")
+    assert "Q3_K_M" not in ladders.built_variants("smollm2-135m")
 
 
 def test_eval_text_shorter_than_one_chunk_stops_before_building(smol_ladder):
     settings = quant_lab.QuantSettings(variants=("Q6_K",), eval_text="A few words only.", speed=False)
     with pytest.raises(BadParameter, match="at least one chunk of 512 tokens"):
         quant_lab.compare("smollm2-135m", settings)
-    assert "Q6_K" not in ladder.built_variants("smollm2-135m")
+    assert "Q6_K" not in ladders.built_variants("smollm2-135m")
 
 
 def test_cancel_during_the_build_keeps_finished_files_only(smol_ladder):
@@ -193,9 +194,9 @@ def test_cancel_during_the_build_keeps_finished_files_only(smol_ladder):
 
     with pytest.raises(Cancelled, match="cancelled during Q5_0"):
         ladder.build_ladder("smollm2-135m", ["Q5_1", "Q5_0", "Q3_K_S"], threads=1, progress=progress, cancel=cancel)
-    built = ladder.built_variants("smollm2-135m")
+    built = ladders.built_variants("smollm2-135m")
     assert "Q5_1" in built and "Q5_0" not in built and "Q3_K_S" not in built
-    assert not list((ladder.ladder_root() / "smollm2-135m").glob(".*partial*"))
+    assert not list((ladders.ladder_root() / "smollm2-135m").glob(".*partial*"))
 
 
 def test_cancel_midway_through_a_comparison_is_stored_as_cancelled(smol_ladder):
@@ -222,7 +223,7 @@ ladder.quantize_file(sys.argv[1], __import__('pathlib').Path(sys.argv[2]), 'Q5_K
 
 
 def test_a_build_killed_midway_leaves_no_usable_looking_file(smol_ladder):
-    folder = ladder.ladder_root() / "smollm2-135m"
+    folder = ladders.ladder_root() / "smollm2-135m"
     final = folder / "Q5_K_S.gguf"
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLER, smol_ladder.reference.path, str(final)],
@@ -238,8 +239,8 @@ def test_a_build_killed_midway_leaves_no_usable_looking_file(smol_ladder):
     proc.wait()
     assert partial, "the quantizer never started writing"
     assert not final.exists()  # the real name never appeared
-    assert "Q5_K_S" not in ladder.built_variants("smollm2-135m")
-    assert "smollm2-135m@Q5_K_S" not in [r.name for r in ladder.ladder_models()]
+    assert "Q5_K_S" not in ladders.built_variants("smollm2-135m")
+    assert "smollm2-135m@Q5_K_S" not in [r.name for r in ladders.ladder_models()]
     # a later build sweeps the stale temporary and builds the file properly
     old = time.time() - ladder.STALE_PARTIAL_S - 10
     for p in partial:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench import quality as q
-from engines.errors import BadParameter, Cancelled
+from core.errors import BadParameter, Cancelled
 
 
 def test_log_softmax_gives_the_hand_computed_distribution():
@@ -131,7 +131,7 @@ def test_cancelled_reference_pass_leaves_no_cache(tmp_path):
 
     with pytest.raises(Cancelled):
         q.reference_logits(_FixedLogits(table), key_file, chunks, progress=progress, cancel=cancel)
-    from engines.paths import cache_dir
+    from core.paths import cache_dir
 
     root = cache_dir("reference-logits")
     assert not (root / q.reference_key(key_file, chunks, 512)).exists()
@@ -141,7 +141,7 @@ def test_cancelled_reference_pass_leaves_no_cache(tmp_path):
 def test_reference_cache_refuses_when_disk_is_full(tmp_path, monkeypatch):
     import shutil
 
-    from bench.ladder import InsufficientDiskSpace
+    from core.errors import InsufficientDiskSpace
 
     chunks, table = _fake_chunks(1, 400, seed=4)
     key_file = tmp_path / "ref3.gguf"

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from bench.runner import SpeedTest, plan_tests, run_speed, sample_of
+from core.errors import BadParameter, Cancelled
 from engines.base import Chunk, Engine, GenerationStats, LoadConfig, ModelInfo
-from engines.errors import BadParameter, Cancelled
 
 
 class ScriptedEngine(Engine):

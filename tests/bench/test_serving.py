@@ -11,8 +11,8 @@ import pytest
 
 from bench.serving import run_serving, serving_report, summarize_serving
 from bench.store import ResultStore
+from core.errors import BadParameter, Cancelled
 from engines.base import LoadConfig, ModelInfo
-from engines.errors import BadParameter, Cancelled
 from engines.ollama import OllamaEngine
 from engines.openai_compat import OpenAIEngine
 from tests.conftest import LLAMA_SERVER_KEY, run_app

@@ -8,11 +8,11 @@ import pytest
 
 from bench.runner import plan_tests
 from bench.speedup import accelerated_device, compare_devices, device_configs
+from core.errors import BadParameter
 from engines.base import LoadConfig
-from engines.errors import BadParameter
-from engines.hardware import detect_hardware
 from engines.llamacpp import LlamaCppEngine
-from tests.engines.test_devices import CPU_BOX, MAC, NVIDIA, profile
+from machine.detect import detect_hardware
+from tests.machine.test_devices import CPU_BOX, MAC, NVIDIA, profile
 
 
 def test_accelerated_device_per_machine_and_engine():

@@ -73,8 +73,8 @@ def _serve(demo, policy, auth=None) -> str:
 def _small_demo():
     import gradio as gr
 
+    from core.errors import BadParameter
     from dashboard.api_guard import guard_handlers
-    from engines.errors import BadParameter
 
     def echo(text):
         if text == "boom":

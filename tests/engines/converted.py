@@ -1,5 +1,5 @@
 """Session fixtures for the MLX and PyTorch engine tests: the bundled SmolLM2 converted by our own code
-(engines.convert) once per session into the session's LOCALBENCH_HOME, and engines loaded from it.
+(models.convert) once per session into the session's LOCALBENCH_HOME, and engines loaded from it.
 
 Imported by tests/engines/test_convert.py, test_torch_hf.py and test_mlx.py. A fixture imported into
 several modules runs once per module, but every run after the first finds the conversion cached on disk
@@ -16,7 +16,7 @@ from engines.base import LoadConfig
 @pytest.fixture(scope="session")
 def hf_ref(localbench_home):
     """smollm2-135m@hf-bf16: the bundled Q4_1 GGUF dequantized to bf16 safetensors."""
-    from engines import convert
+    from models import convert
 
     return convert.convert("smollm2-135m", "hf", progress=lambda f, m: None)
 
@@ -24,7 +24,7 @@ def hf_ref(localbench_home):
 @pytest.fixture(scope="session")
 def mlx_refs(hf_ref):
     """{'mlx-bf16': ref, 'mlx-8bit': ref, 'mlx-4bit': ref}, made from the HF copy by mlx_lm.convert."""
-    from engines import convert
+    from models import convert
 
     return {
         t: convert.convert("smollm2-135m", t, progress=lambda f, m: None) for t in ("mlx-bf16", "mlx-8bit", "mlx-4bit")

@@ -6,16 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound, ServerError
 from engines.embeddings import (
     BUNDLED_EMBED_MODEL,
     EmbedConfig,
     Embedder,
     combination_problem,
     pool,
-    present_devices,
     resolve_embed_model,
 )
-from engines.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound, ServerError
+from machine.devices import torch_present_devices
 
 TEXTS = ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."]
 LONG = "The committee measured the fragile bridge before dawn. " * 60  # ~600 tokens, over the 256 limit
@@ -109,7 +109,7 @@ def test_broken_folder_gives_one_clear_message(tmp_path):
 
 
 def test_absent_device_and_unsupported_choices():
-    absent = next((d for d in ("cuda", "mps") if d not in present_devices()), None)
+    absent = next((d for d in ("cuda", "mps") if d not in torch_present_devices()), None)
     if absent is None:
         pytest.skip("every device is present here")
     with pytest.raises(EngineUnavailable, match=f"device '{absent}' is not present on this machine"):
@@ -132,7 +132,7 @@ def test_embed_batch_rejects_empty_input(minilm):
 
 @pytest.mark.cuda
 def test_cuda_fp16_agrees_with_cpu(minilm):
-    if "cuda" not in present_devices():
+    if "cuda" not in torch_present_devices():
         pytest.skip("no CUDA device")
     gpu = Embedder()
     gpu.load(BUNDLED_EMBED_MODEL, EmbedConfig(device="cuda", precision="fp16"))
@@ -143,7 +143,7 @@ def test_cuda_fp16_agrees_with_cpu(minilm):
 
 @pytest.mark.mps
 def test_mps_fp16_agrees_with_cpu(minilm):
-    if "mps" not in present_devices():
+    if "mps" not in torch_present_devices():
         pytest.skip("no MPS device")
     gpu = Embedder()
     gpu.load(BUNDLED_EMBED_MODEL, EmbedConfig(device="mps", precision="fp16"))

@@ -7,10 +7,11 @@ import threading
 
 import pytest
 
-from engines.base import GenerationParams, LoadConfig, ModelRef
-from engines.errors import BadParameter, InvalidModelFile, ModelNotFound, PromptTooLong
-from engines.gguf_meta import read_gguf
+from core.errors import BadParameter, InvalidModelFile, ModelNotFound, PromptTooLong
+from engines.base import GenerationParams, LoadConfig
 from engines.llamacpp import LlamaCppEngine, generated_tokens, perf_counters, stats_from_counters
+from models.gguf import read_gguf
+from models.ref import ModelRef
 
 
 def test_gguf_metadata_of_bundled_model(smollm2_ref):

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from app import main
+from core.errors import BadParameter, EngineUnavailable, InsufficientMemory
 from engines.base import GenerationParams, LoadConfig, StreamTimer
-from engines.errors import BadParameter, EngineUnavailable, InsufficientMemory
 from engines.mlx import MlxEngine, as_localbench_error, is_oom, response_stats
 from tests.engines.converted import hf_ref, mlx_engine, mlx_refs, torch_engine  # noqa: F401  (session fixtures)
 

@@ -9,8 +9,8 @@ import math
 
 import pytest
 
+from core.errors import BadParameter, ModelNotFound, ServerError
 from engines.base import GenerationParams, LoadConfig
-from engines.errors import BadParameter, ModelNotFound, ServerError
 from engines.ollama import (
     OllamaEngine,
     embed,
@@ -83,7 +83,7 @@ def test_status_lists_models_with_details(fake_ollama, smollm2_ref):
 
 
 def test_show_gives_the_shape_the_memory_planner_needs(fake_ollama, smollm2_ref):
-    from engines.gguf_meta import read_gguf
+    from models.gguf import read_gguf
 
     meta = read_gguf(smollm2_ref.path)
     info = plan_info(MODEL, fake_ollama.url)

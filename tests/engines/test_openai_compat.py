@@ -20,8 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from core.errors import BadParameter, ModelNotFound, ServerError
 from engines.base import GenerationParams, LoadConfig
-from engines.errors import BadParameter, ModelNotFound, ServerError
 from engines.openai_compat import (
     OpenAIEngine,
     iter_sse_data,
@@ -296,9 +296,9 @@ def test_too_slow(broken):
 
 @pytest.fixture(scope="module")
 def mlx_server(localbench_home):
-    """mlx_lm.server serving the MLX (bf16) conversion of the bundled SmolLM2 made by engines.convert (cached in
+    """mlx_lm.server serving the MLX (bf16) conversion of the bundled SmolLM2 made by models.convert (cached in
     the session's LOCALBENCH_HOME, so the MLX engine tests and this one convert once)."""
-    from engines.convert import convert
+    from models.convert import convert
 
     ref = convert("smollm2-135m", "mlx-bf16", progress=lambda fraction, message: None)
     port = free_port()

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from app import main
+from core.errors import BadParameter, InsufficientMemory, PromptTooLong
 from engines.base import GenerationParams, LoadConfig
-from engines.errors import BadParameter, InsufficientMemory, PromptTooLong
 from engines.torch_hf import Detokenizer, TorchEngine, as_localbench_error, is_oom
 from tests.conftest import ROOT, run_app
 from tests.engines.converted import hf_ref, mlx_refs, torch_engine  # noqa: F401  (session fixtures)
@@ -169,7 +169,7 @@ def test_out_of_memory(hf_ref):  # noqa: F811
     script = f"""
 import resource, psutil
 from engines.base import LoadConfig
-from engines.errors import InsufficientMemory
+from core.errors import InsufficientMemory
 from engines.torch_hf import TorchEngine
 engine = TorchEngine()
 engine.load(engine.resolve({hf_ref.name!r}), LoadConfig(n_ctx=8192, n_threads=1, device="cpu", dtype="bf16"))

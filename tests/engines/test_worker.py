@@ -17,11 +17,12 @@ import time
 import psutil
 import pytest
 
-import engines.remote as remote
+import engines.supervisor as supervisor
+from core.errors import EngineCrashed, InsufficientMemory
 from engines.base import GenerationParams, LoadConfig
-from engines.errors import EngineCrashed, InsufficientMemory
 from engines.pool import EnginePool
-from engines.remote import GuardedEngine, RemoteEngine
+from engines.remote import RemoteEngine
+from engines.streams import GuardedEngine
 from tests.engines.converted import hf_ref, mlx_refs  # noqa: F401
 from tests.engines.test_openai_compat import FaultProxy, config_for
 
@@ -108,7 +109,7 @@ def test_worker_killed_during_load(smollm2_ref):
 
 
 def test_stopped_worker_hits_the_liveness_deadline(llama_remote, monkeypatch):
-    monkeypatch.setattr(remote, "LIVENESS_S", 2.0)
+    monkeypatch.setattr(supervisor, "LIVENESS_S", 2.0)
     stream = llama_remote.stream("Tell me a long story.", LONG)
     next(stream)
     pid = llama_remote.pid

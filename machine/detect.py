@@ -1,0 +1,212 @@
+"""Live hardware probes: what machine this is, read once and cached as a `HardwareProfile`.
+
+`detect_hardware()` collects the raw text of a few cheap probes (sysctl and system_profiler on macOS,
+/proc files and nvidia-smi or NVML on Linux, psutil elsewhere) and hands it to
+`machine.profile.profile_from_outputs()`; tests replay outputs recorded on other machines through the
+same function. No heavy library (torch, mlx, llama_cpp) is imported here, except torch when it is
+already loaded or an NVIDIA driver is present without NVML and nvidia-smi.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os as _os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from machine import profile as hp
+from machine.profile import HardwareProfile, profile_from_outputs
+
+SYSCTL_KEYS = (
+    "hw.memsize",
+    "hw.perflevel0.physicalcpu",
+    "hw.perflevel1.physicalcpu",
+    "hw.physicalcpu",
+    "machdep.cpu.brand_string",
+    "iogpu.wired_limit_mb",
+)
+"""What `sysctl` is asked on macOS; tests/fixtures/hardware/*/sysctl.txt record its output."""
+
+BW_PROBE_BYTES = 256 * 2**20
+"""Size of the array the bandwidth probe copies (256 MiB: larger than desktop and laptop CPU caches)."""
+
+
+def measure_bandwidth_gbs(n_bytes: int = BW_PROBE_BYTES, repeats: int = 3) -> float:
+    """Main-memory bandwidth in GB/s: best of `repeats` numpy copies, counting read + write."""
+    import numpy as np
+
+    src = np.ones(n_bytes // 8, dtype=np.float64)  # ones, not empty: pages must be touched first
+    dst = np.zeros_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * src.nbytes / best / 1e9
+
+
+MACOS_COMMANDS = ("memory_pressure", "vm_stat", "footprint")
+"""Probes that exist only on macOS: elsewhere run_command says so instead of running them."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The output of one probe command, or why there is none."""
+
+    ok: bool
+    text: str
+    message: str = ""
+
+
+def run_command(args: list[str], timeout_s: float = 3.0, os_name: str | None = None) -> CommandResult:
+    """Run a probe; a missing command (or one of another OS) gives a clear message, not an exception."""
+    os_name = os_name or platform.system()
+    name = args[0]
+    if name in MACOS_COMMANDS and os_name != "Darwin":
+        return CommandResult(False, "", f"`{name}` is a macOS command; not available on {os_name}")
+    if shutil.which(name) is None:
+        return CommandResult(False, "", f"`{name}` was not found on this {os_name} machine (not on PATH)")
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return CommandResult(False, "", f"`{' '.join(args)}` did not answer within {timeout_s:g} s")
+    except OSError as err:
+        return CommandResult(False, "", f"`{name}` could not run: {err}")
+    if done.returncode != 0 and not done.stdout.strip():
+        return CommandResult(False, done.stderr, f"`{' '.join(args)}` failed: {done.stderr.strip()[:200]}")
+    return CommandResult(True, done.stdout)
+
+
+_NVML_STATE: dict[str, object] = {}
+
+
+def nvml_devices() -> tuple[list[tuple[str, int, int]], str]:
+    """(name, used bytes, total bytes) per NVIDIA GPU from NVML (nvidia-ml-py), and why there are none."""
+    if importlib.util.find_spec("pynvml") is None:
+        return [], "NVML: pynvml not installed"
+    if _NVML_STATE.get("failed"):
+        return [], str(_NVML_STATE["failed"])
+    import pynvml
+
+    try:
+        if not _NVML_STATE.get("init"):
+            pynvml.nvmlInit()
+            _NVML_STATE["init"] = True
+        out = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(handle)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            out.append((name.decode() if isinstance(name, bytes) else name, int(mem.used), int(mem.total)))
+        return out, ""
+    except pynvml.NVMLError as err:
+        _NVML_STATE["failed"] = f"NVML: no NVIDIA driver or GPU here ({err})"
+        return [], str(_NVML_STATE["failed"])
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def _nvml_text() -> str:
+    """nvidia-smi style CSV from NVML, '' when there is no driver or no GPU."""
+    gpus, _ = nvml_devices()
+    return "\n".join(f"{name}, {total // 2**20}" for name, _, total in gpus)
+
+
+def _torch_cuda_text() -> str:
+    """nvidia-smi style CSV from torch.cuda. Importing torch costs seconds, so only when it is loaded
+    already or an NVIDIA driver is visibly present."""
+    driver = _os.path.exists("/proc/driver/nvidia") or _os.path.exists("/dev/nvidia0")
+    if "torch" not in sys.modules and not (driver and importlib.util.find_spec("torch") is not None):
+        return ""
+    import torch
+
+    try:
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        props = [torch.cuda.get_device_properties(i) for i in range(n)]
+    except (RuntimeError, AssertionError):  # CPU-only build or a broken driver
+        return ""
+    return "\n".join(f"{p.name}, {p.total_memory // 2**20}" for p in props)
+
+
+def _nvidia_text() -> tuple[str, str]:
+    """(nvidia-smi style CSV, where it came from): NVML, then nvidia-smi, then torch.cuda."""
+    if text := _nvml_text():
+        return text, "NVML"
+    text = run_command(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"], 10.0).text
+    if hp.parse_nvidia_smi(text):
+        return text, "nvidia-smi"
+    if text := _torch_cuda_text():
+        return text, "torch.cuda"
+    return "", ""
+
+
+def _fallback_text() -> str:
+    lines = [f"cpu_name: {platform.processor()}"]
+    try:
+        import psutil
+
+        lines += [f"physical_cores: {psutil.cpu_count(logical=False) or 1}"]
+        lines += [f"ram_bytes: {psutil.virtual_memory().total}"]
+    except ImportError:
+        lines += [f"physical_cores: {_os.cpu_count() or 1}"]
+    return "\n".join(lines)
+
+
+def _metal_working_set() -> str:
+    """Metal's real limit, only when MLX is already imported (importing it here would cost time)."""
+    mx = sys.modules.get("mlx.core")
+    info = getattr(mx, "device_info", None) or getattr(getattr(mx, "metal", None), "device_info", None)
+    try:
+        return str(int(info()["max_recommended_working_set_size"])) if info else ""
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        return ""
+
+
+def collect_outputs(os_name: str) -> dict[str, str]:
+    """The live texts that profile_from_outputs() parses, for this machine."""
+    texts = {"fallback": _fallback_text()}
+    if os_name == "macOS":
+        texts["sysctl"] = run_command(["sysctl", *SYSCTL_KEYS], 10.0).text
+        texts["system_profiler"] = run_command(["system_profiler", "SPDisplaysDataType"], 20.0).text
+        texts["metal_working_set"] = _metal_working_set()
+        return texts
+    if os_name == "Linux":
+        texts["cpuinfo"] = _read("/proc/cpuinfo")
+        texts["meminfo"] = _read("/proc/meminfo")
+        texts["cpu_atom"] = _read("/sys/devices/cpu_atom/cpus")
+        if hasattr(_os, "sched_getaffinity"):
+            texts["affinity"] = str(len(_os.sched_getaffinity(0)))
+    texts["nvidia_smi"], texts["gpu_source"] = _nvidia_text()
+    return texts
+
+
+@functools.lru_cache(maxsize=4)
+def detect_hardware(probe_bandwidth: bool | None = None) -> HardwareProfile:
+    """This machine's profile (cached). `probe_bandwidth` None means: unless LOCALBENCH_NO_BW_PROBE=1.
+
+    The probe (a 256 MiB numpy copy, well under a second) runs only off Apple Silicon, where Apple's
+    published figure is used instead.
+    """
+    os_name = hp.normalize_os(platform.system())
+    texts = collect_outputs(os_name)
+    if probe_bandwidth is None:
+        probe_bandwidth = _os.environ.get("LOCALBENCH_NO_BW_PROBE", "") not in ("1", "true", "yes")
+    apple = os_name == "macOS" and hp.apple_family_tier(texts.get("sysctl", ""))[0] != ""
+    measured = None
+    if probe_bandwidth and not apple:
+        try:
+            measured = measure_bandwidth_gbs()
+        except (ImportError, MemoryError):
+            measured = None
+    return profile_from_outputs(os_name, platform.machine(), texts, measured_bandwidth_gbs=measured)

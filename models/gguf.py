@@ -1,0 +1,214 @@
+"""GGUF metadata, read with the `gguf` package: architecture, parameters, file type, shape, tensor types.
+
+Used by the llama.cpp engine, the quantization lab and the memory planner. It reads the header and
+the tensor table only (a direct struct walk of the memory-mapped header: gguf.GGUFReader decodes every
+tokenizer string and takes seconds), validates that the file is a complete GGUF, and turns every
+failure into `InvalidModelFile` / `ModelNotFound` with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from core.errors import InvalidModelFile, ModelNotFound
+
+GGUF_MAGIC = b"GGUF"
+
+
+@dataclass(frozen=True)
+class GgufMeta:
+    """What a GGUF file says about itself."""
+
+    path: str
+    arch: str
+    name: str
+    n_params: int
+    file_type: str
+    """llama.cpp's nominal file type, e.g. 'Q4_K_M', 'Q4_1', 'F16'."""
+    file_size_bytes: int
+    n_layers: int | None
+    n_heads: int | None
+    n_kv_heads: int | None
+    n_embd: int | None
+    head_dim: int | None
+    context_length: int | None
+    vocab_size: int | None
+    chat_template: str | None
+    tensor_types: tuple[tuple[str, int], ...]
+    """(ggml type name, number of tensors) — shows K-quant fallback to legacy types."""
+    tensor_bytes_by_type: tuple[tuple[str, int], ...]
+    """(ggml type name, bytes of tensor data)."""
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Effective bits per weight: file bytes * 8 / n_params (derived)."""
+        return self.file_size_bytes * 8 / self.n_params if self.n_params else 0.0
+
+    @property
+    def kv_bytes_per_token_f16(self) -> int | None:
+        """f16 KV-cache bytes per token: 2 (K and V) * layers * kv_heads * head_dim * 2 bytes."""
+        if not (self.n_layers and self.n_kv_heads and self.head_dim):
+            return None
+        return 2 * self.n_layers * self.n_kv_heads * self.head_dim * 2
+
+
+def file_type_name(code: int | None) -> str:
+    """'Q4_K_M' for llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_K_M code."""
+    import gguf
+
+    if code is None:
+        return "unknown"
+    try:
+        name = gguf.LlamaFileType(code).name
+    except ValueError:
+        return f"type {code}"
+    return name.replace("MOSTLY_", "").replace("ALL_", "")
+
+
+def check_gguf_file(path: str | os.PathLike) -> Path:
+    """The path, if it exists and starts with the GGUF magic; else a clear error."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise ModelNotFound(f"model file not found: {p}")
+    if p.is_dir():
+        raise InvalidModelFile(f"{p} is a folder, not a GGUF file")
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise InvalidModelFile(f"{p.name} is not a GGUF file (it does not start with the GGUF magic bytes)")
+    return p
+
+
+def read_gguf(path: str | os.PathLike) -> GgufMeta:
+    """Metadata of a GGUF file; raises InvalidModelFile for non-GGUF, truncated or corrupt files."""
+    kv, tensors, size = scan_gguf(path)
+    arch = str(kv.get("general.architecture", "unknown"))
+
+    def arch_int(key: str) -> int | None:
+        v = kv.get(f"{arch}.{key}")
+        return int(v) if isinstance(v, (int, float)) else None
+
+    n_heads = arch_int("attention.head_count")
+    n_embd = arch_int("embedding_length")
+    head_dim = arch_int("attention.key_length") or (n_embd // n_heads if n_embd and n_heads else None)
+    counts: collections.Counter[str] = collections.Counter()
+    nbytes: collections.Counter[str] = collections.Counter()
+    for t in tensors:
+        counts[t.ggml_type] += 1
+        nbytes[t.ggml_type] += t.n_bytes
+    template = kv.get("tokenizer.chat_template")
+    vocab = kv.get("tokenizer.ggml.tokens")  # arrays are read as their length
+    return GgufMeta(
+        path=str(Path(path).expanduser().resolve()),
+        arch=arch,
+        name=str(kv.get("general.name", Path(path).stem)),
+        n_params=sum(t.n_elements for t in tensors),
+        file_type=file_type_name(kv.get("general.file_type")),
+        file_size_bytes=size,
+        n_layers=arch_int("block_count"),
+        n_heads=n_heads,
+        n_kv_heads=arch_int("attention.head_count_kv") or n_heads,
+        n_embd=n_embd,
+        head_dim=head_dim,
+        context_length=arch_int("context_length"),
+        vocab_size=int(vocab) if isinstance(vocab, int) else None,
+        chat_template=template if isinstance(template, str) else None,
+        tensor_types=tuple(counts.most_common()),
+        tensor_bytes_by_type=tuple(nbytes.most_common()),
+    )
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One GGUF tensor: enough to re-price it at another quantization."""
+
+    name: str
+    row_elements: int
+    """ne[0], the row length that must be a multiple of the quant block (32 or 256)."""
+    n_elements: int
+    ggml_type: str
+    n_bytes: int
+
+
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+def scan_gguf(path: str) -> tuple[dict, tuple[Tensor, ...], int]:
+    """(key/values with arrays replaced by their length, tensor table, file size) of a GGUF file.
+
+    A direct struct walk of the header: gguf.GGUFReader decodes every tokenizer string and takes
+    seconds on a 2-core machine. Raises ModelNotFound / InvalidModelFile (not GGUF, truncated).
+    """
+    p = check_gguf_file(path)
+    stat = p.stat()
+    return _scan_gguf(str(p.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _scan_gguf(path: str, size: int, mtime_ns: int) -> tuple[dict, tuple[Tensor, ...], int]:
+    import mmap
+
+    import gguf
+
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        pos = 4
+
+        def take(fmt: str):
+            nonlocal pos
+            (value,) = struct.unpack_from(fmt, buf, pos)
+            pos += struct.calcsize(fmt)
+            return value
+
+        def string() -> str:
+            nonlocal pos
+            n = take("<Q")
+            if n > size - pos:
+                raise ValueError("a string runs past the end of the file")
+            pos += n
+            return bytes(buf[pos - n : pos]).decode("utf-8", "replace")
+
+        def value(vtype: int):
+            nonlocal pos
+            if vtype == 8:
+                return string()
+            if vtype != 9:
+                return take(_GGUF_SCALARS[vtype])
+            item, count = take("<I"), take("<Q")
+            if item in _GGUF_SCALARS:
+                pos += struct.calcsize(_GGUF_SCALARS[item]) * count
+            else:
+                for _ in range(count):
+                    value(item)
+            return count  # arrays: their length is all the planner needs (vocabulary size)
+
+        try:
+            if not 1 <= take("<I") <= 3:
+                raise ValueError("unsupported GGUF version")
+            n_tensors, n_kv = take("<Q"), take("<Q")
+            kv = {string(): value(take("<I")) for _ in range(n_kv)}
+            infos = [
+                (string(), [take("<Q") for _ in range(take("<I"))], take("<I"), take("<Q")) for _ in range(n_tensors)
+            ]
+            align = int(kv.get("general.alignment") or 32)
+            data_start = (pos + align - 1) // align * align
+            tensors, end = [], data_start
+            for tname, dims, ttype, offset in infos:
+                qtype = gguf.GGMLQuantizationType(ttype)
+                block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+                n = math.prod(dims)
+                tensors.append(Tensor(tname, int(dims[0]), n, qtype.name, n // block * type_size))
+                end = max(end, data_start + offset + tensors[-1].n_bytes)
+        except (struct.error, ValueError, KeyError, IndexError) as err:
+            raise InvalidModelFile(f"{Path(path).name} is not a readable GGUF file ({err})") from err
+    if end > size:
+        raise InvalidModelFile(
+            f"{Path(path).name} is truncated: its tensors need {end:,} bytes but the file has {size:,}"
+            " — download or build it again"
+        )
+    return kv, tuple(tensors), size

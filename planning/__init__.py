@@ -1,0 +1,1 @@
+"""The memory plan: estimates, the quantization recommender, reports, the load guard and runtime choices."""

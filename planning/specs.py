@@ -1,0 +1,221 @@
+"""What the memory planner knows about a model (`ModelSpec`), and the readers that build one.
+
+A spec is read from a GGUF header and tensor table, an HF or MLX folder's config.json and safetensors
+headers, an engine's ModelInfo (Ollama's /api/show), or the seed's planning entries
+(models.catalog.MODEL_CONFIGS). `load_spec()` picks the reader for a name, a path or 'ollama:NAME'.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from core.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound
+from engines.base import ModelInfo
+from models.catalog import MODEL_CONFIGS, resolve_model
+from models.gguf import Tensor, file_type_name, scan_gguf
+from models.hf_folder import safetensors_header
+
+SEED_SHAPES: dict[str, dict] = {
+    # Published config.json values the seed's MODEL_CONFIGS lack (needed for the compute buffer).
+    "qwen3:8b": {"n_embd": 4096, "n_heads": 32, "n_vocab": 151936, "arch": "qwen3"},
+    "gemma3:12b": {"n_embd": 3840, "n_heads": 16, "n_vocab": 262208, "arch": "gemma3"},
+    "qwen3:30b-a3b": {"n_embd": 2048, "n_heads": 32, "n_vocab": 151936, "arch": "qwen3moe"},
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the planner knows about a model. Sizes in bytes; None where the source does not say."""
+
+    name: str
+    source: str
+    """'GGUF file', 'HF folder', 'MLX folder', 'Ollama', 'planning entry (seed)'."""
+    arch: str = ""
+    n_params: int | None = None
+    file_bytes: int | None = None
+    """Weights as shipped: GGUF file, sum of safetensors files, or Ollama's size."""
+    file_type: str = ""
+    """Quantization as shipped: 'Q4_1', 'BF16', 'MLX-4bit', ..."""
+    n_layers: int | None = None
+    n_heads: int | None = None
+    n_kv_heads: int | None = None
+    head_dim: int | None = None
+    n_embd: int | None = None
+    n_vocab: int | None = None
+    context_length: int | None = None
+    """The model's maximum (training) context in tokens."""
+    tensors: tuple[Tensor, ...] = ()
+    note: str = ""
+
+    def require(self, *fields: str) -> None:
+        """Raise InvalidModelFile naming the first missing field."""
+        for name in fields:
+            if not getattr(self, name):
+                what = FIELD_WORDS.get(name, name)
+                raise InvalidModelFile(
+                    f"{self.name} ({self.source}) does not say its {what} ('{name}'), which the memory planner "
+                    "needs — use a GGUF file or a folder whose config.json has it"
+                )
+
+
+FIELD_WORDS = {
+    "n_layers": "layer count (block_count / num_hidden_layers)",
+    "n_kv_heads": "number of KV heads (head_count_kv / num_key_value_heads)",
+    "head_dim": "head dimension (key_length / head_dim, or embedding length ÷ heads)",
+    "n_params": "parameter count",
+    "file_bytes": "file size",
+}
+
+
+def spec_from_gguf(path: str, name: str | None = None) -> ModelSpec:
+    """A spec from a GGUF file's key/values and tensor table (read in milliseconds, see scan_gguf)."""
+    kv, tensors, size = scan_gguf(path)
+    arch = str(kv.get("general.architecture", ""))
+
+    def arch_int(key: str) -> int | None:
+        v = kv.get(f"{arch}.{key}")
+        return int(v) if isinstance(v, (int, float)) else None
+
+    heads, embd = arch_int("attention.head_count"), arch_int("embedding_length")
+    return ModelSpec(
+        name=name or Path(path).stem,
+        source="GGUF file",
+        arch=arch,
+        n_params=sum(t.n_elements for t in tensors),
+        file_bytes=size,
+        file_type=file_type_name(kv.get("general.file_type")),
+        n_layers=arch_int("block_count"),
+        n_heads=heads,
+        n_kv_heads=arch_int("attention.head_count_kv") or heads,
+        head_dim=arch_int("attention.key_length") or (embd // heads if embd and heads else None),
+        n_embd=embd,
+        n_vocab=arch_int("vocab_size") or kv.get("tokenizer.ggml.tokens"),
+        context_length=arch_int("context_length"),
+        tensors=tensors,
+    )
+
+
+def spec_from_folder(path: str) -> ModelSpec:
+    """A spec from an HF or MLX folder: config.json (text_config for multimodal) plus safetensors headers."""
+    folder = Path(path).expanduser()
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except FileNotFoundError:
+        raise InvalidModelFile(f"{folder} has no config.json — the memory planner reads the shape from it") from None
+    except ValueError as err:
+        raise InvalidModelFile(f"{folder}/config.json is not valid JSON ({err})") from None
+    text = config.get("text_config") or {}
+    get = lambda key: text.get(key, config.get(key))  # noqa: E731
+    quant = config.get("quantization") or config.get("quantization_config") or {}
+    bits = quant.get("bits") if isinstance(quant, dict) else None
+    source = "MLX folder" if "quantization" in config else "HF folder"
+    n_params = file_bytes = 0
+    for st in sorted(folder.glob("*.safetensors")):
+        file_bytes += st.stat().st_size
+        header = safetensors_header(st)
+        for key, info in header.items():
+            if key == "__metadata__":
+                continue
+            count = math.prod(info["shape"])
+            if bits and info["dtype"] == "U32" and f"{key.rsplit('.', 1)[0]}.scales" in header:
+                count = count * 32 // bits  # packed quantized weights
+            elif key.endswith((".scales", ".biases")) and bits:
+                continue
+            n_params += count
+    heads, embd = get("num_attention_heads"), get("hidden_size")
+    dtype = str(get("torch_dtype") or get("dtype") or "").replace("float", "F").replace("bF", "BF").upper()
+    return ModelSpec(
+        name=folder.name,
+        source=source,
+        arch=str(get("model_type") or ""),
+        n_params=n_params or None,
+        file_bytes=file_bytes or None,
+        file_type=f"MLX-{bits}bit" if bits else dtype,
+        n_layers=get("num_hidden_layers"),
+        n_heads=heads,
+        n_kv_heads=get("num_key_value_heads") or heads,
+        head_dim=get("head_dim") or (embd // heads if embd and heads else None),
+        n_embd=embd,
+        n_vocab=get("vocab_size"),
+        context_length=get("max_position_embeddings"),
+    )
+
+
+def spec_from_model_info(info: ModelInfo, source: str) -> ModelSpec:
+    """A spec from an engine's ModelInfo (e.g. engines.ollama.plan_info, which reads /api/show)."""
+    return ModelSpec(
+        name=info.name,
+        source=source,
+        arch=info.arch,
+        n_params=info.n_params,
+        file_bytes=info.model_size_bytes,
+        file_type=info.file_type,
+        n_layers=info.n_layers,
+        n_heads=info.n_heads,
+        n_kv_heads=info.n_kv_heads or info.n_heads,
+        head_dim=info.head_dim,
+        n_embd=info.n_embd,
+        n_vocab=info.vocab_size,
+        context_length=info.context_length,
+    )
+
+
+def spec_from_planning(name: str) -> ModelSpec:
+    """A spec from the seed's MODEL_CONFIGS planning entry (plus published shapes in SEED_SHAPES)."""
+    cfg, shape = MODEL_CONFIGS[name], SEED_SHAPES.get(name, {})
+    return ModelSpec(
+        name=name,
+        source="planning entry (seed)",
+        arch=shape.get("arch", ""),
+        n_params=round(cfg["n_params_b"] * 1e9),
+        file_type=cfg.get("quant", ""),
+        n_layers=cfg.get("n_layers"),
+        n_heads=shape.get("n_heads"),
+        n_kv_heads=cfg.get("n_kv_heads"),
+        head_dim=cfg.get("head_dim"),
+        n_embd=shape.get("n_embd"),
+        n_vocab=shape.get("n_vocab"),
+        context_length=cfg.get("context_length"),
+        note=f"the seed planned {cfg.get('memory_gb')} GB at {cfg.get('quant')}",
+    )
+
+
+def ollama_spec(name: str, host: str | None = None) -> ModelSpec:
+    """Ask an Ollama server for a model's shape (/api/show) and size (/api/tags) via engines.ollama."""
+    import importlib.util
+
+    if importlib.util.find_spec("engines.ollama") is None:
+        raise EngineUnavailable("planning an Ollama model needs the Ollama engine (engines/ollama.py), absent here")
+    from engines.ollama import plan_info
+
+    return spec_from_model_info(plan_info(name, host), "Ollama")
+
+
+def load_spec(model: str, ollama_host: str | None = None) -> ModelSpec:
+    """A spec for a catalog name, a GGUF path, an HF/MLX folder, a seed planning entry, or 'ollama:NAME'."""
+    key = (model or "").strip()
+    if key.startswith("ollama:"):
+        return ollama_spec(key.removeprefix("ollama:"), ollama_host)
+    if key in MODEL_CONFIGS:
+        return spec_from_planning(key)
+    try:
+        ref = resolve_model(key)
+    except ModelNotFound:
+        if ollama_host:
+            return ollama_spec(key, ollama_host)
+        raise
+    if ref.format == "gguf":
+        return spec_from_gguf(ref.path, ref.name)
+    if ref.format in ("hf", "mlx") and ref.path:
+        return spec_from_folder(ref.path)
+    raise BadParameter(f"{ref.name} is a {ref.format} model — the planner needs a file, a folder or an Ollama name")
+
+
+def spec_dict(spec: ModelSpec) -> dict:
+    """JSON-ready spec without the tensor table."""
+    out = {k: v for k, v in asdict(spec).items() if k != "tensors"}
+    out["n_tensors"] = len(spec.tensors)
+    return out

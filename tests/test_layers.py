@@ -1,0 +1,128 @@
+"""The layout's rule, checked: imports run one way, floor by floor, and no module is part of an import circle.
+
+Floors, lowest first: core → models, machine → engines → planning → bench → dashboard → commands, app.py
+(benchmarks/ scripts sit on top). A module may import its own package and any lower floor, never a
+higher one nor a sibling on its floor. Every import counts, the deferred ones inside functions too,
+because a deferred import is still a dependency. Each module also imports alone in a fresh process.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOORS = {
+    "core": 0,
+    "models": 1,
+    "machine": 1,
+    "engines": 2,
+    "planning": 3,
+    "bench": 4,
+    "dashboard": 5,
+    "commands": 6,
+    "app": 6,
+    "benchmarks": 7,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {
+    module_name(p): p
+    for top in FLOORS
+    for p in ([ROOT / "app.py"] if top == "app" else sorted((ROOT / top).rglob("*.py")))
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every project module `path` imports, at module level or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        found |= {n for n in names if n in MODULES}
+    return found
+
+
+GRAPH = {name: imports_of(path) - {name} for name, path in MODULES.items()}
+
+
+def floor(module: str) -> int:
+    return FLOORS[module.split(".")[0]]
+
+
+def test_imports_run_down_the_floors():
+    upward = [
+        f"{mod} (floor {floor(mod)}) imports {dep} (floor {floor(dep)})"
+        for mod, deps in GRAPH.items()
+        for dep in deps
+        if dep.split(".")[0] != mod.split(".")[0] and floor(dep) >= floor(mod)
+    ]
+    assert upward == []
+
+
+def test_no_import_circles():
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in GRAPH:
+        if v not in index:
+            visit(v)
+    assert circles == []
+
+
+def test_each_module_imports_alone_in_a_fresh_process():
+    names = sorted((m for m in MODULES if not m.startswith("benchmarks")), key=lambda m: (floor(m), m))
+
+    def import_alone(name: str) -> tuple[str, int, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        return name, done.returncode, done.stderr.strip().splitlines()[-1:] and done.stderr.strip().splitlines()[-1]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        failed = [f"{n}: {err}" for n, rc, err in pool.map(import_alone, names) if rc != 0]
+    assert failed == []
+
+
+@pytest.mark.parametrize("top", [t for t in FLOORS if t not in ("app",)])
+def test_no_folder_holds_more_than_35_percent_of_the_code_and_no_file_is_over_600_lines(top):
+    lines = {p: len(p.read_text().splitlines()) for p in MODULES.values()}
+    total = sum(lines.values())
+    share = sum(n for p, n in lines.items() if p.relative_to(ROOT).parts[0] == top) / total
+    assert share <= 0.35, f"{top}/ holds {share:.0%} of the code"
+    assert [str(p.relative_to(ROOT)) for p, n in lines.items() if p.relative_to(ROOT).parts[0] == top and n > 600] == []
