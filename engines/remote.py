@@ -37,6 +37,9 @@ from engines.worker import CANCEL
 class RemoteEngine(Engine):
     """An engine whose model lives in a worker process; same protocol as the engine itself."""
 
+    runs_in_worker = True
+    """Every load imports the engine's library anew, in its own process (the memory guard counts it)."""
+
     def __init__(
         self,
         engine: str,

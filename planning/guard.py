@@ -60,8 +60,10 @@ def estimate_for_load(engine: Engine | str, model_ref: ModelRef, config: LoadCon
         cpu_only=name == "llamacpp" and config.n_gpu_layers == 0,
     )
     module, extra = LIBRARY_IMPORT_BYTES.get(name, ("", 0))
-    if module and module not in sys.modules:
-        notes = (*est.notes, f"includes {fmt_bytes(extra)} for importing {module} (first load in this process)")
+    in_worker = not isinstance(engine, str) and getattr(type(engine), "runs_in_worker", False)
+    if module and (in_worker or module not in sys.modules):
+        where = "in the model's own worker process" if in_worker else "first load in this process"
+        notes = (*est.notes, f"includes {fmt_bytes(extra)} for importing {module} ({where})")
         est = dataclasses.replace(est, overhead_bytes=est.overhead_bytes + extra, notes=notes)
     return est
 
