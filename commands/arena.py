@@ -13,7 +13,7 @@ import argparse
 import sys
 
 NAME = "arena"
-HELP = "Blind-arena votes: Bradley–Terry leaderboard with 95 % intervals, vote import and export."
+HELP = "Blind-arena votes: Bradley–Terry leaderboard with 95 %% intervals, vote import and export."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
