@@ -223,8 +223,12 @@ def test_text_prompt_counts_tokens_and_forces_the_length(engine):
 
 
 def test_server_timings_are_used_and_shown_beside_the_client_clock(broken, localbench_home):
-    proxy, e = broken
+    proxy, _ = broken
     proxy.mode = "timings"
+    # The proxy waits (up to 5 s) for the server's perf block before it sends [DONE]: not the 1 s read
+    # timeout that `broken` uses to test a slow server.
+    e = OpenAIEngine()
+    e.load(e.resolve("smollm2"), config_for(proxy.url, timeout_s=60.0))
     _, stats = e.generate(e.synthetic_prompt(40, seed=5), GenerationParams(max_tokens=8, ignore_eos=True))
     block = timings_from_perf_log((localbench_home / "llama-server.log").read_text(errors="replace"))[-1]
     assert stats.source.startswith("server timings (llama.cpp `timings`, ms); client clock: TTFT")
