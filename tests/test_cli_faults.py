@@ -1,0 +1,84 @@
+"""`python app.py bench` when the engine fails natively or the server stalls: exit 2, one line, a failed run.
+
+The faults are real: SIGSEGV sent to the bench's own llama.cpp worker process while it generates, and
+a real llama.cpp server behind a loopback proxy that sends two tokens, then only SSE keep-alives.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from tests.conftest import LLAMA_SERVER_KEY, ROOT
+from tests.engines.test_openai_compat import FaultProxy
+
+
+def _failed_runs(home) -> list[str]:
+    with sqlite3.connect(home / "results.db") as db:
+        return [err for (err,) in db.execute("SELECT error FROM runs WHERE status='failed'").fetchall()]
+
+
+def _worker_of(proc: subprocess.Popen, timeout_s: float = 120) -> psutil.Process:
+    """The bench's model worker (a spawned child whose command line runs multiprocessing's spawn)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if "spawn_main" in " ".join(child.cmdline()):
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.05)
+    raise AssertionError("the bench started no worker process")
+
+
+def test_sigsegv_in_the_worker_during_bench_is_exit_2_one_line_and_a_failed_run(localbench_home):
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), "bench", "-p", "0", "-n", "128", "-r", "10", "-t", "2"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    worker = _worker_of(proc)
+    time.sleep(3.0)  # loaded, past the warm-up into the timed repetitions
+    worker.send_signal(signal.SIGSEGV)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "SIGSEGV" in lines[0] and "smollm2-135m" in lines[0]
+    assert "Traceback" not in stderr
+    assert any("SIGSEGV" in err for err in _failed_runs(localbench_home))
+
+
+@pytest.fixture
+def stalling(llama_server, localbench_home):
+    p = FaultProxy(llama_server.removesuffix("/v1"), localbench_home / "llama-server.log")
+    p.mode, p.after, p.stall_s = "stall", 2, 90.0
+    yield p
+    p.stop()
+
+
+def test_bench_timeout_against_a_server_that_stops_sending_tokens(stalling, localbench_home):
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "bench", "--engine", "openai", "--model", "smollm2"]
+        + ["--base-url", stalling.url, "--api-key", LLAMA_SERVER_KEY, "-p", "0", "-n", "32", "-r", "1"]
+        + ["--no-warmup", "--timeout", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert time.monotonic() - t0 < 60
+    assert "no new token for 10 s" in proc.stderr and "Traceback" not in proc.stderr
+    assert any("no new token for 10 s" in err for err in _failed_runs(localbench_home))
