@@ -103,6 +103,7 @@ class RemoteEngine(Engine):
             raise
         load_s = time.perf_counter() - t0
         self._ref, self._config = model, config
+        self.idle_timeout_s = float(config.option("idle_timeout_s", self.idle_timeout_s))
         self._info = _replace(info, load_s=load_s)
         self._unreported_load_s = load_s
         return self._info

@@ -240,6 +240,7 @@ class GuardedEngine(Engine):
         return self._inner.list_models(config)
 
     def load(self, model: ModelRef, config: LoadConfig) -> ModelInfo:
+        self.idle_timeout_s = float(config.option("idle_timeout_s", self.idle_timeout_s))
         return self._inner.load(model, config)
 
     def info(self) -> ModelInfo:

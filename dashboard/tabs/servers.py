@@ -15,9 +15,10 @@ import threading
 import gradio as gr
 import pandas as pd
 
-from core.errors import LocalbenchError
+from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import session_of, warn
+from engines.streams import DEFAULT_IDLE_TIMEOUT_S
 
 KINDS = {"Ollama": "ollama", "OpenAI-compatible": "openai"}
 MODEL_COLUMNS = ["model", "family", "parameters", "quantization", "size (GB)"]
@@ -78,7 +79,9 @@ def active_markdown(ctx: AppContext) -> str:
     return "\n".join(lines)
 
 
-def test_connection(ctx: AppContext, kind: str, url: str, api_key: str, unload_after: bool):
+def test_connection(
+    ctx: AppContext, kind: str, url: str, api_key: str, unload_after: bool, idle_timeout_s: float | None = None
+):
     """Status markdown, models table, loaded table; on success the endpoint is put in use."""
     engine = KINDS.get(kind)
     if engine is None:
@@ -111,6 +114,11 @@ def test_connection(ctx: AppContext, kind: str, url: str, api_key: str, unload_a
         options.append(("api_key", key))
     if unload_after and engine == "ollama":
         options.append(("unload_after", True))
+    if idle_timeout_s is not None:
+        seconds = float(idle_timeout_s)
+        if not 0 < seconds <= 86_400:
+            raise BadParameter(f"the idle timeout must be between 0 and 86400 seconds, got {idle_timeout_s}")
+        options.append(("idle_timeout_s", seconds))
     ctx.server_options[engine] = tuple(options)
     return text, models, loaded
 
@@ -137,6 +145,13 @@ def build(ctx: AppContext) -> None:
         label="Ollama: unload the model from the server after each benchmark (keep_alive 0)",
         elem_id="servers-unload",
     )
+    idle_timeout = gr.Number(
+        value=DEFAULT_IDLE_TIMEOUT_S,
+        precision=0,
+        label="Idle timeout (s): stop a reply that sends no new token for this long",
+        info="keep-alive comments do not count as progress; 300 s covers a 30k-token prompt pass at 100 t/s",
+        elem_id="servers-idle-timeout",
+    )
     with gr.Row():
         test = gr.Button("Test connection", variant="primary", elem_id="servers-test")
         refresh = gr.Button("Refresh status", elem_id="servers-refresh")
@@ -153,9 +168,11 @@ def build(ctx: AppContext) -> None:
         cancel_pull = gr.Button("Cancel pull", variant="stop", elem_id="servers-pull-cancel")
     pull_status = gr.Markdown("", elem_id="servers-pull-status")
 
-    def on_test(kind_value, url_value, key_value, unload_value):
+    def on_test(kind_value, url_value, key_value, unload_value, idle_value):
         try:
-            text, model_frame, loaded_frame = test_connection(ctx, kind_value, url_value, key_value, unload_value)
+            text, model_frame, loaded_frame = test_connection(
+                ctx, kind_value, url_value, key_value, unload_value, idle_value
+            )
         except LocalbenchError as err:
             return warn(err), gr.update(), gr.update(), active_markdown(ctx)
         return text, model_frame, loaded_frame, active_markdown(ctx)
@@ -219,7 +236,7 @@ def build(ctx: AppContext) -> None:
         )
         yield f"Pulled **{name}** — it is on the server now.", frame
 
-    inputs = [kind, url, api_key, unload_after]
+    inputs = [kind, url, api_key, unload_after, idle_timeout]
     test.click(on_test, inputs, [status, models, loaded, active])
     refresh.click(on_test, inputs, [status, models, loaded, active])
     kind.change(on_kind, kind, url)
