@@ -8,8 +8,9 @@ and its own memory). A worker that dies (signal, exit code, out-of-memory kill),
 (no heartbeat for LIVENESS_S) or stops producing tokens (the idle deadline) raises EngineCrashed
 with the signal and the last lines it printed, and the next request starts a fresh worker. Stop is
 honoured within about a second even when the library or the server sends nothing: the stream
-returns, the worker is told to cancel, and a worker that does not finish within CANCEL_GRACE_S is
-killed. `RemoteObject` does the same for any other class (the embedder).
+returns within CANCEL_GRACE_S, the worker is told to cancel and finishes the request in the background
+(engines.streams.drain: killed only if it is still busy after DRAIN_S). `RemoteObject` does the same
+for any other class (the embedder).
 """
 
 from __future__ import annotations

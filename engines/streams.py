@@ -25,7 +25,7 @@ DEFAULT_IDLE_TIMEOUT_S = 300.0
 DEFAULT_TOTAL_TIMEOUT_S = 3600.0
 """No request runs longer than an hour."""
 CANCEL_GRACE_S = 1.0
-"""After Stop, the worker has this long to finish before it is killed."""
+"""After Stop, the stream waits this long for the engine's own final figures, then returns anyway."""
 _request_ids = itertools.count(1)
 
 
@@ -59,19 +59,25 @@ class Activity:
 ACTIVITY = Activity()
 
 
-def _finish_or_kill(source, cancel_sent: bool) -> None:
-    """Let a request the caller left end within CANCEL_GRACE_S, else kill its worker."""
-    if not cancel_sent:
-        source.cancel()
-    deadline = time.monotonic() + source.grace_s
-    while time.monotonic() < deadline:
-        try:
-            got = source.next(0.05, "stopping")
-        except EngineCrashed:
-            return
-        if got is not None and got[0] in ("end", "error"):
-            return
-    source.kill()
+DRAIN_S = 60.0
+"""A stopped request may finish in the background this long (a long prompt pass ends at its next
+token check); a worker still busy with it after that is killed, so the next request is not stuck."""
+
+
+def drain(source, deadline_s: float = DRAIN_S) -> None:
+    """Wait (on the caller's thread) until a stopped request ends, else kill its worker; then free it."""
+    deadline = time.monotonic() + deadline_s
+    try:
+        while time.monotonic() < deadline:
+            try:
+                got = source.next(0.1, "stopping")
+            except EngineCrashed:
+                return
+            if got is not None and got[0] in ("end", "error"):
+                return
+        source.kill()
+    finally:
+        source.done()
 
 
 def _replace(obj, **changes):
@@ -144,8 +150,7 @@ def guarded_stream(
                 cancelled, cancel_at = True, time.monotonic()
                 source.cancel()
             if cancelled and time.monotonic() - cancel_at > source.grace_s:
-                source.kill()  # it did not stop in time (a stuck server, a long prompt pass)
-                break
+                break  # Stop returns now; the request ends in the background (see `drain`)
             got = source.next(0.05, "generating")
             now = time.monotonic()
             if got is None:
@@ -180,25 +185,30 @@ def guarded_stream(
                 continue
             yield dataclasses.replace(item, t_s=t)
     finally:
-        if not ended and source.alive():  # abandoned or stopped: the worker must be free for the next request
-            _finish_or_kill(source, cancelled)
-        source.done()
+        if not ended and source.alive():  # stopped or abandoned: let it end without holding the caller
+            if not cancelled:
+                source.cancel()
+            threading.Thread(target=drain, args=(source,), name="drain", daemon=True).start()
+        else:
+            source.done()
         contended = ACTIVITY.end(activity)
     wall_s = time.perf_counter() - t0
     if final is None:  # stopped before the engine reported: what was seen here
+        n_seen = len(gaps) + (first_s is not None)
+        gen_s = (last_s - first_s) if n_seen > 1 else 0.0
         final = GenerationStats(
             ttft_s=first_s if first_s is not None else wall_s,
             prompt_tokens=0,
             prompt_s=0.0,
             prompt_tps=0.0,
-            gen_tokens=0,
-            gen_s=0.0,
-            gen_tps=0.0,
+            gen_tokens=n_seen,
+            gen_s=gen_s,
+            gen_tps=(n_seen - 1) / gen_s if gen_s > 0 else 0.0,
             load_s=0.0,
             wall_s=wall_s,
             peak_rss_bytes=0,
             stop_reason="cancelled",
-            source="stopped before the engine reported its counters",
+            source="stopped before the engine reported: chunks counted and timed here (wall clock)",
         )
     stats = _replace(
         final,

@@ -11,8 +11,9 @@ import time
 
 import gradio as gr
 
-from core.errors import BadParameter, LocalbenchError
+from core.errors import BadParameter, LocalbenchError, PromptTooLong
 from dashboard.context import AppContext
+from dashboard.names import engine_choices
 from dashboard.ui import as_int, conversion_progress, session_of, warn
 from engines.base import GenerationParams, GenerationStats, LoadConfig
 from engines.registry import ENGINES
@@ -48,6 +49,29 @@ def stats_markdown(stats: GenerationStats | None, live: dict | None = None, mode
     return "No reply yet."
 
 
+FOOTER = "\n\n<sub>⏱ "
+"""Start of the statistics footer under each reply (shown in the bubble, never sent back to the model)."""
+
+
+def reply_footer(stats: GenerationStats, info) -> str:
+    """One line under a reply: tokens, t/s, TTFT, device and dtype; 'stopped' on a cancelled reply."""
+    parts = [
+        f"{_count(stats.gen_tokens)} tok",
+        f"{_rate(stats.gen_tps)} t/s",
+        f"TTFT {stats.ttft_s * 1e3:.0f} ms",
+        f"{info.device or '—'} {info.dtype or info.file_type or ''}".strip(),
+    ]
+    if stats.stop_reason == "cancelled":
+        parts.append("**stopped**")
+    if stats.contended:
+        parts.append("contended")
+    return FOOTER + " · ".join(parts) + "</sub>"
+
+
+def strip_footer(text: str) -> str:
+    return text.split(FOOTER, 1)[0]
+
+
 def _count(n: int) -> str:
     return str(n) if n else "—"
 
@@ -70,7 +94,7 @@ def build(ctx: AppContext) -> None:
     engines = list(ENGINES)
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
-            engine = gr.Dropdown(engines, value=engines[0], label="Engine", elem_id="chat-engine")
+            engine = gr.Dropdown(engine_choices(engines), value=engines[0], label="Engine", elem_id="chat-engine")
             model = gr.Dropdown(
                 choices=_models(ctx, engines[0]),
                 value="smollm2-135m",
@@ -91,7 +115,9 @@ def build(ctx: AppContext) -> None:
                 send = gr.Button("Send", variant="primary", elem_id="chat-send")
                 stop = gr.Button("Stop", variant="stop", elem_id="chat-stop")
                 clear = gr.Button("Clear", elem_id="chat-clear")
+                export = gr.Button("Export conversation", elem_id="chat-export")
             stats = gr.Markdown("No reply yet.", elem_id="chat-stats")
+            export_files = gr.File(label="Conversation (Markdown and JSON)", file_count="multiple", visible=False)
 
     def respond(
         engine_name,
@@ -124,37 +150,50 @@ def build(ctx: AppContext) -> None:
             yield history, warn(err), text
             return
         info = eng.info()
-        if info.chat_template:
-            turns = [{"role": m["role"], "content": _text_of(m["content"])} for m in history]
-            if system_prompt.strip():
-                turns.insert(0, {"role": "system", "content": system_prompt})
-            request_prompt = turns + [{"role": "user", "content": text}]
-            mode = f"Mode: chat ({info.name}'s chat template)."
-        else:
-            request_prompt = text
-            mode = f"Mode: plain completion — {info.name} has no chat template."
+        before = history
         history = history + [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
-        reply, last_push, ttft_ms, n = "", 0.0, 0.0, 0
-        try:
-            for chunk in eng.stream(request_prompt, params, cancel):
-                if chunk.stats is not None:
-                    history[-1]["content"] = reply
-                    yield history, stats_markdown(chunk.stats, mode=mode), ""
-                    _store_chat(ctx, info, params, chunk.stats)
-                    return
-                reply += chunk.text
-                n += 1
-                if n == 1:
-                    ttft_ms, first_t = chunk.t_s * 1e3, chunk.t_s
-                now = time.perf_counter()
-                if now - last_push >= UPDATE_EVERY_S:
-                    last_push = now
-                    live_tps = (n - 1) / (chunk.t_s - first_t) if n > 1 and chunk.t_s > first_t else 0.0
-                    history[-1]["content"] = reply
-                    yield history, stats_markdown(None, {"ttft_ms": ttft_ms, "tokens": n, "tps": live_tps}), ""
-        except LocalbenchError as err:
-            history[-1]["content"] = reply
-            yield history, warn(err), ""
+        dropped = 0  # earlier messages left out so that the conversation fits the context window
+        while True:
+            request_prompt, mode = _request_for(info, before[dropped:], system_prompt, text)
+            note = f" Trimmed the {dropped} oldest messages to fit the context window." if dropped else ""
+            reply, last_push, ttft_ms, n = "", 0.0, 0.0, 0
+            try:
+                for chunk in eng.stream(request_prompt, params, cancel):
+                    if chunk.stats is not None:
+                        history[-1]["content"] = reply + reply_footer(chunk.stats, info)
+                        yield history, stats_markdown(chunk.stats, mode=mode + note), ""
+                        _store_chat(ctx, info, params, chunk.stats)
+                        return
+                    reply += chunk.text
+                    n += 1
+                    if n == 1:
+                        ttft_ms, first_t = chunk.t_s * 1e3, chunk.t_s
+                    now = time.perf_counter()
+                    if now - last_push >= UPDATE_EVERY_S:
+                        last_push = now
+                        live_tps = (n - 1) / (chunk.t_s - first_t) if n > 1 and chunk.t_s > first_t else 0.0
+                        history[-1]["content"] = reply
+                        yield history, stats_markdown(None, {"ttft_ms": ttft_ms, "tokens": n, "tps": live_tps}), ""
+            except PromptTooLong as err:
+                if n == 0 and dropped < len(before):
+                    dropped = min(len(before), dropped + 2)  # one exchange at a time, oldest first
+                    continue
+                # the message alone does not fit: roll the turn back so the next message works
+                yield (
+                    before,
+                    warn(
+                        PromptTooLong(
+                            f"this message does not fit the context window of {info.n_ctx} tokens even without "
+                            f"earlier messages ({err}) — shorten it, or raise Context (tokens)"
+                        )
+                    ),
+                    text,
+                )
+                return
+            except LocalbenchError as err:
+                history[-1]["content"] = reply
+                yield history, warn(err), ""
+                return
 
     def stop_generation(request: gr.Request, progress=gr.Progress()):
         ctx.cancel(session_of(request), "chat")
@@ -167,7 +206,14 @@ def build(ctx: AppContext) -> None:
     submit_event = prompt.submit(respond, inputs, outputs, concurrency_id="chat", concurrency_limit=16)
     stop.click(stop_generation, None, None, queue=False)
     clear.click(lambda: ([], "No reply yet."), None, [chatbot, stats], cancels=[send_event, submit_event])
-    engine.change(lambda e: gr.update(choices=_models(ctx, e)), engine, model)
+
+    export.click(lambda h: gr.update(value=export_conversation(h), visible=True), chatbot, export_files)
+
+    def on_engine(engine_name):
+        choices = _models(ctx, engine_name)  # the old engine's model name would fail on this one
+        return gr.update(choices=choices, value=choices[0] if choices else None)
+
+    engine.change(on_engine, engine, model)
 
 
 def _models(ctx: AppContext, engine_name: str) -> list[str]:
@@ -181,10 +227,42 @@ def _models(ctx: AppContext, engine_name: str) -> list[str]:
         return []
 
 
+def export_conversation(history) -> list[str]:
+    """The conversation as Markdown and JSON files, each reply with its statistics line."""
+    import json
+    import re
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="localbench-chat-"))
+    messages = []
+    for m in history or []:
+        content = m["content"] if isinstance(m.get("content"), str) else _text_of(m.get("content"))
+        body, _, footer = content.partition(FOOTER)
+        stats = re.sub(r"</?sub>|\*\*", "", footer).strip()
+        messages.append({"role": m["role"], "content": body, **({"stats": stats} if stats else {})})
+    md = "\n\n".join(
+        f"**{m['role']}**: {m['content']}" + (f"\n\n_{m['stats']}_" if m.get("stats") else "") for m in messages
+    )
+    (folder / "conversation.md").write_text(md + "\n")
+    (folder / "conversation.json").write_text(json.dumps(messages, indent=1, ensure_ascii=False))
+    return [str(folder / "conversation.md"), str(folder / "conversation.json")]
+
+
+def _request_for(info, history: list, system_prompt: str | None, text: str):
+    """(prompt, mode line) for this engine: the conversation through the chat template, or plain text."""
+    if not info.chat_template:
+        return text, f"Mode: plain completion — {info.name} has no chat template."
+    turns = [{"role": m["role"], "content": _text_of(m["content"])} for m in history]
+    if (system_prompt or "").strip():
+        turns.insert(0, {"role": "system", "content": system_prompt})
+    return turns + [{"role": "user", "content": text}], f"Mode: chat ({info.name}'s chat template)."
+
+
 def _text_of(content) -> str:
     """Chatbot message content as plain text (Gradio 6 may hand back a list of parts)."""
     if isinstance(content, str):
-        return content
+        return strip_footer(content)
     if isinstance(content, list):
         return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
     if isinstance(content, dict):

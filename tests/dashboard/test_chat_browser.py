@@ -126,3 +126,42 @@ def test_two_sessions_chat_with_two_models_at_once(browser, app_url):
     finally:
         for pg in pages:
             pg.context.close()
+
+
+def test_every_reply_keeps_its_statistics_and_an_over_long_message_rolls_back(page, tmp_path):
+    """Each reply carries its own stats line (a stopped one says so); a message that can't fit the
+    context is rolled back with advice that names the setting, and the next message works; the
+    conversation exports with every reply's statistics; the engine picker shows display names."""
+    import json
+
+    page.locator("#chat-n-ctx input").fill("256")
+    page.locator("#chat-max-tokens input").fill("12")
+    done = "() => /stop\\s+\\S+/.test(document.querySelector('#chat-stats').innerText)"
+    page.locator("#chat-prompt textarea").fill("Hello")
+    page.locator("#chat-send").click()
+    page.wait_for_function(done, timeout=120_000)
+    page.locator("#chat-prompt textarea").fill("word " * 400)
+    page.locator("#chat-send").click()
+    page.wait_for_function(
+        "() => /Context \\(tokens\\)/.test(document.querySelector('#chat-stats').innerText)", timeout=60_000
+    )
+    bubbles = page.locator("#chat-box .message")
+    assert "word word" not in page.locator("#chat-box").inner_text(), "the failed turn is rolled back"
+    page.locator("#chat-prompt textarea").fill("Say hi")
+    page.locator("#chat-send").click()
+    page.wait_for_function(done, timeout=120_000)
+    text = page.locator("#chat-box").inner_text()
+    assert text.count("⏱") == 2 and "t/s" in text and "TTFT" in text, text
+    assert bubbles.count() >= 4
+    page.locator("#chat-export").click()
+    links = page.locator("a[download]")
+    links.first.wait_for(state="attached", timeout=30_000)
+    with page.expect_download() as info:
+        page.locator("a[download]", has_text="conversation.json").click()
+    path = tmp_path / "conversation.json"
+    info.value.save_as(path)
+    messages = json.loads(path.read_text())
+    assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
+    assert all("t/s" in m["stats"] for m in messages if m["role"] == "assistant")
+    page.locator("#chat-engine input").click()
+    assert page.get_by_role("option", name="OpenAI-compatible").count() == 1
