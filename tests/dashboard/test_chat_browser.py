@@ -99,30 +99,34 @@ def test_results_tab_lists_stored_runs_and_downloads_csv(page, tmp_path):
 
 
 def test_two_sessions_chat_with_two_models_at_once(browser, app_url):
-    """Two browser sessions, two models (same file, different context: two pool entries, two workers):
-    both replies stream at the same time — the UI queue no longer runs one chat after another — and
-    each says it was contended. Each stats line shows the model's own worker memory."""
+    """Two browser sessions, two models (same file, different context: two pool entries, two workers).
+    The second session's reply streams while the first one's does — the UI queue no longer runs one
+    chat after another — and both say they were contended; each shows its worker's own memory."""
     pages = []
-    for n_ctx in ("1024", "1536"):
+    for n_ctx, max_tokens in (("1024", "120"), ("1536", "24")):
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         pg = context.new_page()
         pg.set_default_timeout(60_000)
         pg.goto(app_url)
         pg.wait_for_selector("gradio-app", state="attached")
         pg.locator("#chat-n-ctx input").fill(n_ctx)
-        pg.locator("#chat-max-tokens input").fill("160")
+        pg.locator("#chat-max-tokens input").fill(max_tokens)
         pg.locator("#chat-prompt textarea").fill("Write a long story about a dragon who learns to sing.")
         pages.append(pg)
-    for pg in pages:
-        pg.locator("#chat-send").click()
+    first, second = pages
+    streaming = "() => /streaming/.test(document.querySelector('#chat-stats').innerText)"
     done = "() => /stop\\s+\\S+/.test(document.querySelector('#chat-stats').innerText)"
-    for pg in pages:
-        pg.wait_for_function(done, timeout=180_000)
-    stats = [pg.locator("#chat-stats").inner_text() for pg in pages]
     try:
+        first.locator("#chat-send").click()
+        first.wait_for_function(streaming, timeout=180_000)
+        second.locator("#chat-send").click()
+        second.wait_for_function(done, timeout=300_000)
+        assert "streaming" in first.locator("#chat-stats").inner_text(), "the first reply is still streaming"
+        first.wait_for_function(done, timeout=300_000)
+        stats = [pg.locator("#chat-stats").inner_text() for pg in pages]
         for text in stats:
             assert "model's worker" in text and "MiB peak" in text, text
-        assert all("contended" in text for text in stats), stats
+            assert "contended" in text, text
     finally:
         for pg in pages:
             pg.context.close()
