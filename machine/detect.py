@@ -22,15 +22,10 @@ from dataclasses import dataclass
 from machine import profile as hp
 from machine.profile import HardwareProfile, profile_from_outputs
 
-SYSCTL_KEYS = (
-    "hw.memsize",
-    "hw.perflevel0.physicalcpu",
-    "hw.perflevel1.physicalcpu",
-    "hw.physicalcpu",
-    "machdep.cpu.brand_string",
-    "iogpu.wired_limit_mb",
-)
-"""What `sysctl` is asked on macOS; tests/fixtures/hardware/*/sysctl.txt record its output."""
+SYSCTL_KEYS = ("hw", "machdep", "iogpu", "kern.hv_vmm_present")
+"""What `sysctl` is asked on macOS: whole subtrees, so every perflevel (Super, Performance,
+Efficiency, Standard), hw.optional.arm64 and the brand string come along; tests/fixtures/hardware/
+*/sysctl.txt record its output (real captures, see the README there)."""
 
 BW_PROBE_BYTES = 256 * 2**20
 """Size of the array the bandwidth probe copies (256 MiB: larger than desktop and laptop CPU caches)."""
@@ -202,7 +197,8 @@ def detect_hardware(probe_bandwidth: bool | None = None) -> HardwareProfile:
     texts = collect_outputs(os_name)
     if probe_bandwidth is None:
         probe_bandwidth = _os.environ.get("LOCALBENCH_NO_BW_PROBE", "") not in ("1", "true", "yes")
-    apple = os_name == "macOS" and hp.apple_family_tier(texts.get("sysctl", ""))[0] != ""
+    sysctl = texts.get("sysctl", "")
+    apple = os_name == "macOS" and (hp.apple_family_tier(sysctl)[0] != "" or "hw.optional.arm64: 1" in sysctl)
     measured = None
     if probe_bandwidth and not apple:
         try:
