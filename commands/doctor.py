@@ -83,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
     engines = engine_rows()
     usable = any(row["usable"] for row in engines if row["kind"] == "text")
     if args.json or args.output == "json":
+        from machine.power import power_status
+
         payload = {"hardware": profile.to_dict(), "config": config.to_dict(), "engines": engines}
+        payload["power"] = power_status()
         if args.model:
             payload |= {"model": args.model, "n_ctx": args.ctx, "recommended_quantization": recommended}
         print(json.dumps(payload, indent=2))
@@ -93,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
     print("Hardware")
     for label, value in profile.summary_rows():
         print(f"  {label:<{width}}{value}")
+    from machine.power import power_status
+
+    print(f"  {'Power':<{width}}{power_status()}")
     print()
     print("Recommended runtime")
     settings = [

@@ -37,6 +37,9 @@ def engines_frame() -> pd.DataFrame:
 def build(ctx: AppContext) -> None:
     gr.Markdown("### Hardware profile")
     gr.Dataframe(profile_frame(ctx.profile), interactive=False, elem_id="system-profile")
+    from machine.power import power_status
+
+    gr.Markdown(f"**Power readings during runs:** {power_status()}", elem_id="system-power")
     gr.Markdown("### Chosen configuration")
     gr.Markdown(config_markdown(ctx.config), elem_id="system-config")
     gr.Markdown("### Engines")

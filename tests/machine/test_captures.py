@@ -9,7 +9,7 @@ import pytest
 
 from machine import profile as hp
 from machine.live_memory import PRESSURE_LEVELS
-from machine.profile import replay_profile
+from machine.replay import replay_profile
 
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures"
 GiB = 2**30
