@@ -186,9 +186,26 @@ def collect_outputs(os_name: str) -> dict[str, str]:
     return texts
 
 
-@functools.lru_cache(maxsize=4)
-def detect_hardware(probe_bandwidth: bool | None = None) -> HardwareProfile:
-    """This machine's profile (cached). `probe_bandwidth` None means: unless LOCALBENCH_NO_BW_PROBE=1.
+@dataclass(frozen=True)
+class LiveOutputs:
+    """What the live probes returned: the inputs of profile_from_outputs(), as `doctor --save` writes them."""
+
+    os: str
+    arch: str
+    texts: dict[str, str]
+    """Raw probe output by profile_from_outputs() key."""
+    libraries: tuple[tuple[str, bool], ...]
+    measured_bandwidth_gbs: float | None
+    """The numpy copy probe's result in GB/s, None when it did not run."""
+
+    def profile(self) -> HardwareProfile:
+        return profile_from_outputs(
+            self.os, self.arch, self.texts, libraries=self.libraries, measured_bandwidth_gbs=self.measured_bandwidth_gbs
+        )
+
+
+def collect_live(probe_bandwidth: bool | None = None) -> LiveOutputs:
+    """Run this machine's probes once. `probe_bandwidth` None means: unless LOCALBENCH_NO_BW_PROBE=1.
 
     The probe (a 256 MiB numpy copy, well under a second) runs only off Apple Silicon, where Apple's
     published figure is used instead.
@@ -205,4 +222,10 @@ def detect_hardware(probe_bandwidth: bool | None = None) -> HardwareProfile:
             measured = measure_bandwidth_gbs()
         except (ImportError, MemoryError):
             measured = None
-    return profile_from_outputs(os_name, platform.machine(), texts, measured_bandwidth_gbs=measured)
+    return LiveOutputs(os_name, platform.machine(), texts, hp.probe_libraries(), measured)
+
+
+@functools.lru_cache(maxsize=4)
+def detect_hardware(probe_bandwidth: bool | None = None) -> HardwareProfile:
+    """This machine's profile (cached); see collect_live() for `probe_bandwidth`."""
+    return collect_live(probe_bandwidth).profile()
