@@ -5,14 +5,18 @@ Prints the hardware profile (units labelled: GiB and GB side by side), the optim
 one reason per decision, and the engine list; `-o json` prints the same as one JSON object. With
 `--model NAME --ctx N` the quantization comes from the same recommender as `plan --model NAME --ctx N`
 (planning.report.machine_plan), and both report it as `recommended_quantization`. Exits 1 when
-no text-generation engine is usable, so scripts can check a setup. Imports nothing heavy: engine
-availability is probed by module name.
+no text-generation engine is usable, so scripts can check a setup. `--save DIR` also writes every
+probe's raw output into DIR; `--replay DIR` reports on the machine such a folder came from (its hardware,
+runtime config and any recorded macmon/powermetrics samples; the engine list is this machine's, so it is left
+out).
+Imports nothing heavy: engine availability is probed by module name.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 NAME = "doctor"
 HELP = "Show this machine's hardware, the recommended runtime settings and which engines are usable."
@@ -35,6 +39,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="B",
         help="plan the quantization for a model of B billion parameters (e.g. 8 for Llama 3 8B)",
+    )
+    record = parser.add_mutually_exclusive_group()
+    record.add_argument(
+        "--save",
+        metavar="DIR",
+        default=None,
+        help="also write the raw output of every probe into DIR, one file per command (attach it to bug reports)",
+    )
+    record.add_argument(
+        "--replay",
+        metavar="DIR",
+        default=None,
+        help="read the probes' outputs from DIR (written by --save) instead of this machine",
     )
     parser.add_argument(
         "--no-bandwidth-probe",
@@ -67,11 +84,40 @@ def _availability(resolve, name: str) -> tuple[bool, str]:
     return check() if check else (True, "ok")
 
 
-def run(args: argparse.Namespace) -> int:
+def _profile(args: argparse.Namespace):
+    """The profile to report: replayed from --replay DIR, else live (and written to --save DIR)."""
+    probe = False if args.no_bandwidth_probe else None
+    if args.replay:
+        from machine.replay import replay_profile
+
+        return replay_profile(args.replay)
+    if args.save:
+        from machine.detect import collect_live
+        from machine.replay import save_outputs
+
+        live = collect_live(probe)
+        files = save_outputs(live, args.save)
+        print(f"Saved {len(files)} probe outputs to {args.save}", file=sys.stderr)
+        return live.profile()
     from machine.detect import detect_hardware
+
+    return detect_hardware(probe_bandwidth=probe)
+
+
+def _power(args: argparse.Namespace) -> str:
+    if args.replay:
+        from machine.replay import replay_power
+
+        return replay_power(args.replay)
+    from machine.power import power_status
+
+    return power_status()
+
+
+def run(args: argparse.Namespace) -> int:
     from planning.runtime import optimal_config
 
-    profile = detect_hardware(probe_bandwidth=False if args.no_bandwidth_probe else None)
+    profile = _profile(args)
     recommended, recommendation = None, None
     if args.model:
         from planning.report import machine_plan, recommendation_of
@@ -80,19 +126,23 @@ def run(args: argparse.Namespace) -> int:
         report = machine_plan(load_spec(args.model), None, args.ctx, profile)
         recommended, recommendation = report["recommended_quantization"], recommendation_of(report)
     config = optimal_config(profile, args.params_b, recommendation)
-    engines = engine_rows()
-    usable = any(row["usable"] for row in engines if row["kind"] == "text")
+    engines = [] if args.replay else engine_rows()
+    usable = bool(args.replay) or any(row["usable"] for row in engines if row["kind"] == "text")
     if args.json or args.output == "json":
         payload = {"hardware": profile.to_dict(), "config": config.to_dict(), "engines": engines}
+        payload["power"] = _power(args)
+        if args.replay:
+            payload["replayed_from"] = args.replay
         if args.model:
             payload |= {"model": args.model, "n_ctx": args.ctx, "recommended_quantization": recommended}
         print(json.dumps(payload, indent=2))
         return 0 if usable else 1
 
     width = max(len(label) for label, _ in profile.summary_rows()) + 2
-    print("Hardware")
+    print(f"Hardware (replayed from {args.replay})" if args.replay else "Hardware")
     for label, value in profile.summary_rows():
         print(f"  {label:<{width}}{value}")
+    print(f"  {'Power':<{width}}{_power(args)}")
     print()
     print("Recommended runtime")
     settings = [
@@ -109,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     print("  Why:")
     for reason in config.reasons:
         print(f"    - {reason}")
+    if args.replay:
+        return 0
     print()
     print("Engines")
     name_width = max((len(row["name"]) for row in engines), default=8) + 2

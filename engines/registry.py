@@ -16,6 +16,7 @@ ENGINES: dict[str, str] = {
     "openai": "engines.openai_compat:OpenAIEngine",
     "mlx": "engines.mlx:MlxEngine",
     "torch": "engines.torch_hf:TorchEngine",
+    "coreml": "engines.coreml:CoreMLEngine",
 }
 """Text-generation engines: name -> 'module:Class'."""
 

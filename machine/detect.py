@@ -22,15 +22,10 @@ from dataclasses import dataclass
 from machine import profile as hp
 from machine.profile import HardwareProfile, profile_from_outputs
 
-SYSCTL_KEYS = (
-    "hw.memsize",
-    "hw.perflevel0.physicalcpu",
-    "hw.perflevel1.physicalcpu",
-    "hw.physicalcpu",
-    "machdep.cpu.brand_string",
-    "iogpu.wired_limit_mb",
-)
-"""What `sysctl` is asked on macOS; tests/fixtures/hardware/*/sysctl.txt record its output."""
+SYSCTL_KEYS = ("hw", "machdep", "iogpu", "kern.hv_vmm_present")
+"""What `sysctl` is asked on macOS: whole subtrees, so every perflevel (Super, Performance,
+Efficiency, Standard), hw.optional.arm64 and the brand string come along; tests/fixtures/hardware/
+*/sysctl.txt record its output (real captures, see the README there)."""
 
 BW_PROBE_BYTES = 256 * 2**20
 """Size of the array the bandwidth probe copies (256 MiB: larger than desktop and laptop CPU caches)."""
@@ -191,9 +186,26 @@ def collect_outputs(os_name: str) -> dict[str, str]:
     return texts
 
 
-@functools.lru_cache(maxsize=4)
-def detect_hardware(probe_bandwidth: bool | None = None) -> HardwareProfile:
-    """This machine's profile (cached). `probe_bandwidth` None means: unless LOCALBENCH_NO_BW_PROBE=1.
+@dataclass(frozen=True)
+class LiveOutputs:
+    """What the live probes returned: the inputs of profile_from_outputs(), as `doctor --save` writes them."""
+
+    os: str
+    arch: str
+    texts: dict[str, str]
+    """Raw probe output by profile_from_outputs() key."""
+    libraries: tuple[tuple[str, bool], ...]
+    measured_bandwidth_gbs: float | None
+    """The numpy copy probe's result in GB/s, None when it did not run."""
+
+    def profile(self) -> HardwareProfile:
+        return profile_from_outputs(
+            self.os, self.arch, self.texts, libraries=self.libraries, measured_bandwidth_gbs=self.measured_bandwidth_gbs
+        )
+
+
+def collect_live(probe_bandwidth: bool | None = None) -> LiveOutputs:
+    """Run this machine's probes once. `probe_bandwidth` None means: unless LOCALBENCH_NO_BW_PROBE=1.
 
     The probe (a 256 MiB numpy copy, well under a second) runs only off Apple Silicon, where Apple's
     published figure is used instead.
@@ -202,11 +214,18 @@ def detect_hardware(probe_bandwidth: bool | None = None) -> HardwareProfile:
     texts = collect_outputs(os_name)
     if probe_bandwidth is None:
         probe_bandwidth = _os.environ.get("LOCALBENCH_NO_BW_PROBE", "") not in ("1", "true", "yes")
-    apple = os_name == "macOS" and hp.apple_family_tier(texts.get("sysctl", ""))[0] != ""
+    sysctl = texts.get("sysctl", "")
+    apple = os_name == "macOS" and (hp.apple_family_tier(sysctl)[0] != "" or "hw.optional.arm64: 1" in sysctl)
     measured = None
     if probe_bandwidth and not apple:
         try:
             measured = measure_bandwidth_gbs()
         except (ImportError, MemoryError):
             measured = None
-    return profile_from_outputs(os_name, platform.machine(), texts, measured_bandwidth_gbs=measured)
+    return LiveOutputs(os_name, platform.machine(), texts, hp.probe_libraries(), measured)
+
+
+@functools.lru_cache(maxsize=4)
+def detect_hardware(probe_bandwidth: bool | None = None) -> HardwareProfile:
+    """This machine's profile (cached); see collect_live() for `probe_bandwidth`."""
+    return collect_live(probe_bandwidth).profile()

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from core.units import fmt_bytes
 from machine.detect import nvml_devices, run_command
 
-PRESSURE_LEVELS = {1: "normal", 2: "warning", 3: "urgent", 4: "critical"}
-"""kern.memorystatus_vm_pressure_level values (xnu's kVMPressureNormal … kVMPressureCritical)."""
+PRESSURE_LEVELS = {1: "normal", 2: "warning", 4: "critical"}
+"""kern.memorystatus_vm_pressure_level values. The sysctl reports xnu's DISPATCH_MEMORYPRESSURE_*
+bits (NORMAL 0x1, WARN 0x2, CRITICAL 0x4); kVMPressureUrgent (3) exists inside the kernel but is
+never reported, so any other value reads 'unknown'."""
 PSI_ELEVATED_PCT, PSI_HIGH_PCT = 5.0, 25.0
 """Our thresholds on PSI 'some avg10' (share of the last 10 s in which some task waited for memory)."""
 SLOW_READING_TTL_S = 10.0

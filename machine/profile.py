@@ -11,6 +11,7 @@ live in machine.detect.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from dataclasses import asdict, dataclass
 
@@ -31,16 +32,31 @@ APPLE_BANDWIDTH_GBS: dict[tuple[str, str], float] = {
     ("M4", "base"): 120.0,
     ("M4", "Pro"): 273.0,
     ("M5", "base"): 153.0,
+    ("M5", "Pro"): 307.0,  # Apple, 3 March 2026: "up to 307GB/s"
 }
 """Apple's published unified-memory bandwidth in GB/s (1e9 bytes/s), by (family, tier)."""
 
 APPLE_BANDWIDTH_BY_GPU_CORES: dict[tuple[str, str], tuple[tuple[int, float], ...]] = {
     ("M3", "Max"): ((30, 300.0), (40, 400.0)),
     ("M4", "Max"): ((32, 410.0), (40, 546.0)),
+    ("M5", "Max"): ((40, 614.0),),  # Apple: "up to 614GB/s" (40-core GPU); smaller bins unpublished here
 }
-"""Chips whose bandwidth depends on the GPU configuration: (GPU cores, GB/s), smallest first."""
+"""Chips whose bandwidth depends on the GPU configuration: (GPU cores, GB/s), smallest first. A GPU
+count below the first step has no published figure (None)."""
+
+APPLE_GPU_CORES_BY_CPU_CORES: dict[tuple[str, str, int], int] = {
+    ("M3", "Max", 14): 30,
+    ("M3", "Max", 16): 40,
+    ("M4", "Max", 14): 32,
+    ("M4", "Max", 16): 40,
+}
+"""Apple's Max configurations pair each CPU core count with one GPU core count; used only when a capture
+has no system_profiler output, to pick between Apple's two bandwidth figures."""
 
 _APPLE_CHIP = re.compile(r"\bApple (M\d+)(?:\s+(Pro|Max|Ultra))?\b")
+EFFICIENCY_LEVEL = "Efficiency"
+"""The one hw.perflevelN.name that means efficiency cores; Performance, Super (M5) and Standard (Intel
+Macs and VMs on macOS 12+) are all performance cores."""
 
 
 def parse_key_values(text: str) -> dict[str, str]:
@@ -60,34 +76,75 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def parse_sysctl(text: str) -> dict:
-    """Output of `sysctl hw.memsize hw.perflevel0.physicalcpu hw.perflevel1.physicalcpu
-    hw.physicalcpu machdep.cpu.brand_string iogpu.wired_limit_mb`.
+def parse_perflevels(kv: dict[str, str]) -> tuple[tuple[str, int], ...]:
+    """((name, physical cores), ...) per hw.perflevelN, highest performance first; () without them.
 
-    Returns chip (str), ram_bytes, perf_cores, efficiency_cores, physical_cores and wired_limit_mb
-    (MiB; 0 means the macOS default); keys the machine lacks (Intel Macs have no perflevel keys,
-    macOS before 14 no iogpu.wired_limit_mb) are None.
+    macOS 12–13 list the levels without `hw.perflevelN.name`; every chip of that time had
+    performance then efficiency cores, so unnamed levels are named that way (level 0 Performance,
+    the others Efficiency). A level whose core count is missing ends the list: it is not guessed.
+    """
+    count = _int(kv.get("hw.nperflevels"))
+    if count is None:
+        count = 0
+        while f"hw.perflevel{count}.physicalcpu" in kv or f"hw.perflevel{count}.physicalcpu_max" in kv:
+            count += 1
+    levels: list[tuple[str, int]] = []
+    for i in range(count):
+        cores = _int(kv.get(f"hw.perflevel{i}.physicalcpu_max") or kv.get(f"hw.perflevel{i}.physicalcpu"))
+        if cores is None:
+            return ()
+        name = kv.get(f"hw.perflevel{i}.name") or ("Performance" if i == 0 else EFFICIENCY_LEVEL)
+        levels.append((name, cores))
+    return tuple(levels)
+
+
+def parse_sysctl(text: str) -> dict:
+    """Output of `sysctl hw machdep iogpu kern.hv_vmm_present` (or a subset, or `sysctl -a`).
+
+    Returns chip (brand string, '' when absent), arm64 (True/False from hw.optional.arm64, None when
+    absent), levels (see parse_perflevels), physical_cores (hw.physicalcpu_max, hw.physicalcpu or
+    machdep.cpu.core_count), ram_bytes, model (hw.model), virtual (True for a VM: a '(Virtual)'
+    brand, a VirtualMac model or kern.hv_vmm_present: 1) and wired_limit_mb (MiB; 0 means the macOS
+    default). Keys the capture lacks are None, never guessed.
     """
     kv = parse_key_values(text)
     wired = _int(kv.get("iogpu.wired_limit_mb"))
     if wired is None and _int(kv.get("debug.iogpu.wired_limit")) is not None:
         wired = _int(kv["debug.iogpu.wired_limit"]) // 2**20  # macOS 13 spelled it in bytes
+    physical = next(
+        (_int(kv[k]) for k in ("hw.physicalcpu_max", "hw.physicalcpu", "machdep.cpu.core_count") if k in kv), None
+    )
+    arm64 = kv.get("hw.optional.arm64")
+    chip = kv.get("machdep.cpu.brand_string", "")
+    model = kv.get("hw.model", "")
+    virtual = "(Virtual)" in chip or model.startswith("VirtualMac") or kv.get("kern.hv_vmm_present") == "1"
     return {
-        "chip": kv.get("machdep.cpu.brand_string", ""),
+        "chip": chip,
+        "arm64": None if arm64 is None else arm64.strip() == "1",
+        "levels": parse_perflevels(kv),
+        "physical_cores": physical,
         "ram_bytes": _int(kv.get("hw.memsize")),
-        "perf_cores": _int(kv.get("hw.perflevel0.physicalcpu")),
-        "efficiency_cores": _int(kv.get("hw.perflevel1.physicalcpu")),
-        "physical_cores": _int(kv.get("hw.physicalcpu")),
+        "model": model,
+        "virtual": virtual,
         "wired_limit_mb": wired,
     }
 
 
-def parse_system_profiler_displays(text: str) -> tuple[str, int | None]:
-    """(gpu_name, gpu_cores) from `system_profiler SPDisplaysDataType`.
+def split_levels(levels: tuple[tuple[str, int], ...]) -> tuple[int, int]:
+    """(performance cores, efficiency cores): every level not named Efficiency is performance."""
+    eff = sum(n for name, n in levels if name == EFFICIENCY_LEVEL)
+    return sum(n for _, n in levels) - eff, eff
 
-    Apple Silicon prints one GPU with "Total Number of Cores"; Intel Macs list an integrated and a
-    discrete GPU with VRAM lines and no core count: the discrete one (Bus: PCIe) is returned.
+
+def parse_system_profiler_displays(text: str) -> tuple[str, int | None]:
+    """(gpu_name, gpu_cores) from `system_profiler SPDisplaysDataType`, plain text or `-json`.
+
+    Apple Silicon prints one GPU with "Total Number of Cores" (JSON: `sppci_model`, and `sppci_cores`
+    as a string); Intel Macs list an integrated and a discrete GPU with VRAM lines and no core count:
+    the discrete one (Bus: PCIe; JSON `sppci_bus: spdisplays_pcie_device`) is returned.
     """
+    if text.lstrip().startswith("{"):
+        return _displays_from_json(text)
     gpus: list[dict] = []
     for line in text.splitlines():
         key, _, value = line.strip().partition(":")
@@ -102,6 +159,48 @@ def parse_system_profiler_displays(text: str) -> tuple[str, int | None]:
         return "", None
     best = next((g for g in gpus if g["discrete"]), gpus[0])
     return best["name"], best["cores"]
+
+
+def _displays_from_json(text: str) -> tuple[str, int | None]:
+    try:
+        items = json.loads(text).get("SPDisplaysDataType") or []
+    except (ValueError, AttributeError):
+        return "", None
+    gpus = [
+        {
+            "name": item.get("sppci_model") or item.get("_name", ""),
+            "cores": _int(str(item["sppci_cores"]).strip()) if "sppci_cores" in item else None,
+            "discrete": "pcie" in str(item.get("sppci_bus", "")),
+        }
+        for item in items
+        if isinstance(item, dict)
+    ]
+    if not gpus:
+        return "", None
+    best = next((g for g in gpus if g["discrete"]), gpus[0])
+    return best["name"], best["cores"]
+
+
+def parse_system_profiler_hardware(text: str) -> dict:
+    """chip, ram_bytes and core counts from `system_profiler SPHardwareDataType -json`.
+
+    `number_processors` reads "proc TOTAL:LEVEL0:...": Apple prints one count per core type, and on an
+    M5 Max "proc 18:6:0:12" (6 Super, no third kind, 12 Performance), so only the total is used.
+    Memory is "128 GB" in Apple's binary gigabytes. Missing keys are None.
+    """
+    try:
+        item = (json.loads(text).get("SPHardwareDataType") or [{}])[0]
+    except (ValueError, AttributeError, IndexError):
+        item = {}
+    memory = re.match(r"\s*(\d+)\s*(GB|TB)", str(item.get("physical_memory", "")))
+    ram = int(memory.group(1)) * (2**30 if memory.group(2) == "GB" else 2**40) if memory else None
+    total = re.match(r"proc (\d+)", str(item.get("number_processors", "")))
+    return {
+        "chip": item.get("chip_type") or item.get("cpu_type") or "",
+        "ram_bytes": ram,
+        "physical_cores": int(total.group(1)) if total else None,
+        "model": item.get("machine_model", ""),
+    }
 
 
 def parse_proc_cpuinfo(text: str) -> dict:
@@ -173,13 +272,13 @@ def apple_family_tier(chip: str) -> tuple[str, str]:
 
 
 def apple_bandwidth_gbs(family: str, tier: str, gpu_cores: int | None) -> float | None:
-    """Apple's published memory bandwidth in GB/s; None for unknown chips, and for M3 Max / M4 Max
-    when the GPU core count (which decides between Apple's two figures) is unknown."""
+    """Apple's published memory bandwidth in GB/s; None for unknown chips, and for M3/M4/M5 Max when
+    the GPU core count (which decides between Apple's figures) is unknown or has no published figure."""
     steps = APPLE_BANDWIDTH_BY_GPU_CORES.get((family, tier))
     if steps is not None:
         if gpu_cores is None:
             return None
-        figure = steps[0][1]
+        figure = None
         for cores, gbs in steps:
             if gpu_cores >= cores:
                 figure = gbs
@@ -212,6 +311,8 @@ PROBED_LIBRARIES = (
 """Python modules whose presence the profile records (by module name, never distribution name)."""
 
 BW_SOURCE_MEASURED = "measured (numpy copy, derived)"
+UNKNOWN = "—"
+"""How a value the probes did not report is shown: never a guess."""
 
 
 @dataclass(frozen=True)
@@ -225,12 +326,14 @@ class HardwareProfile:
     chip: str
     """CPU brand string, e.g. 'Apple M3 Max', 'AMD EPYC 7763 64-Core Processor'."""
     family: str
-    """'M1'..'M5', 'Intel Mac', 'Linux CPU', 'NVIDIA GPU' or 'Windows'."""
+    """'M1'..'M5', 'Apple Silicon' (chip not named), 'Intel Mac', 'Linux CPU', 'NVIDIA GPU' or 'Windows'."""
     tier: str
-    """'base' | 'Pro' | 'Max' | 'Ultra' on Apple Silicon, '' elsewhere."""
-    perf_cores: int
-    """Physical performance cores (all physical cores on non-hybrid CPUs)."""
-    efficiency_cores: int
+    """'base' | 'Pro' | 'Max' | 'Ultra' | 'unknown' on Apple Silicon, '' elsewhere."""
+    perf_cores: int | None
+    """Physical performance cores: every level not named Efficiency (all physical cores on
+    non-hybrid CPUs); None when the capture does not say."""
+    efficiency_cores: int | None
+    """None when the capture does not say (an Apple chip without perflevel keys)."""
     gpu_cores: int | None
     gpu_name: str
     """'' when there is no GPU."""
@@ -245,10 +348,20 @@ class HardwareProfile:
     """Subset of ('metal', 'mps', 'cuda') that this machine offers."""
     libraries: tuple[tuple[str, bool], ...]
     """(module, installed) for each of PROBED_LIBRARIES."""
+    core_levels: tuple[tuple[str, int], ...] = ()
+    """(name, physical cores) per macOS perflevel, e.g. (('Super', 6), ('Performance', 12))."""
+    physical_cores: int | None = None
+    virtual: bool = False
+    """True inside a virtual machine (a CI runner's '(Virtual)' Mac)."""
 
     @property
     def apple_silicon(self) -> bool:
         return self.os == "macOS" and self.tier != ""
+
+    @property
+    def n_threads(self) -> int | None:
+        """Threads for CPU inference: the performance cores (None when unknown)."""
+        return self.perf_cores or self.physical_cores
 
     def has_library(self, module: str) -> bool:
         return dict(self.libraries).get(module, False)
@@ -258,13 +371,21 @@ class HardwareProfile:
         out = asdict(self)
         out["accelerators"] = list(self.accelerators)
         out["libraries"] = dict(self.libraries)
+        out["core_levels"] = [list(level) for level in self.core_levels]
         return out
 
     def summary_rows(self) -> list[tuple[str, str]]:
         """(label, value with units) rows for display."""
-        cores = f"{self.perf_cores} performance + {self.efficiency_cores} efficiency (physical)"
-        if not self.efficiency_cores:
+        if len(self.core_levels) > 1:
+            cores = " + ".join(f"{n} {name.lower()}" for name, n in self.core_levels) + " (physical)"
+        elif self.perf_cores is not None and self.efficiency_cores:
+            cores = f"{self.perf_cores} performance + {self.efficiency_cores} efficiency (physical)"
+        elif self.perf_cores is not None:
             cores = f"{self.perf_cores} physical"
+        elif self.physical_cores:
+            cores = f"{self.physical_cores} physical (performance/efficiency split unknown)"
+        else:
+            cores = UNKNOWN
         gpu = self.gpu_name or "none"
         if self.gpu_name and self.gpu_cores:
             gpu += f", {self.gpu_cores} GPU cores"
@@ -279,11 +400,11 @@ class HardwareProfile:
         missing = [m for m, ok in self.libraries if not ok]
         return [
             ("OS", f"{self.os} ({self.arch})"),
-            ("Chip", self.chip or "unknown"),
+            ("Chip", (self.chip or UNKNOWN) + (" — virtual machine" if self.virtual else "")),
             ("Family", f"{self.family}{tier}"),
             ("CPU cores", cores),
             ("GPU", gpu),
-            ("RAM", fmt_bytes(self.ram_bytes)),
+            ("RAM", fmt_bytes(self.ram_bytes) if self.ram_bytes else UNKNOWN),
             ("Accelerator memory", accel),
             ("Memory bandwidth", bandwidth),
             ("Accelerators", ", ".join(self.accelerators) or "none (CPU only)"),
@@ -314,7 +435,8 @@ def profile_from_outputs(
 ) -> HardwareProfile:
     """Build a profile from recorded probe outputs.
 
-    `texts` keys: 'sysctl', 'system_profiler' (macOS); 'cpuinfo', 'meminfo', 'cpu_atom' (hybrid
+    `texts` keys: 'sysctl', 'system_profiler' (SPDisplaysDataType, text or JSON),
+    'system_profiler_hardware' (SPHardwareDataType -json) (macOS); 'cpuinfo', 'meminfo', 'cpu_atom' (hybrid
     E-core CPU list), 'affinity' (CPUs this process may use) (Linux); 'nvidia_smi' and its label
     'gpu_source' (any OS); 'fallback' (`name: value` lines cpu_name, physical_cores, ram_bytes from
     platform/psutil); 'metal_working_set' (bytes, when MLX was already loaded). `libraries` defaults
@@ -333,25 +455,52 @@ def profile_from_outputs(
         bandwidth, bw_src = measured_bandwidth_gbs, BW_SOURCE_MEASURED
     accelerators: list[str] = []
 
+    levels: tuple[tuple[str, int], ...] = ()
+    physical: int | None = None
+    virtual = False
     if os_name == "macOS":
         sc = parse_sysctl(texts.get("sysctl", ""))
-        chip = sc["chip"] or chip
-        ram = sc["ram_bytes"] or ram
+        hw = parse_system_profiler_hardware(texts.get("system_profiler_hardware", "") or "{}")
+        chip = sc["chip"] or hw["chip"] or chip
+        ram = sc["ram_bytes"] or hw["ram_bytes"] or ram
+        virtual = sc["virtual"] or hw["model"].startswith("VirtualMac")
         gpu_name, gpu_cores = parse_system_profiler_displays(texts.get("system_profiler", ""))
         family, tier = apple_family_tier(chip)
-        physical = sc["physical_cores"] or int(fallback.get("physical_cores") or 1)
-        perf = sc["perf_cores"] or physical
-        eff = sc["efficiency_cores"] or 0
-        if family:  # Apple Silicon: Rosetta may report x86_64, the chip does not lie
+        levels = sc["levels"]
+        physical = sc["physical_cores"] or hw["physical_cores"] or _int(fallback.get("physical_cores"))
+        if physical is None and sc["levels"]:
+            physical = sum(n for _, n in sc["levels"])
+        # Apple Silicon: the chip names it, else hw.optional.arm64 does (macOS 11 said "Apple
+        # processor"), else the caller's arch (Rosetta reports x86_64, but then the brand or the
+        # arm64 key is there).
+        intel = "Intel" in chip or sc["arm64"] is False
+        if not family and not intel and (sc["arm64"] or arch == "arm64"):
+            family, tier = "Apple Silicon", "unknown"
+        if levels:
+            perf, eff = split_levels(levels)
+        elif intel:
+            perf, eff = physical, 0  # Intel Macs have no efficiency cores
+        else:
+            perf = eff = None  # the split is not in the capture
+        if family:
             arch = "arm64"
             accelerators.append("metal")
             if dict(libraries).get("torch"):
                 accelerators.append("mps")
-            published = apple_bandwidth_gbs(family, tier, gpu_cores)
+            if gpu_cores is None and physical is not None:
+                gpu_cores_for_bw = APPLE_GPU_CORES_BY_CPU_CORES.get((family, tier, physical))
+            else:
+                gpu_cores_for_bw = gpu_cores
+            published = apple_bandwidth_gbs(family, tier, gpu_cores_for_bw)
             if published is not None:
                 bandwidth, bw_src = published, "Apple published figure"
+                if gpu_cores is None and gpu_cores_for_bw is not None:
+                    bw_src += f" (GPU cores {gpu_cores_for_bw} from Apple's {physical}-core CPU configuration)"
+            elif family == "Apple Silicon":
+                bandwidth, bw_src = None, "chip not named in the capture (no brand string)"
             else:
-                bandwidth, bw_src = None, f"no Apple figure for {chip} with {gpu_cores} GPU cores"
+                cores_said = f"{gpu_cores} GPU cores" if gpu_cores is not None else "GPU cores unknown"
+                bandwidth, bw_src = None, f"no Apple figure for {chip} ({cores_said})"
             if sc["wired_limit_mb"]:
                 accel_mem = sc["wired_limit_mb"] * 2**20
                 accel_src = f"iogpu.wired_limit_mb = {sc['wired_limit_mb']} (set by the user)"
@@ -360,8 +509,11 @@ def profile_from_outputs(
                 accel_src = "Metal recommendedMaxWorkingSetSize (via MLX)"
             elif ram:
                 accel_mem, accel_src = apple_recommended_working_set_bytes(ram)
+            else:
+                accel_src = "unknown (RAM not in the capture)"
         else:
-            family = "Intel Mac"
+            family = "Intel Mac" if intel else "Mac (chip unknown)"
+            arch = "x86_64" if intel else arch
             accel_src = "none used (Intel Macs run models on the CPU)"
     elif os_name == "Linux":
         ci = parse_proc_cpuinfo(texts.get("cpuinfo", ""))
@@ -375,7 +527,7 @@ def profile_from_outputs(
         family = "Linux CPU"
     else:
         family = "Windows" if os_name == "Windows" else f"{os_name} CPU"
-        perf = int(fallback.get("physical_cores") or 1)
+        perf = _int(fallback.get("physical_cores"))
 
     gpus = parse_nvidia_smi(texts.get("nvidia_smi", ""))
     if gpus and os_name != "macOS":
@@ -387,7 +539,7 @@ def profile_from_outputs(
         accel_src = f"VRAM total ({source}, MiB)" + (f", summed over {len(gpus)} GPUs" if len(gpus) > 1 else "")
         accelerators.append("cuda")
         bw_src += " (host RAM); the GPU's memory bandwidth is not measured"
-    if not chip:
+    if not chip and os_name != "macOS":
         chip = f"{arch} CPU"
     return HardwareProfile(
         os=os_name,
@@ -406,4 +558,7 @@ def profile_from_outputs(
         bandwidth_source=bw_src,
         accelerators=tuple(accelerators),
         libraries=tuple(libraries),
+        core_levels=levels,
+        physical_cores=physical,
+        virtual=virtual,
     )

@@ -119,8 +119,10 @@ def optimal_config(
         why = "Intel Mac (its GPU is not used for models)" if profile.family == "Intel Mac" else "No GPU"
         reasons.append(f"{why}: llama.cpp on the CPU, no layers offloaded.")
 
-    n_threads = max(profile.perf_cores, 1)
+    n_threads = max(profile.n_threads or 1, 1)
     notes = [] if profile.apple_silicon else ["SMT siblings add nothing"]
+    if profile.perf_cores is None:
+        notes.append("the performance core count is unknown, so this is the physical core count or 1")
     if profile.efficiency_cores:
         notes.append(f"the {profile.efficiency_cores} efficiency cores would slow generation down")
     reasons.append(f"n_threads = {n_threads}, the physical performance cores ({'; '.join(notes) or 'all of them'}).")

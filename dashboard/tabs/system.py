@@ -189,6 +189,9 @@ def llama_system_info() -> str:
 def build(ctx: AppContext) -> None:
     gr.Markdown("### Hardware profile")
     gr.Dataframe(profile_frame(ctx.profile), interactive=False, wrap=True, elem_id="system-profile")
+    from machine.power import power_status
+
+    gr.Markdown(f"**Power readings during runs:** {power_status()}", elem_id="system-power")
     gr.Markdown("### Chosen configuration")
     gr.Markdown(config_markdown(ctx.config), elem_id="system-config")
     gr.Markdown("### Engines")

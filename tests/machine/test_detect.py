@@ -154,10 +154,12 @@ def test_parse_sysctl_intel_and_old_macos():
     intel = hp.parse_sysctl((FIXTURES / "intel_i9_mbp16" / "sysctl.txt").read_text())
     assert intel == {
         "chip": "Intel(R) Core(TM) i9-9980HK CPU @ 2.40GHz",
-        "ram_bytes": 32 * GiB,
-        "perf_cores": None,
-        "efficiency_cores": None,
+        "arm64": None,
+        "levels": (),
         "physical_cores": 8,
+        "ram_bytes": 32 * GiB,
+        "model": "",
+        "virtual": False,
         "wired_limit_mb": None,
     }
     assert hp.parse_sysctl("debug.iogpu.wired_limit: 12884901888\n")["wired_limit_mb"] == 12288
@@ -241,7 +243,9 @@ def test_apple_family_tier(chip, expected):
         ("M4", "Max", 32, 410),
         ("M4", "Max", 40, 546),
         ("M5", "base", 10, 153),
-        ("M5", "Max", 40, None),
+        ("M5", "Max", 40, 614.0),
+        ("M5", "Max", 32, None),
+        ("M5", "Pro", 20, 307.0),
         ("M6", "base", 10, None),
     ],
 )
