@@ -131,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json or args.output == "json":
         payload = {"hardware": profile.to_dict(), "config": config.to_dict(), "engines": engines}
         payload["power"] = _power(args)
+        if not args.replay:
+            payload["known_faults"] = known_fault_rows()
         if args.replay:
             payload["replayed_from"] = args.replay
         if args.model:
@@ -168,6 +170,41 @@ def run(args: argparse.Namespace) -> int:
         state = "usable" if row["usable"] else f"not usable: {row['reason']}"
         kind = " (embeddings)" if row["kind"] == "embeddings" else ""
         print(f"  {row['name']:<{name_width}}{state}{kind}")
+    faults = known_fault_rows()
+    if faults:
+        print()
+        print("Known native faults (canaries run in a child process, verdicts cached per CPU and library)")
+        for row in faults:
+            print(f"  {row['fault']}: {row['verdict']} — {row['key']} ({row['upstream']})")
     if not usable:
         print("\nNo text-generation engine is usable: install one with `pip install -r requirements.txt`.")
     return 0 if usable else 1
+
+
+def known_fault_rows() -> list[dict]:
+    """Each known fault's verdict on this machine: the bundled GGUF's canary is run (once, cached)."""
+    import importlib.util
+
+    from engines.faults import FAULTS, cached_verdicts
+
+    if importlib.util.find_spec("llama_cpp") is not None:
+        from core.errors import LocalbenchError
+        from engines.llamacpp import repack_verdict
+        from models.catalog import resolve_model
+        from models.gguf import read_gguf
+
+        try:
+            ref = resolve_model("smollm2-135m")
+            repack_verdict(ref.path, read_gguf(ref.path).file_type)
+        except LocalbenchError:
+            pass  # no bundled model: only cached verdicts are listed
+    rows = []
+    for fault in FAULTS.values():
+        for verdict in cached_verdicts(fault.name):
+            state = (
+                f"{fault.setting} off ({verdict.detail})"
+                if verdict.crashed
+                else f"{fault.setting} on ({verdict.detail})"
+            )
+            rows.append({"fault": fault.name, "verdict": state, "key": verdict.key, "upstream": fault.upstream})
+    return rows
