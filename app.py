@@ -22,6 +22,8 @@ COMMANDS = [
     "commands.plan",
     "commands.convert",
     "commands.arena",
+    "commands.scorecard",
+    "commands.results",
 ]
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

@@ -71,3 +71,35 @@ class SpeedResult:
     """How the worker's memory was read."""
     contended: bool = False
     """True when another request of this app ran during the test: its figures are shared, not the engine's own."""
+    contention: str = ""
+    """Why the row is contended, in words ('' when it is not)."""
+    cv_pct: float | None = None
+    """Coefficient of variation of samples_ts, % (derived: stddev_ts / avg_ts × 100)."""
+    noisy: bool = False
+    """cv_pct above bench.hygiene.NOISY_CV_PCT: the mean alone misleads."""
+    load_avg_1m: float | None = None
+    """1-minute load average when the test ended (None where the OS has none)."""
+    n_cpus: int = 0
+    """Logical CPUs this process may use."""
+    os_info: str = ""
+    """Operating system and kernel, e.g. 'Linux-6.8.0-x86_64-with-glibc2.39'."""
+    cpu_flags: str = ""
+    """The CPU's feature flags (sorted); the chip's brand string on macOS."""
+    power_source: str = ""
+    """'AC', 'battery 80 %' or 'unknown'."""
+    bandwidth_gbs: float | None = None
+    """Derived input: main-memory bandwidth in GB/s used for the roofline (tg rows)."""
+    bandwidth_source: str = ""
+    """Apple's published figure or the measured probe (see machine.detect)."""
+    bytes_per_token: int | None = None
+    """Derived: bytes read per generated token = weight bytes + KV cache at the test's mean depth."""
+    roofline_tps: float | None = None
+    """Derived: bandwidth_gbs × 1e9 / bytes_per_token, the memory-bound ceiling in tokens per second."""
+    roofline_pct: float | None = None
+    """Derived: avg_ts / roofline_tps × 100."""
+    llc_bytes: int | None = None
+    """The CPU's last-level cache, bytes."""
+    fits_in_llc: bool | None = None
+    """True when bytes_per_token fits in the last-level cache: the DRAM roofline does not bind."""
+    roofline_note: str = ""
+    """What the roofline figures mean for this row, or why there are none."""

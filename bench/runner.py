@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bench.hygiene import finish_row
 from bench.records import SpeedResult
 from bench.stats import summarize
 from core.errors import BadParameter, Cancelled, IncompleteRun
@@ -108,8 +109,10 @@ def run_speed(
     seed: int = 0,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    others_resident: int = 0,
 ) -> list[SpeedResult]:
-    """Run every test on a loaded engine; one SpeedResult per test."""
+    """Run every test on a loaded engine; one SpeedResult per test, with bench.hygiene's fields (noise,
+    contention — `others_resident` models loaded beside this one —, receipt, roofline)."""
     if not 1 <= repetitions <= 1000:
         raise BadParameter(f"repetitions must be between 1 and 1000, got {repetitions}")
     info = engine.info()
@@ -140,49 +143,48 @@ def run_speed(
             if progress:
                 progress(done / total, f"{test.name}: run {rep + 1}/{repetitions}, {tps:.1f} t/s")
         s_ns, s_ts = summarize(ns), summarize(ts)
-        results.append(
-            SpeedResult(
-                model=info.name,
-                engine=info.engine,
-                model_filename=info.path or info.name,
-                model_type=model_type(info.arch, info.n_params, info.file_type),
-                model_size=int(info.model_size_bytes or 0),
-                model_n_params=int(info.n_params or 0),
-                backends=info.backend,
-                device=info.device,
-                n_threads=int(n_threads),
-                n_gpu_layers=config.n_gpu_layers,
-                n_batch=config.n_batch,
-                n_ctx=int(info.n_ctx or config.n_ctx),
-                test=test.name,
-                n_prompt=test.n_prompt,
-                n_gen=test.n_gen,
-                n_depth=test.n_depth,
-                repetitions=repetitions,
-                warmup_runs=int(warmup),
-                samples_ns=tuple(ns),
-                samples_ts=tuple(ts),
-                avg_ns=s_ns.mean,
-                stddev_ns=s_ns.stddev,
-                avg_ts=s_ts.mean,
-                stddev_ts=s_ts.stddev,
-                avg_ttft_ms=summarize(ttft).mean,
-                peak_rss_bytes=max(rss),
-                timing_source=stats.source or "wall clock (this process)",
-                method=f"{int(warmup)} warm-up + {repetitions} repetitions; mean ± sample stddev; "
-                "random-token prompts; tokenization and sampling not timed where the engine counts",
-                test_time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                cpu_info=cpu_info,
-                gpu_info=gpu_info,
-                versions="; ".join(f"{k} {v}" for k, v in info.versions),
-                repack=info.setting("repack"),
-                load_s=float(info.load_s),
-                worker_peak_private_bytes=max(private) or None,
-                memory_source=stats.worker_memory_source or "peak RSS of the engine's process",
-                contended=contended,
-                notes="; ".join(n for n in info.notes if n),
-            )
+        row = SpeedResult(
+            model=info.name,
+            engine=info.engine,
+            model_filename=info.path or info.name,
+            model_type=model_type(info.arch, info.n_params, info.file_type),
+            model_size=int(info.model_size_bytes or 0),
+            model_n_params=int(info.n_params or 0),
+            backends=info.backend,
+            device=info.device,
+            n_threads=int(n_threads),
+            n_gpu_layers=config.n_gpu_layers,
+            n_batch=config.n_batch,
+            n_ctx=int(info.n_ctx or config.n_ctx),
+            test=test.name,
+            n_prompt=test.n_prompt,
+            n_gen=test.n_gen,
+            n_depth=test.n_depth,
+            repetitions=repetitions,
+            warmup_runs=int(warmup),
+            samples_ns=tuple(ns),
+            samples_ts=tuple(ts),
+            avg_ns=s_ns.mean,
+            stddev_ns=s_ns.stddev,
+            avg_ts=s_ts.mean,
+            stddev_ts=s_ts.stddev,
+            avg_ttft_ms=summarize(ttft).mean,
+            peak_rss_bytes=max(rss),
+            timing_source=stats.source or "wall clock (this process)",
+            method=f"{int(warmup)} warm-up + {repetitions} repetitions; mean ± sample stddev; "
+            "random-token prompts; tokenization and sampling not timed where the engine counts",
+            test_time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            cpu_info=cpu_info,
+            gpu_info=gpu_info,
+            versions="; ".join(f"{k} {v}" for k, v in info.versions),
+            repack=info.setting("repack"),
+            load_s=float(info.load_s),
+            worker_peak_private_bytes=max(private) or None,
+            memory_source=stats.worker_memory_source or "peak RSS of the engine's process",
+            contended=contended,
+            notes="; ".join(n for n in info.notes if n),
         )
+        results.append(finish_row(row, info, others_resident=others_resident, tg_prompt_tokens=TG_PROMPT_TOKENS))
     return results
 
 

@@ -1,4 +1,4 @@
-"""Statistics over raw samples: mean, sample stddev, percentiles. Imports only numpy.
+"""Statistics over raw samples: mean, sample stddev, percentiles, CV, A vs B. numpy (scipy for the A-vs-B test).
 
 Runners keep their raw samples and derive everything here, so the table, the CSV and the chart agree.
 Stddev is the sample standard deviation (ddof=1), as llama-bench reports it; one sample gives 0.
@@ -51,3 +51,56 @@ def mean_pm(samples: Sequence[float], digits: int = 2) -> str:
     """'123.45 ± 1.23' for display."""
     s = summarize(samples)
     return f"{s.mean:.{digits}f} ± {s.stddev:.{digits}f}"
+
+
+def cv_pct(samples: Sequence[float]) -> float:
+    """Coefficient of variation in %: sample stddev / mean × 100; NaN for no samples or a zero mean."""
+    s = summarize(samples)
+    return s.stddev / s.mean * 100 if s.n and s.mean else float("nan")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A vs B on raw samples: Welch's t-test (unequal variances), two-sided."""
+
+    n_a: int
+    n_b: int
+    mean_a: float
+    mean_b: float
+    diff_pct: float
+    """(mean_b − mean_a) / mean_a × 100."""
+    t: float
+    p_value: float
+    alpha: float
+    significant: bool
+    """p_value < alpha; False when either side has fewer than 2 samples (no variance to test against)."""
+    method: str
+
+
+def welch(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> Comparison:
+    """Welch's two-sided t-test of B against A (scipy); two identical constant sides are not significant."""
+    from scipy import stats as sps
+
+    xa, xb = np.asarray(list(a), dtype=float), np.asarray(list(b), dtype=float)
+    mean_a = float(xa.mean()) if xa.size else float("nan")
+    mean_b = float(xb.mean()) if xb.size else float("nan")
+    diff = (mean_b - mean_a) / mean_a * 100 if mean_a else float("nan")
+    t, p = float("nan"), float("nan")
+    if xa.size >= 2 and xb.size >= 2:
+        if xa.std(ddof=1) == 0 and xb.std(ddof=1) == 0:
+            t, p = (0.0, 1.0) if mean_a == mean_b else (float("inf"), 0.0)
+        else:
+            res = sps.ttest_ind(xa, xb, equal_var=False)
+            t, p = float(res.statistic), float(res.pvalue)
+    return Comparison(
+        n_a=int(xa.size),
+        n_b=int(xb.size),
+        mean_a=mean_a,
+        mean_b=mean_b,
+        diff_pct=diff,
+        t=t,
+        p_value=p,
+        alpha=alpha,
+        significant=bool(p == p and p < alpha),
+        method=f"Welch's t-test, two-sided, on raw samples; significant when p < {alpha:g}",
+    )

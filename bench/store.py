@@ -140,3 +140,62 @@ class ResultStore:
         with self._connect() as db:
             db.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+    def hardware(self) -> dict[str, dict]:
+        """Each run's stored hardware (a HardwareProfile as a dict), by run id."""
+        with self._connect() as db:
+            return {rid: json.loads(h or "{}") for rid, h in db.execute("SELECT run_id, hardware_json FROM runs")}
+
+    def export_runs(self) -> list[dict]:
+        """Every run, oldest first, with its settings, hardware and rows: what `results export` writes."""
+        with self._connect() as db:
+            cur = db.execute("SELECT * FROM runs ORDER BY created_at, rowid")
+            cols = [c[0] for c in cur.description]
+            runs = [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+            rows: dict[str, list[dict]] = {}
+            for rid, row_json in db.execute("SELECT run_id, row_json FROM results ORDER BY id"):
+                rows.setdefault(rid, []).append(json.loads(row_json))
+        return [
+            {
+                "run_id": r["run_id"],
+                "kind": r["kind"],
+                "created_at": r["created_at"],
+                "status": r["status"],
+                "error": r["error"],
+                "settings": json.loads(r["settings_json"] or "{}"),
+                "hardware": json.loads(r["hardware_json"] or "{}"),
+                "rows": rows.get(r["run_id"], []),
+            }
+            for r in runs
+        ]
+
+    def import_runs(self, runs: Sequence[dict]) -> tuple[list[str], list[str]]:
+        """Insert runs (export_runs' shape, already validated) keeping their ids, dates and hardware, in one
+        transaction; a run id already stored is skipped, so importing a file twice adds nothing.
+        Returns (added ids, skipped ids)."""
+        added, skipped = [], []
+        with self._connect() as db:
+            have = {rid for (rid,) in db.execute("SELECT run_id FROM runs")}
+            for run in runs:
+                if run["run_id"] in have:
+                    skipped.append(run["run_id"])
+                    continue
+                db.execute(
+                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run["run_id"],
+                        run["kind"],
+                        run["created_at"],
+                        run["status"],
+                        run.get("error", ""),
+                        json.dumps(run.get("settings") or {}, default=str),
+                        json.dumps(run.get("hardware") or {}, default=str),
+                    ),
+                )
+                db.executemany(
+                    "INSERT INTO results (run_id, kind, row_json) VALUES (?, ?, ?)",
+                    [(run["run_id"], run["kind"], json.dumps(r, default=str)) for r in run["rows"]],
+                )
+                have.add(run["run_id"])
+                added.append(run["run_id"])
+        return added, skipped

@@ -80,6 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", choices=["csv", "json", "md", "table"], default="md")
     parser.add_argument("--out", default=None, help="write the table to this file instead of stdout")
+    parser.add_argument(
+        "--aa",
+        action="store_true",
+        help="A/A: run the same tests twice and report the difference (the noise floor) with a Welch t-test",
+    )
     serving = parser.add_argument_group("serving benchmark (like vLLM benchmark_serving)")
     serving.add_argument(
         "--num-requests",
@@ -188,6 +193,9 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=progress,
         )
+        again = None
+        if args.aa:
+            again = run_speed(engine, tests, config=config, repetitions=args.repetitions, warmup=False, seed=args.seed)
     except (LocalbenchError, KeyboardInterrupt) as err:
         status = "cancelled" if isinstance(err, KeyboardInterrupt) else "failed"
         store.save_run("speed", [], status=status, error=str(err), settings=settings, hardware=hardware)
@@ -195,8 +203,26 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
         pool.unload_all()
+    if again is not None:
+        return emit_aa(store, results, again, settings, hardware, args)
     store.save_run("speed", results, settings=settings, hardware=hardware)
     emit(to_frame(results), args.output, args.out, display_frame)
+    return 0
+
+
+def emit_aa(store, first, second, settings: dict, hardware: dict, args: argparse.Namespace) -> int:
+    """Store both halves of an A/A pair (settings say which) and print their comparison."""
+    from bench.ab import compare_runs, noise_floor_pct
+    from bench.export import to_frame
+
+    ids = [
+        store.save_run("speed", rows, settings={**settings, "aa": label}, hardware=hardware)
+        for label, rows in (("A1", first), ("A2", second))
+    ]
+    rows = compare_runs(first, second, "A1", "A2", order="A1 then A2, same loaded model")
+    emit(to_frame(rows), args.output, args.out)
+    floor = noise_floor_pct(rows)
+    print(f"noise floor (largest |A1 − A2|): {floor:.2f} % — runs {ids[0]}, {ids[1]}", file=sys.stderr)
     return 0
 
 

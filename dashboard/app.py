@@ -20,6 +20,7 @@ TABS: list[tuple[str, str]] = [
     ("Arena", "dashboard.tabs.arena"),
     ("Embeddings", "dashboard.tabs.embeddings"),
     ("Memory", "dashboard.tabs.memory"),
+    ("Benchmarks", "dashboard.tabs.benchmarks"),
     ("Results", "dashboard.tabs.results"),
     ("Servers", "dashboard.tabs.servers"),
     ("System", "dashboard.tabs.system"),

@@ -10,7 +10,9 @@ already loaded or an NVIDIA driver is present without NVML and nvidia-smi.
 from __future__ import annotations
 
 import functools
+import glob
 import importlib.util
+import itertools
 import os as _os
 import platform
 import shutil
@@ -31,18 +33,73 @@ BW_PROBE_BYTES = 256 * 2**20
 """Size of the array the bandwidth probe copies (256 MiB: larger than desktop and laptop CPU caches)."""
 
 
-def measure_bandwidth_gbs(n_bytes: int = BW_PROBE_BYTES, repeats: int = 3) -> float:
-    """Main-memory bandwidth in GB/s: best of `repeats` numpy copies, counting read + write."""
+def measure_bandwidth_gbs(n_bytes: int = BW_PROBE_BYTES, repeats: int = 3, threads: int | None = None) -> float:
+    """Main-memory bandwidth in GB/s, counting read + write: best of `repeats` numpy copies of the array,
+    split over `threads` threads (default: every CPU this process may use). numpy releases the GIL while it
+    copies, so the slices run in parallel; one thread alone reaches only a fraction of a many-core
+    machine's bandwidth."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
 
+    n = max(1, threads or usable_cpus())
     src = np.ones(n_bytes // 8, dtype=np.float64)  # ones, not empty: pages must be touched first
     dst = np.zeros_like(src)
+    bounds = np.linspace(0, src.size, n + 1, dtype=np.int64)
+    slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+
+    def copy(part: slice) -> None:
+        np.copyto(dst[part], src[part])
+
     best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        np.copyto(dst, src)
-        best = min(best, time.perf_counter() - t0)
+    with ThreadPoolExecutor(max_workers=n) as workers:
+        list(workers.map(copy, slices))  # first touch of every slice from its own thread
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            list(workers.map(copy, slices))
+            best = min(best, time.perf_counter() - t0)
     return 2 * src.nbytes / best / 1e9
+
+
+def usable_cpus() -> int:
+    """Logical CPUs this process may run on (its affinity where the OS has one)."""
+    if hasattr(_os, "sched_getaffinity"):
+        return len(_os.sched_getaffinity(0)) or 1
+    return _os.cpu_count() or 1
+
+
+SYSFS_CACHE = "/sys/devices/system/cpu/cpu0/cache"
+
+
+def parse_cache_size(text: str) -> int | None:
+    """Bytes from a sysfs/lscpu cache size such as '32768K', '1.5 MiB', '36 MiB (1 instance)'."""
+    import re
+
+    m = re.match(r"\s*([\d.]+)\s*([KMG]?)(i?B)?", text.strip(), re.IGNORECASE)
+    if not m:
+        return None
+    scale = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[m.group(2).upper()]
+    return int(float(m.group(1)) * scale)
+
+
+def last_level_cache_bytes(root: str = SYSFS_CACHE) -> tuple[int | None, str]:
+    """(bytes, source) of the CPU's last-level cache: the highest level under sysfs on Linux, sysctl's
+    hw.l3cachesize / hw.l2cachesize on macOS; (None, why) where neither is readable."""
+    best: tuple[int, int] | None = None
+    for level_file in sorted(glob.glob(f"{root}/index*/level")):
+        folder = level_file.rsplit("/", 1)[0]
+        kind, size = _read(f"{folder}/type").strip(), parse_cache_size(_read(f"{folder}/size"))
+        level = int(_read(level_file).strip() or 0)
+        if kind != "Instruction" and size and (best is None or level > best[0]):
+            best = (level, size)
+    if best:
+        return best[1], f"L{best[0]} from {root}"
+    if platform.system() == "Darwin":
+        for key in ("hw.l3cachesize", "hw.l2cachesize"):
+            out = run_command(["sysctl", "-n", key]).text.strip()
+            if out.isdigit() and int(out) > 0:
+                return int(out), f"sysctl {key}"
+    return None, "last-level cache size not readable here"
 
 
 MACOS_COMMANDS = ("memory_pressure", "vm_stat", "footprint")

@@ -189,7 +189,10 @@ def build(ctx: AppContext) -> None:
                 def report(fraction, message, k=k, label=f"{model_name} on {engine_name}"):
                     progress((k + fraction) / len(pairs), desc=f"{label}: {message}")
 
-                results += run_speed(eng, tests, config=config, repetitions=r, progress=report, cancel=cancel)
+                others = len(ctx.pool.loaded()) - 1  # the other compared models stay resident: a CONTENDED run
+                results += run_speed(
+                    eng, tests, config=config, repetitions=r, progress=report, cancel=cancel, others_resident=others
+                )
         except (LocalbenchError, Cancelled) as err:
             status = "cancelled" if isinstance(err, Cancelled) else "failed"
             ctx.store.save_run("speed", [], status=status, error=str(err), settings=settings)

@@ -1,4 +1,5 @@
-"""Results tab: every stored run, and the rows of any kind as a table with a CSV download."""
+"""Results tab: the history of every run from every machine, filters, a compare view with a chart, delete,
+and CSV downloads. The same history is `python app.py results list|export|import|delete`."""
 
 from __future__ import annotations
 
@@ -6,36 +7,122 @@ import gradio as gr
 import pandas as pd
 
 from bench.export import to_frame
+from bench.stats import welch
+from bench.transfer import history_frame
+from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
-from dashboard.ui import csv_file
+from dashboard.ui import csv_file, warn
 
-DEFAULT_KINDS = ["speed", "chat"]
+ALL = "(all)"
+FILTERS = ("kind", "status", "model", "engine", "machine")
+COMPARE_COLUMNS = [
+    "run_id",
+    "model",
+    "engine",
+    "device",
+    "test",
+    "avg_ts",
+    "stddev_ts",
+    "cv_pct",
+    "noisy",
+    "contended",
+    "avg_ttft_ms",
+    "roofline_pct",
+]
+
+
+def filtered(history: pd.DataFrame, values: dict[str, str]) -> pd.DataFrame:
+    """The history rows matching every filter that is not (all) (pure)."""
+    out = history
+    for column, value in values.items():
+        if value and value != ALL:
+            out = out[out[column] == value]
+    return out.reset_index(drop=True)
+
+
+def compare_frames(store, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(rows of the chosen speed runs, their chart data, a note on significance between the first two)."""
+    if not run_ids:
+        raise BadParameter("tick nothing? type one or more run ids (from the history) to compare")
+    rows = [r for rid in run_ids for r in store.rows("speed", rid)]
+    if not rows:
+        raise BadParameter(f"no speed rows in run(s) {', '.join(run_ids)} — only speed runs can be compared")
+    frame = to_frame(rows)
+    table = frame[[c for c in COMPARE_COLUMNS if c in frame.columns]].round(2)
+    # one bar per (test, run): a colour per run on a shared x would stack the runs
+    label = frame["test"].astype(str) + " · " + frame["run_id"].astype(str)
+    chart = pd.DataFrame({"test_run": label, "avg_ts": frame["avg_ts"], "run": frame["run_id"]})
+    note = ""
+    if len(run_ids) >= 2:
+        first, second = ({r["test"]: r for r in rows if r["run_id"] == rid} for rid in run_ids[:2])
+        lines = []
+        for test in [t for t in first if t in second]:
+            c = welch(first[test].get("samples_ts") or [], second[test].get("samples_ts") or [])
+            verdict = "**significant**" if c.significant else "not significant"
+            lines.append(
+                f"- {test}: {c.mean_a:.1f} → {c.mean_b:.1f} t/s ({c.diff_pct:+.1f} %), p = {c.p_value:.3g}: {verdict}"
+            )
+        note = f"{run_ids[0]} vs {run_ids[1]}, Welch's t-test on the raw samples (p < 0.05):\n" + "\n".join(lines)
+    return table, chart, note
 
 
 def build(ctx: AppContext) -> None:
-    def runs_frame(kind_name: str | None) -> pd.DataFrame:
-        frame = pd.DataFrame(ctx.store.runs(kind_name or None))
-        return frame.drop(columns=["settings_json"]) if not frame.empty else frame
+    def history() -> pd.DataFrame:
+        return history_frame(ctx.store.export_runs())
 
-    def rows_frame(kind_name: str | None) -> pd.DataFrame:
-        return to_frame(ctx.store.rows(kind_name or None))
+    def choices(frame: pd.DataFrame, column: str) -> list[str]:
+        return [ALL, *sorted({str(v) for v in frame[column] if v})]
+
+    def show(*values):
+        shown = filtered(history(), dict(zip(FILTERS, values, strict=True)))
+        return shown, csv_file(shown, "localbench-history") if not shown.empty else None
 
     with gr.Row():
-        kind = gr.Dropdown(DEFAULT_KINDS, value="speed", label="Kind", allow_custom_value=True, elem_id="results-kind")
+        boxes = {
+            c: gr.Dropdown([ALL], value=ALL, label=c.capitalize(), allow_custom_value=True, elem_id=f"results-{c}")
+            for c in FILTERS
+        }
         refresh = gr.Button("Refresh", elem_id="results-refresh")
-    runs = gr.Dataframe(
-        value=lambda: runs_frame("speed"), label="Runs (newest first)", interactive=False, elem_id="results-runs"
+    runs = gr.Dataframe(value=history, label="History (newest first)", interactive=False, elem_id="results-runs")
+    download = gr.DownloadButton(
+        "Download history CSV", value=lambda: show(*[ALL] * len(FILTERS))[1], elem_id="results-download"
     )
-    rows = gr.Dataframe(
-        value=lambda: rows_frame("speed"), label="Result rows", interactive=False, elem_id="results-rows"
-    )
-    download = gr.DownloadButton("Download CSV", elem_id="results-download")
+    with gr.Row():
+        ids = gr.Textbox(label="Run ids (comma-separated)", elem_id="results-ids")
+        compare = gr.Button("Compare these runs", elem_id="results-compare")
+        delete = gr.Button("Delete these runs", variant="stop", elem_id="results-delete")
+    status = gr.Markdown(elem_id="results-status")
+    rows = gr.Dataframe(label="Rows of the compared runs", interactive=False, elem_id="results-rows")
+    chart = gr.BarPlot(x="test_run", y="avg_ts", color="run", label="t/s by test and run", elem_id="results-chart")
 
-    def load(kind_name: str):
-        frame = rows_frame(kind_name)
-        path = csv_file(frame, f"localbench-{kind_name or 'all'}") if not frame.empty else None
-        kinds = sorted({r["kind"] for r in ctx.store.runs()} | set(DEFAULT_KINDS))
-        return gr.update(choices=kinds), runs_frame(kind_name), frame, path
+    def load(*values):
+        # choices change only here: updating them from a filter's own event would fire it again
+        full = history()
+        return *[gr.update(choices=choices(full, c)) for c in FILTERS], *show(*values)
 
-    refresh.click(load, kind, [kind, runs, rows, download])
-    kind.change(load, kind, [kind, runs, rows, download])
+    def parse_ids(text: str) -> list[str]:
+        return [x.strip() for x in (text or "").replace(" ", ",").split(",") if x.strip()]
+
+    def do_compare(text: str):
+        try:
+            table, data, note = compare_frames(ctx.store, parse_ids(text))
+        except LocalbenchError as err:
+            return warn(err), gr.update(), gr.update()
+        return note or f"{len(table)} rows", table, data
+
+    def do_delete(text: str, *values):
+        chosen = parse_ids(text)
+        known = set(history()["run_id"])
+        unknown = [r for r in chosen if r not in known]
+        message = f"no stored run with id {', '.join(unknown)}" if unknown else f"deleted {len(chosen)} run(s)"
+        for run_id in [] if unknown else chosen:
+            ctx.store.delete_run(run_id)
+        return message, *load(*values)
+
+    inputs = list(boxes.values())
+    outputs = [*boxes.values(), runs, download]
+    refresh.click(load, inputs, outputs)
+    for box in boxes.values():
+        box.input(show, inputs, [runs, download])
+    compare.click(do_compare, ids, [status, rows, chart])
+    delete.click(do_delete, [ids, *inputs], [status, *outputs])

@@ -1,0 +1,63 @@
+"""`python app.py results export|import|list|delete` — the results history, to share between machines.
+
+Example: python app.py results export -o json --out mac.json, then on another machine
+python app.py results import mac.json (twice is harmless: run ids already stored are skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "results"
+HELP = "List, export (csv/json/md), import (csv/json) or delete stored runs."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = sub.add_parser("export", help="every stored run with its rows, settings and machine")
+    export.add_argument("-o", "--output", choices=["csv", "json", "md"], default="json")
+    export.add_argument("--out", default=None, help="write to this file instead of stdout")
+    imp = sub.add_parser("import", help="add the runs of an exported CSV or JSON file (ids kept, duplicates skipped)")
+    imp.add_argument("file")
+    listing = sub.add_parser("list", help="the history: one line per run, newest first")
+    listing.add_argument("-o", "--output", choices=["csv", "json", "md", "table"], default="table")
+    delete = sub.add_parser("delete", help="delete runs by id")
+    delete.add_argument("run_ids", nargs="+")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.export import render
+    from bench.store import ResultStore
+    from bench.transfer import export_text, history_frame, parse_export
+    from commands.bench import write_output
+    from core.errors import BadParameter
+
+    store = ResultStore()
+    if args.action == "export":
+        runs = store.export_runs()
+        write_output(export_text(runs, args.output), args.out, f"{len(runs)} runs")
+        return 0
+    if args.action == "list":
+        print(render(history_frame(store.export_runs()), args.output))
+        return 0
+    if args.action == "delete":
+        known = {r["run_id"] for r in store.runs()}
+        unknown = [r for r in args.run_ids if r not in known]
+        if unknown:
+            raise BadParameter(f"no stored run with id {', '.join(unknown)} — see `results list`")
+        for run_id in args.run_ids:
+            store.delete_run(run_id)
+        print(f"deleted {len(args.run_ids)} run(s)")
+        return 0
+    try:
+        with open(args.file, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise BadParameter(f"cannot read {args.file}: {err}") from None
+    runs, rejected = parse_export(text, args.file)
+    added, skipped = store.import_runs(runs)
+    print(f"imported {len(added)} run(s), skipped {len(skipped)} already stored, rejected {len(rejected)}")
+    for r in rejected:
+        print(f"rejected {r.where}: {r.reason}", file=sys.stderr)
+    return 1 if rejected and not added and not skipped else 0
