@@ -23,6 +23,7 @@ COMMANDS = [
     "commands.convert",
     "commands.arena",
     "commands.scorecard",
+    "commands.suite",
     "commands.results",
 ]
 
