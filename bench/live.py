@@ -145,7 +145,7 @@ class LiveColumn:
             p50, p95 = itl_percentiles_ms(s.itl_s)
             private = s.worker_peak_private_bytes or self.memory_bytes
             return {
-                "ttft_ms": s.ttft_s * 1e3,
+                "ttft_ms": s.ttft_s * 1e3 if s.gen_tokens or self.arrivals_s else None,  # stopped before any
                 "gen_tps": s.gen_tps or None,
                 "median_itl_ms": p50,
                 "p95_itl_ms": p95,

@@ -167,14 +167,15 @@ def build(ctx: AppContext) -> None:
             out[csv] = csv_path
         if run is None:
             return out | {a: "" for a in answers} | {line: "" for line in lines}
-        cols = run.columns
-        if run.params.temperature == 0:
-            parts = split_at_divergence([c.text for c in cols], [c.finished for c in cols])
-        else:
-            parts = [(c.text, "") for c in cols]
+        # a stopped or failed answer ends early for no reason of its model's: it takes no part
+        compared = [c for c in run.columns if c.status not in ("stopped", "failed")]
+        parts = {c.slot: (c.text, "") for c in run.columns}
+        if run.params.temperature == 0 and len(compared) > 1:
+            split = split_at_divergence([c.text for c in compared], [c.finished for c in compared])
+            parts |= {c.slot: p for c, p in zip(compared, split, strict=True)}
         for i in range(MAX_COLUMNS):
-            c = next((c for c in cols if c.slot == i), None)
-            out[answers[i]] = answer_html(c, *parts[cols.index(c)]) if c else ""
+            c = next((c for c in run.columns if c.slot == i), None)
+            out[answers[i]] = answer_html(c, *parts[i]) if c else ""
             out[lines[i]] = live_line(c) if c else ""
         return out
 
@@ -237,7 +238,11 @@ def build(ctx: AppContext) -> None:
             },
             hardware=dataclasses.asdict(ctx.profile),
         )
-        summary = f"Done: {len(ok)} of {len(run.columns)} columns finished; stored as kind 'live'. " + note
+        counts = {k: sum(c.status == k for c in run.columns) for k in ("done", "stopped", "failed")}
+        summary = (
+            f"Done: {counts['done']} finished, {counts['stopped']} stopped, {counts['failed']} failed; "
+            "stored as kind 'live'. " + note
+        )
         yield draw(run, summary, csv_file(frame, "localbench-live"))
 
     def stop_column(i: int):
