@@ -1,8 +1,10 @@
-"""Compare tab: the same prompt to up to three models side by side, and a llama-bench speed test of each.
+"""Compare tab: live side by side (dashboard.tabs.live), the same prompt to up to three models one after
+another, and a llama-bench speed test of each.
 
-Answers stream one model after another, never at once: on a shared CPU, parallel generation would make
-every speed figure a measure of contention. The speed test is `python app.py bench` in the browser: the
-same runner (warm-up, repetitions, mean ± sample stddev), stored as kind 'speed', downloadable as CSV.
+Below the live section, answers stream one model after another, never at once: on a shared CPU,
+parallel generation would make every speed figure a measure of contention. The speed test is
+`python app.py bench` in the browser: the same runner (warm-up, repetitions, mean ± sample stddev),
+stored as kind 'speed', downloadable as CSV.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from bench.runner import plan_tests, run_speed
 from core.errors import BadParameter, Cancelled, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices
+from dashboard.tabs import live
 from dashboard.tabs.chat import _models, load_config, stats_markdown
 from dashboard.ui import as_int, conversion_progress, csv_file, session_of, warn
 from engines.base import GenerationParams
@@ -77,6 +80,8 @@ def speed_chart(frame: pd.DataFrame) -> alt.Chart:
 
 
 def build(ctx: AppContext) -> None:
+    live.build(ctx)
+    gr.Markdown("### One after another, with a speed test")
     engines = list(ENGINES)
     slots = []
     with gr.Row():
