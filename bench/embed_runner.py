@@ -27,6 +27,7 @@ from bench.stats import summarize
 from core.errors import BadParameter, Cancelled, EngineUnavailable, InsufficientMemory, LocalbenchError
 from engines.base import current_rss_bytes
 from engines.embeddings import BACKENDS, PRECISIONS, EmbedConfig, Embedder, combination_problem, resolve_embed_model
+from engines.remote import RemoteObject
 from machine.devices import EMBEDDINGS_DEVICES, check_embeddings_device, embeddings_auto_device
 
 DEFAULT_BATCH_SIZES = (1, 8, 32, 128, 512)
@@ -278,32 +279,40 @@ def plan_embed_sweep(
 
 
 class PeakRss:
-    """Peak RSS of this process while the block runs, without a sampling thread.
+    """Peak RSS of a process (this one, or the embedder's worker: `pid`) while the block runs.
 
-    Linux: the kernel's own high-water mark (VmHWM in /proc/self/status), reset on entry by writing 5 to
-    /proc/self/clear_refs — exact. Elsewhere (macOS): getrusage's ru_maxrss when it rose during the block
-    (then it is this block's peak, exact), else the largest of the `sample()` readings taken after each
-    batch (a lower bound). `source` says which.
+    Linux: the kernel's own high-water mark (VmHWM in /proc/<pid>/status), reset on entry by writing 5 to
+    /proc/<pid>/clear_refs — exact. Elsewhere (macOS): getrusage's ru_maxrss when it rose during the block
+    (then it is this block's peak, exact; this process only), else the largest of the `sample()`
+    readings taken after each batch (a lower bound). `source` says which.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int | None = None) -> None:
+        self.pid = pid
         self.peak_bytes = 0
         self.source = ""
         self._hwm = False
         self._maxrss_before = 0
 
+    def _rss(self) -> int:
+        if self.pid is None:
+            return current_rss_bytes()
+        import psutil
+
+        return int(psutil.Process(self.pid).memory_info().rss)
+
     def __enter__(self) -> PeakRss:
-        self._hwm = _reset_hwm()
-        self._maxrss_before = _maxrss_bytes()
-        self.peak_bytes = current_rss_bytes()
+        self._hwm = _reset_hwm(self.pid)
+        self._maxrss_before = _maxrss_bytes() if self.pid is None else 0
+        self.peak_bytes = self._rss()
         return self
 
     def sample(self) -> None:
         if not self._hwm:
-            self.peak_bytes = max(self.peak_bytes, current_rss_bytes())
+            self.peak_bytes = max(self.peak_bytes, self._rss())
 
     def __exit__(self, *exc) -> None:
-        hwm = _hwm_bytes() if self._hwm else None
+        hwm = _hwm_bytes(self.pid) if self._hwm else None
         if hwm:
             self.peak_bytes, self.source = max(self.peak_bytes, hwm), "VmHWM (kernel high-water mark, reset per pass)"
             return
@@ -315,19 +324,19 @@ class PeakRss:
             self.source = "RSS sampled after each batch (lower bound)"
 
 
-def _reset_hwm() -> bool:
-    """Reset this process's RSS high-water mark (Linux); False where that is not possible."""
+def _reset_hwm(pid: int | None = None) -> bool:
+    """Reset a process's RSS high-water mark (Linux); False where that is not possible."""
     try:
-        with open("/proc/self/clear_refs", "w") as fh:
+        with open(f"/proc/{pid or 'self'}/clear_refs", "w") as fh:
             fh.write("5")
-        return _hwm_bytes() is not None
+        return _hwm_bytes(pid) is not None
     except OSError:
         return False
 
 
-def _hwm_bytes() -> int | None:
+def _hwm_bytes(pid: int | None = None) -> int | None:
     try:
-        with open("/proc/self/status") as fh:
+        with open(f"/proc/{pid or 'self'}/status") as fh:
             for line in fh:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024
@@ -357,7 +366,7 @@ class _Pass:
 
 
 def timed_pass(
-    embedder: Embedder,
+    embedder: Embedder | RemoteObject,
     texts: Sequence[str],
     batch_size: int,
     *,
@@ -371,7 +380,7 @@ def timed_pass(
     order = batch_order(texts, sort_by_length)
     out: np.ndarray | None = None
     latencies, n_tokens, truncated, known = [], 0, 0, True
-    with PeakRss() as rss:
+    with PeakRss(getattr(embedder, "pid", None)) as rss:
         for idx in split_batches(order, batch_size):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("embeddings benchmark cancelled by the user")
@@ -443,7 +452,7 @@ def run_embed(
             progress(min(done / units, 1.0), message)
 
     reference_vectors = None
-    embedder = Embedder()
+    embedder = RemoteObject.embedder()  # the model lives in its own worker process; its memory is its own
     try:
         if need_ref:
             if progress:
@@ -542,7 +551,7 @@ def run_embed(
             progress(1.0, "done")
         return results
     finally:
-        embedder.unload()
+        embedder.close()  # ends the worker: the OS gets its memory back
 
 
 def run_and_store(
