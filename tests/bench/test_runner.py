@@ -138,3 +138,21 @@ def test_cancel_between_repetitions(llama_engine):
 def test_test_larger_than_context_is_refused(llama_engine):
     with pytest.raises(BadParameter, match="n_ctx"):
         run_speed(llama_engine, plan_tests([4000], [0]), config=LoadConfig(n_ctx=2048), repetitions=1)
+
+
+def test_a_test_that_did_not_do_its_work_is_a_failed_run():
+    """tg8 that produced 0 tokens, or a pp that took no time, is an IncompleteRun, never a 0.00 t/s figure."""
+    from bench.runner import SpeedTest, check_complete
+    from core.errors import IncompleteRun
+    from engines.base import GenerationStats
+
+    def stats(**kw):
+        base = dict(ttft_s=0.01, prompt_tokens=8, prompt_s=0.01, prompt_tps=800.0, gen_tokens=8, gen_s=0.1)
+        base |= dict(gen_tps=80.0, load_s=0.0, wall_s=0.2, peak_rss_bytes=1, stop_reason="length")
+        return GenerationStats(**(base | kw))
+
+    check_complete(SpeedTest(0, 8), stats())
+    with pytest.raises(IncompleteRun, match="produced 0 of 8 forced tokens"):
+        check_complete(SpeedTest(0, 8), stats(gen_tokens=0, gen_s=0.0, gen_tps=0.0, stop_reason="stop"))
+    with pytest.raises(IncompleteRun, match="timed 0 s"):
+        check_complete(SpeedTest(64, 0), stats(prompt_s=0.0, prompt_tps=0.0))
