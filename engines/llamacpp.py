@@ -59,18 +59,27 @@ def model_params(repack: bool):
     import llama_cpp.llama_cpp as capi
 
     with _PARAMS_LOCK:
-        original = capi.llama_model_default_params
-
-        def with_repack():
-            params = original()
-            params.use_extra_bufts = repack
-            return params
-
-        capi.llama_model_default_params = with_repack
+        original = set_default_repack(repack)
         try:
             yield
         finally:
             capi.llama_model_default_params = original
+
+
+def set_default_repack(repack: bool):
+    """Make every later `Llama(...)` in this process load with `use_extra_bufts = repack`; returns the
+    library's own `llama_model_default_params` (to put back)."""
+    import llama_cpp.llama_cpp as capi
+
+    original = capi.llama_model_default_params
+
+    def with_repack():
+        params = original()
+        params.use_extra_bufts = repack
+        return params
+
+    capi.llama_model_default_params = with_repack
+    return original
 
 
 def open_llama(model_path: str, repack: bool, **kwargs):

@@ -34,9 +34,7 @@ def _model_path(argv: list[str]) -> str | None:
 
 
 def main() -> None:
-    import llama_cpp.llama_cpp as capi
-
-    from engines.llamacpp import choose_repack
+    from engines.llamacpp import choose_repack, set_default_repack
     from models.gguf import read_gguf
 
     setting, rest = _pop_repack(sys.argv[1:])
@@ -45,14 +43,7 @@ def main() -> None:
         sys.exit("engines.llamacpp_server: --model PATH.gguf is required")
     repack, why = choose_repack(setting, path, read_gguf(path).file_type)
     print(f"localbench: {why}", file=sys.stderr, flush=True)
-    original = capi.llama_model_default_params
-
-    def with_repack():
-        params = original()
-        params.use_extra_bufts = repack
-        return params
-
-    capi.llama_model_default_params = with_repack
+    set_default_repack(repack)
     sys.argv = [sys.argv[0], *rest]
     from llama_cpp.server.__main__ import main as serve
 
