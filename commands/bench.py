@@ -318,7 +318,8 @@ def display_frame(frame):
             "threads": frame["n_threads"],
             "test": frame["test"],
             "t/s": mean_pm_column(frame["avg_ts"], frame["stddev_ts"]),
-            "ttft_ms": frame["avg_ttft_ms"].round(1),
+            "ttft_ms": frame["avg_ttft_ms"].round(1).astype(object).where(frame["avg_ttft_ms"].notna(), ""),
+            "method": frame["bench_method"],
         }
     )
 
