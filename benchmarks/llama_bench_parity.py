@@ -112,6 +112,58 @@ def mean_sd(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
+def report(a, ours, ref, loads, flags, model_path, rounds_done: int) -> None:
+    """Print and write (md, csv) ours ÷ llama-bench per test over the rounds done so far."""
+    table = []
+    for name in ref:
+        ratios = [statistics.fmean(o) / statistics.fmean(b) for o, b in zip(ours[name], ref[name], strict=True)]
+        o_m, o_s = mean_sd([x for rnd in ours[name] for x in rnd])
+        b_m, b_s = mean_sd([x for rnd in ref[name] for x in rnd])
+        r_m, r_s = mean_sd(ratios)
+        table.append(
+            {
+                "test": name,
+                "ours_ts": round(o_m, 2),
+                "ours_sd": round(o_s, 2),
+                "llama_bench_ts": round(b_m, 2),
+                "llama_bench_sd": round(b_s, 2),
+                "ratio": round(r_m, 3),
+                "ratio_sd": round(r_s, 3),
+                "ratios_per_round": " ".join(f"{x:.3f}" for x in ratios),
+            }
+        )
+    meta = (
+        f"model {a.model} ({Path(model_path).name}), {a.threads} threads, -fa {a.flash_attn}, --repack {a.repack}, "
+        f"-r {a.repetitions}, {rounds_done} interleaved rounds (ABBA); llama-cpp-python "
+        f"{metadata.version('llama_cpp_python')}; llama-bench built from its vendored llama.cpp (GGML_NATIVE=ON); "
+        f"load average (1 min) per arm: {', '.join(f'{lb}:{b:.1f}' for _, lb, b, _, _ in loads)}; "
+        f"{os.cpu_count()} logical CPUs"
+    )
+    lines = [
+        "# ours ÷ llama-bench (llama.cpp, CPU)",
+        "",
+        meta,
+        "",
+        f"CPU SIMD flags (/proc/cpuinfo): {flags}",
+        "",
+        "| test | ours t/s | llama-bench t/s | ours ÷ llama-bench (mean ± sd over rounds) | per round |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in table:
+        lines.append(
+            f"| {r['test']} | {r['ours_ts']:.2f} ± {r['ours_sd']:.2f} | {r['llama_bench_ts']:.2f} ± "
+            f"{r['llama_bench_sd']:.2f} | {r['ratio']:.3f} ± {r['ratio_sd']:.3f} | {r['ratios_per_round']} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out + ".md").write_text(text, encoding="utf-8")
+    with open(a.out + ".csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2-135m")
@@ -149,55 +201,8 @@ def main() -> int:
                 print(f"round {rnd + 1} {label}: {time.perf_counter() - t0:.0f} s, load {before:.2f}", flush=True)
                 for r in rows:
                     (ours if label == "ours" else ref).setdefault(test_name(r), []).append(r["samples_ts"])
+            report(a, ours, ref, loads, flags, model_path, rnd + 1)
 
-    table = []
-    for name in ref:
-        ratios = [statistics.fmean(o) / statistics.fmean(b) for o, b in zip(ours[name], ref[name], strict=True)]
-        o_m, o_s = mean_sd([x for rnd in ours[name] for x in rnd])
-        b_m, b_s = mean_sd([x for rnd in ref[name] for x in rnd])
-        r_m, r_s = mean_sd(ratios)
-        table.append(
-            {
-                "test": name,
-                "ours_ts": round(o_m, 2),
-                "ours_sd": round(o_s, 2),
-                "llama_bench_ts": round(b_m, 2),
-                "llama_bench_sd": round(b_s, 2),
-                "ratio": round(r_m, 3),
-                "ratio_sd": round(r_s, 3),
-                "ratios_per_round": " ".join(f"{x:.3f}" for x in ratios),
-            }
-        )
-    meta = (
-        f"model {a.model} ({Path(model_path).name}), {a.threads} threads, -fa {a.flash_attn}, --repack {a.repack}, "
-        f"-r {a.repetitions}, {a.rounds} interleaved rounds (ABBA); llama-cpp-python "
-        f"{metadata.version('llama_cpp_python')}; llama-bench built from its vendored llama.cpp (GGML_NATIVE=ON); "
-        f"load average (1 min) per arm: {', '.join(f'{lb}:{b:.1f}' for _, lb, b, _, _ in loads)}; "
-        f"{os.cpu_count()} logical CPUs"
-    )
-    lines = [
-        "# ours ÷ llama-bench (llama.cpp, CPU)",
-        "",
-        meta,
-        "",
-        f"CPU SIMD flags (/proc/cpuinfo): {flags}",
-        "",
-        "| test | ours t/s | llama-bench t/s | ours ÷ llama-bench (mean ± sd over rounds) | per round |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for r in table:
-        lines.append(
-            f"| {r['test']} | {r['ours_ts']:.2f} ± {r['ours_sd']:.2f} | {r['llama_bench_ts']:.2f} ± "
-            f"{r['llama_bench_sd']:.2f} | {r['ratio']:.3f} ± {r['ratio_sd']:.3f} | {r['ratios_per_round']} |"
-        )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out + ".md").write_text(text, encoding="utf-8")
-    with open(a.out + ".csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(table[0]))
-        w.writeheader()
-        w.writerows(table)
     return 0
 
 
