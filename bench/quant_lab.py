@@ -519,7 +519,8 @@ def _row(
         tg_test=tg.test if tg else "",
         tg_avg_ts=tg.avg_ts if tg else _nan(),
         tg_stddev_ts=tg.stddev_ts if tg else _nan(),
-        ttft_ms=pp.avg_ttft_ms if pp else stats.ttft_s * 1e3,
+        # the llama-bench method measures no TTFT (NaN): the streamed answer gives it
+        ttft_ms=pp.avg_ttft_ms if pp and pp.avg_ttft_ms == pp.avg_ttft_ms else stats.ttft_s * 1e3,
         peak_rss_bytes=int(peak),
         repetitions=settings.repetitions if pp else 0,
         answer=answer,

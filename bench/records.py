@@ -61,6 +61,20 @@ class SpeedResult:
     """'library version; ...' of what ran it."""
     repack: str = ""
     """llama.cpp: '1' when weights were repacked at load, '0' when not (llama-bench's column); '' elsewhere."""
+    n_ubatch: int = 0
+    """llama.cpp: physical batch in tokens (llama-bench's -ub); 0 elsewhere."""
+    type_k: str = ""
+    """llama.cpp: K cache type, a ggml type name such as 'f16' (llama-bench's -ctk); '' elsewhere."""
+    type_v: str = ""
+    """llama.cpp: V cache type (llama-bench's -ctv); '' elsewhere."""
+    flash_attn: int | None = None
+    """llama.cpp: flash attention asked for, as llama-bench prints it: -1 auto, 0 off, 1 on; None elsewhere."""
+    use_mmap: str = ""
+    """llama.cpp: '1' when the file was memory-mapped (llama-bench's -mmp); '' elsewhere."""
+    bench_method: str = "stream"
+    """'llama-bench' (llama_decode only on synthetic ids) or 'stream' (the streaming generate path)."""
+    depth_method: str = ""
+    """At n_depth > 0: how the KV depth was reached and what was timed, in words."""
     notes: str = ""
     """Why an engine setting is what it is (e.g. repack off: a known upstream crash on this CPU)."""
     load_s: float = 0.0

@@ -1,4 +1,4 @@
-"""The speed runner, like llama-bench: pp N (prompt processing), tg N (generation), pp N+tg M, each
+"""The speed runner, like llama-bench: pp N (prompt processing), tg N (generation), pp N+tg M at KV depth d, each
 repeated r times after a warm-up, raw samples kept, mean ± sample stddev reported.
 
 Prompts are random token ids where the engine has a tokenizer (as llama-bench and mlx_lm.benchmark
@@ -10,7 +10,9 @@ Progress and cancellation come in as a plain callable and a threading.Event: no 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +21,8 @@ from bench.hygiene import finish_row
 from bench.records import SpeedResult
 from bench.stats import summarize
 from core.errors import BadParameter, Cancelled, IncompleteRun
-from engines.base import Engine, GenerationParams, GenerationStats, LoadConfig
+from engines.base import Engine, GenerationParams, GenerationStats, LoadConfig, check_cancel
+from engines.llamacpp_bench import TIMING_SOURCE
 
 TG_PROMPT_TOKENS = 8
 """Prompt length for tg tests; its processing is not part of the tg figure."""
@@ -29,38 +32,62 @@ Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
+class DecodeSettings:
+    """llama.cpp context settings of one test (llama-bench's -fa, -ub, -ctk, -ctv); None: as loaded."""
+
+    flash_attn: int | None = None
+    """-1 auto, 0 off, 1 on."""
+    n_ubatch: int | None = None
+    type_k: str | None = None
+    type_v: str | None = None
+
+    def given(self) -> dict[str, object]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class SpeedTest:
-    """One llama-bench test: prompt tokens, generated tokens, KV depth (always 0 here)."""
+    """One llama-bench test: prompt tokens, generated tokens, KV depth, llama.cpp context settings."""
 
     n_prompt: int
     n_gen: int
     n_depth: int = 0
+    settings: DecodeSettings = DecodeSettings()
 
     @property
     def name(self) -> str:
         if self.n_prompt and self.n_gen:
-            return f"pp{self.n_prompt}+tg{self.n_gen}"
-        return f"pp{self.n_prompt}" if self.n_prompt else f"tg{self.n_gen}"
+            name = f"pp{self.n_prompt}+tg{self.n_gen}"
+        else:
+            name = f"pp{self.n_prompt}" if self.n_prompt else f"tg{self.n_gen}"
+        return f"{name} @ d{self.n_depth}" if self.n_depth else name
 
 
 def plan_tests(
-    n_prompt: Sequence[int] = (512,), n_gen: Sequence[int] = (128,), pg: Sequence[tuple[int, int]] = ()
+    n_prompt: Sequence[int] = (512,),
+    n_gen: Sequence[int] = (128,),
+    pg: Sequence[tuple[int, int]] = (),
+    n_depth: Sequence[int] = (0,),
+    settings: Sequence[DecodeSettings] = (DecodeSettings(),),
 ) -> list[SpeedTest]:
-    """llama-bench's test list: every -p as pp, every -n as tg, every -pg pair as pg; 0 skips."""
-    for n in [*n_prompt, *n_gen, *(x for pair in pg for x in pair)]:
+    """llama-bench's test list: every -p as pp, every -n as tg, every -pg pair as pg (0 skips), each at
+    every -d depth, for every combination of context settings (the outer loop, as llama-bench)."""
+    for n in [*n_prompt, *n_gen, *(x for pair in pg for x in pair), *n_depth]:
         if not isinstance(n, int) or n < 0 or n > 1 << 20:
-            raise BadParameter(f"token counts must be integers between 0 and {1 << 20}, got {n!r}")
-    tests = [SpeedTest(p, 0) for p in n_prompt if p > 0]
-    tests += [SpeedTest(0, g) for g in n_gen if g > 0]
-    tests += [SpeedTest(p, g) for p, g in pg if p > 0 and g > 0]
-    if not tests:
+            raise BadParameter(f"token counts and depths must be integers between 0 and {1 << 20}, got {n!r}")
+    kinds = [(p, 0) for p in n_prompt if p > 0]
+    kinds += [(0, g) for g in n_gen if g > 0]
+    kinds += [(p, g) for p, g in pg if p > 0 and g > 0]
+    if not kinds:
         raise BadParameter("no test to run: give a positive -p, -n or -pg")
-    return tests
+    return [SpeedTest(p, g, d, s) for s in settings for p, g in kinds for d in n_depth]
 
 
 def _one_run(engine: Engine, test: SpeedTest, seed: int, cancel: threading.Event | None) -> GenerationStats:
     # tg tests start from a short untimed prompt: a 1-token prompt would be counted as a decode.
-    prompt = engine.synthetic_prompt(test.n_prompt or TG_PROMPT_TOKENS, seed=seed)
+    # At depth d the prompt carries d more random tokens: the KV cache holds them before the test.
+    n_tokens = test.n_depth + test.n_prompt if test.n_prompt else max(test.n_depth, TG_PROMPT_TOKENS)
+    prompt = engine.synthetic_prompt(n_tokens, seed=seed)
     params = GenerationParams(max_tokens=max(test.n_gen, 1), temperature=0.0, seed=seed, ignore_eos=True)
     _, stats = engine.generate(prompt, params, cancel)
     if stats.stop_reason == "cancelled" or (cancel is not None and cancel.is_set()):
@@ -81,8 +108,34 @@ def check_complete(test: SpeedTest, stats: GenerationStats) -> None:
         raise IncompleteRun(f"{test.name}: the engine timed 0 s for it — no figure can be derived; the run is failed")
 
 
+def decode_method(engine: Engine, method: str):
+    """The engine's llama-bench method (`bench_decode`) when `method` allows it, else None."""
+    if method not in ("auto", "llama-bench", "stream"):
+        raise BadParameter(f"method must be auto, llama-bench or stream, got {method!r}")
+    bench = None if method == "stream" else getattr(engine, "bench_decode", None)
+    if method == "llama-bench" and not callable(bench):
+        raise BadParameter(f"engine {engine.name} has no llama-bench method (llama.cpp only); use --method stream")
+    return bench if callable(bench) else None
+
+
+def depth_method(test: SpeedTest, streamed: bool) -> str:
+    """How the KV depth was reached and what was timed, in words (pure)."""
+    if not test.n_depth:
+        return ""
+    if not streamed:
+        return f"KV prefilled with {test.n_depth} random tokens (untimed, restored per repetition); test timed after"
+    if test.n_prompt:
+        return (
+            f"prompt prefill: one prompt of {test.n_depth}+{test.n_prompt} random tokens, fresh each repetition; "
+            f"pp t/s is over all {test.n_depth + test.n_prompt} prompt tokens"
+        )
+    return f"prompt prefill: a {test.n_depth}-token random prompt (untimed), fresh each repetition; tg timed after it"
+
+
 def sample_of(test: SpeedTest, stats: GenerationStats) -> tuple[float, float]:
-    """(duration_ns, tokens_per_s) of one repetition, as llama-bench defines each test (pure)."""
+    """(duration_ns, tokens_per_s) of one repetition, as llama-bench defines each test (pure).
+
+    At depth d on the streaming path the prompt is d + n_prompt tokens, all of them timed."""
     if test.n_prompt and not test.n_gen:
         return stats.prompt_s * 1e9, stats.prompt_tps
     if test.n_gen and not test.n_prompt:
@@ -110,40 +163,107 @@ def run_speed(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     others_resident: int = 0,
+    method: str = "auto",
 ) -> list[SpeedResult]:
     """Run every test on a loaded engine; one SpeedResult per test, with bench.hygiene's fields (noise,
-    contention — `others_resident` models loaded beside this one —, receipt, roofline)."""
+    contention — `others_resident` models loaded beside this one —, receipt, roofline).
+
+    method 'auto' uses the engine's llama-bench method (llama.cpp: `llama_decode` only) where it has
+    one and the streaming path elsewhere; 'stream' forces the streaming path; 'llama-bench' refuses
+    engines without it. Every row's `bench_method` says which produced it.
+    """
     if not 1 <= repetitions <= 1000:
         raise BadParameter(f"repetitions must be between 1 and 1000, got {repetitions}")
+    bench = decode_method(engine, method)
     info = engine.info()
+    n_ctx = int(info.n_ctx or config.n_ctx)
+    for test in tests:
+        needed = test.n_depth + test.n_prompt + test.n_gen
+        if bench is None and needed >= n_ctx:
+            raise BadParameter(f"{test.name} needs {needed} tokens (depth + test); n_ctx is {n_ctx} — raise -c")
+        if bench is None and test.settings.given():
+            raise BadParameter(
+                f"{', '.join(test.settings.given())} are llama.cpp context settings; "
+                f"engine {info.engine} has none on the streaming path"
+            )
     cpu_info, gpu_info = _hardware_strings()
     n_threads = getattr(engine, "n_threads", None) or config.n_threads or 0
-    total = len(tests) * (repetitions + int(warmup))
+    loaded = dict(info.settings)
+    per_test = 1 if bench is not None else repetitions + int(warmup)
+    total = len(tests) * per_test
     done = 0
     results = []
     for test in tests:
-        if test.n_prompt + test.n_gen >= (info.n_ctx or config.n_ctx):
-            raise BadParameter(f"{test.name} needs {test.n_prompt + test.n_gen} tokens; n_ctx is {info.n_ctx}")
-        if warmup:
-            _one_run(engine, test, seed, cancel)
+        check_cancel(cancel)
+        if bench is not None:
+            run = bench(
+                test.n_prompt,
+                test.n_gen,
+                test.n_depth,
+                repetitions,
+                n_batch=config.n_batch,
+                warmup=warmup,
+                seed=seed,
+                **test.settings.given(),
+            )
+            tokens = test.n_prompt + test.n_gen
+            ns = list(run.samples_ns)
+            ts = [tokens / (x / 1e9) if x > 0 else 0.0 for x in ns]
+            ttft, rss = [math.nan], [run.peak_rss_bytes]
+            row = {
+                "n_batch": run.n_batch,
+                "n_ubatch": run.n_ubatch,
+                "type_k": run.type_k,
+                "type_v": run.type_v,
+                "flash_attn": run.flash_attn,
+                "n_ctx": run.n_ctx,
+                "timing_source": TIMING_SOURCE,
+                "bench_method": "llama-bench",
+                "memory_source": "peak RSS of the model's worker (llama-bench method)",
+                "method": f"{run.warmup_runs} warm-up + {repetitions} repetitions; mean ± sample stddev; "
+                "random token ids; llama_decode only (pp in n_batch batches, tg one token per decode, no "
+                f"sampling), fresh context per test, threadpool {'attached' if run.threadpool else 'per graph'}",
+            }
             done += 1
             if progress:
-                progress(done / total, f"{test.name}: warm-up")
-        ns, ts, ttft, rss, private, contended = [], [], [], [], [], False
-        for rep in range(repetitions):
-            stats = _one_run(engine, test, seed + rep + 1, cancel)
-            duration_ns, tps = sample_of(test, stats)
-            ns.append(int(duration_ns))
-            ts.append(tps)
-            ttft.append(stats.ttft_s * 1e3)
-            rss.append(stats.peak_rss_bytes)
-            private.append(stats.worker_peak_private_bytes or 0)
-            contended = contended or stats.contended
-            done += 1
-            if progress:
-                progress(done / total, f"{test.name}: run {rep + 1}/{repetitions}, {tps:.1f} t/s")
+                progress(done / total, f"{test.name}: {summarize(ts).mean:.1f} t/s")
+        else:
+            if warmup:
+                _one_run(engine, test, seed, cancel)
+                done += 1
+                if progress:
+                    progress(done / total, f"{test.name}: warm-up")
+            ns, ts, ttft, rss, private, contended = [], [], [], [], [], False
+            for rep in range(repetitions):
+                stats = _one_run(engine, test, seed + rep + 1, cancel)
+                duration_ns, tps = sample_of(test, stats)
+                ns.append(int(duration_ns))
+                ts.append(tps)
+                ttft.append(stats.ttft_s * 1e3)
+                rss.append(stats.peak_rss_bytes)
+                private.append(stats.worker_peak_private_bytes or 0)
+                contended = contended or stats.contended
+                done += 1
+                if progress:
+                    progress(done / total, f"{test.name}: run {rep + 1}/{repetitions}, {tps:.1f} t/s")
+            row = {
+                "n_batch": config.n_batch,
+                "n_ubatch": int(loaded.get("n_ubatch", 0) or 0),
+                "type_k": loaded.get("type_k", ""),
+                "type_v": loaded.get("type_v", ""),
+                "flash_attn": int(loaded["flash_attn"]) if "flash_attn" in loaded else None,
+                "n_ctx": n_ctx,
+                "timing_source": stats.source or "wall clock (this process)",
+                "bench_method": "stream",
+                "worker_peak_private_bytes": max(private) or None,
+                "memory_source": stats.worker_memory_source or "peak RSS of the engine's process",
+                "contended": contended,
+                "method": f"{int(warmup)} warm-up + {repetitions} repetitions; mean ± sample stddev; "
+                "random-token prompts through the streaming generate path; tokenization and sampling not "
+                "timed where the engine counts",
+            }
         s_ns, s_ts = summarize(ns), summarize(ts)
-        row = SpeedResult(
+        speed = SpeedResult(
             model=info.name,
             engine=info.engine,
             model_filename=info.path or info.name,
@@ -154,8 +274,6 @@ def run_speed(
             device=info.device,
             n_threads=int(n_threads),
             n_gpu_layers=config.n_gpu_layers,
-            n_batch=config.n_batch,
-            n_ctx=int(info.n_ctx or config.n_ctx),
             test=test.name,
             n_prompt=test.n_prompt,
             n_gen=test.n_gen,
@@ -170,21 +288,18 @@ def run_speed(
             stddev_ts=s_ts.stddev,
             avg_ttft_ms=summarize(ttft).mean,
             peak_rss_bytes=max(rss),
-            timing_source=stats.source or "wall clock (this process)",
-            method=f"{int(warmup)} warm-up + {repetitions} repetitions; mean ± sample stddev; "
-            "random-token prompts; tokenization and sampling not timed where the engine counts",
             test_time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             cpu_info=cpu_info,
             gpu_info=gpu_info,
             versions="; ".join(f"{k} {v}" for k, v in info.versions),
             repack=info.setting("repack"),
+            use_mmap=info.setting("use_mmap"),
             load_s=float(info.load_s),
-            worker_peak_private_bytes=max(private) or None,
-            memory_source=stats.worker_memory_source or "peak RSS of the engine's process",
-            contended=contended,
+            depth_method=depth_method(test, streamed=bench is None),
             notes="; ".join(n for n in info.notes if n),
+            **row,
         )
-        results.append(finish_row(row, info, others_resident=others_resident, tg_prompt_tokens=TG_PROMPT_TOKENS))
+        results.append(finish_row(speed, info, others_resident=others_resident, tg_prompt_tokens=TG_PROMPT_TOKENS))
     return results
 
 

@@ -14,11 +14,40 @@ NAME = "bench"
 HELP = "Run llama-bench-style speed tests (pp/tg/pg, repeated) and print a table; every run is stored."
 
 
+def int_values(text: str) -> list[int]:
+    """llama-bench's integer lists: '128,512', ranges 'first-last', 'first-last+step', 'first-last*mult'."""
+    import re
+
+    values: list[int] = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)-(\d+)(?:([+*])(\d+))?", part)
+        if m:
+            first, last = int(m[1]), int(m[2])
+            op, step = m[3] or "+", int(m[4] or 1)
+            if last < first or step < (1 if op == "+" else 2):
+                raise ValueError(f"bad range {part!r}")
+            x = first
+            while x <= last:
+                values.append(x)
+                x = x + step if op == "+" else x * step
+        else:
+            values.append(int(part))
+    return values
+
+
 def int_list(text: str) -> list[int]:
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        return int_values(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers or ranges (1-4, 0-512+128), got {text!r}"
+        ) from None
+
+
+def str_list(text: str) -> list[str]:
+    return [x.strip() for x in str(text).split(",") if x.strip()]
 
 
 def pair(text: str) -> tuple[int, int]:
@@ -75,7 +104,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-p", "--n-prompt", type=int_list, default=[512], help="prompt sizes (pp tests), e.g. 128,512")
     parser.add_argument("-n", "--n-gen", type=int_list, default=[128], help="generation lengths (tg tests)")
     parser.add_argument("-pg", type=pair, action="append", default=[], help="pp+tg test PROMPT,GEN (repeatable)")
+    parser.add_argument(
+        "-d", "--n-depth", default="0", help="KV-cache depths: each test runs after this many tokens, e.g. 0,512"
+    )
     parser.add_argument("-r", "--repetitions", type=int, default=5, help="repetitions per test (default 5)")
+    llama = parser.add_argument_group("llama.cpp settings (lists run as a cross-product, like llama-bench)")
+    llama.add_argument("-fa", "--flash-attn", default=None, help="flash attention auto|on|off (default auto)")
+    llama.add_argument("-ub", "--ubatch-size", default=None, help="physical batch sizes in tokens (default 512)")
+    llama.add_argument("-ctk", "--cache-type-k", default=None, help="K cache types, e.g. f16,q8_0 (default f16)")
+    llama.add_argument("-ctv", "--cache-type-v", default=None, help="V cache types (default f16)")
+    llama.add_argument("-mmp", "--mmap", default=None, help="memory-map the file 0|1 (default 1)")
+    llama.add_argument(
+        "--repack", default=None, help="weight repack 0|1|auto (default auto: off where a canary shows it crashes)"
+    )
+    parser.add_argument(
+        "--method",
+        choices=["auto", "llama-bench", "stream"],
+        default="auto",
+        help="auto: llama_decode only for llama.cpp (llama-bench's method), streaming elsewhere",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-o", "--output", choices=["csv", "json", "md", "table"], default="md")
@@ -160,42 +207,58 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from bench.export import to_frame
-    from bench.runner import plan_tests, run_speed
+    from bench.runner import run_speed
     from bench.store import ResultStore
-    from core.errors import LocalbenchError
+    from core.errors import BadParameter, LocalbenchError
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool
 
-    tests = plan_tests(args.n_prompt, args.n_gen, args.pg)
-    needed = max(t.n_prompt + t.n_gen for t in tests) + 16
-    config = load_config_from(args, needed)
+    tests, loads = bench_plan(args)
+    needed = max(t.n_depth + t.n_prompt + t.n_gen for t in tests) + 16
+    base_config = load_config_from(args, needed)
     engine_name = default_engine(args)
+    if engine_name != "llamacpp" and (len(loads) > 1 or loads[0] or any(t.settings.given() for t in tests)):
+        raise BadParameter(
+            f"-fa, -ub, -ctk, -ctv, -mmp and --repack are llama.cpp settings; engine {engine_name} has none"
+        )
     store = ResultStore()
     settings = {
         "engine": engine_name,
         "model": args.model,
         "tests": [t.name for t in tests],
         "repetitions": args.repetitions,
-        "config": dataclasses.asdict(config),
+        "method": args.method,
+        "config": dataclasses.asdict(base_config),
     }
     hardware = dataclasses.asdict(detect_hardware())
     bar, progress = cli_progress(f"{args.model} on {engine_name}")
     pool = guarded_pool(max_loaded=1)
+    results, again = [], None
     try:
-        engine = pool.get(engine_name, args.model, config)
-        apply_timeout(engine, args)
-        results = run_speed(
-            engine,
-            tests,
-            config=config,
-            repetitions=args.repetitions,
-            warmup=not args.no_warmup,
-            seed=args.seed,
-            progress=progress,
-        )
-        again = None
+        for extra in loads:  # model-level settings outermost: one load each
+            config = dataclasses.replace(base_config, options=(*base_config.options, *extra.items()))
+            engine = pool.get(engine_name, args.model, config)
+            apply_timeout(engine, args)
+            results += run_speed(
+                engine,
+                tests,
+                config=config,
+                repetitions=args.repetitions,
+                warmup=not args.no_warmup,
+                seed=args.seed,
+                progress=progress,
+                method=args.method,
+            )
         if args.aa:
-            again = run_speed(engine, tests, config=config, repetitions=args.repetitions, warmup=False, seed=args.seed)
+            again = run_speed(
+                engine,
+                tests,
+                config=config,
+                repetitions=args.repetitions,
+                warmup=False,
+                seed=args.seed,
+                method=args.method,
+            )
     except (LocalbenchError, KeyboardInterrupt) as err:
         status = "cancelled" if isinstance(err, KeyboardInterrupt) else "failed"
         store.save_run("speed", [], status=status, error=str(err), settings=settings, hardware=hardware)
@@ -224,6 +287,57 @@ def emit_aa(store, first, second, settings: dict, hardware: dict, args: argparse
     floor = noise_floor_pct(rows)
     print(f"noise floor (largest |A1 − A2|): {floor:.2f} % — runs {ids[0]}, {ids[1]}", file=sys.stderr)
     return 0
+
+
+def bench_plan(args: argparse.Namespace):
+    """(tests, loads) from the flags: the tests with their context settings (cross-product), and one
+    dict of model-level options per load (use_mmap × repack). Bad values raise BadParameter."""
+    import itertools
+
+    from bench.runner import DecodeSettings, plan_tests
+    from core.errors import BadParameter
+    from engines.llamacpp_bench import flash_attn_type, kv_type
+
+    def values(flag: str, text, parse):
+        if text is None:
+            return [None]
+        try:
+            out = [parse(x) for x in str_list(text)]
+        except ValueError:
+            raise BadParameter(f"{flag}: cannot read {text!r}") from None
+        if not out:
+            raise BadParameter(f"{flag}: no value in {text!r}")
+        return out
+
+    try:
+        depths = int_values(args.n_depth)
+    except ValueError:
+        raise BadParameter(f"-d: expected depths such as 0,512 or 0-2048*2, got {args.n_depth!r}") from None
+    if not depths or any(d < 0 for d in depths):
+        raise BadParameter(f"-d: depths must be integers >= 0, got {args.n_depth!r}")
+    fa = values("-fa", args.flash_attn, flash_attn_type)
+    ub = values("-ub", args.ubatch_size, int)
+    if any(u is not None and u < 1 for u in ub):
+        raise BadParameter(f"-ub: batch sizes must be >= 1, got {args.ubatch_size!r}")
+    ctk = values("-ctk", args.cache_type_k, kv_type)
+    ctv = values("-ctv", args.cache_type_v, kv_type)
+
+    def choice(mapping: dict):
+        def parse(x: str):
+            if x.lower() not in mapping:
+                raise ValueError(x)
+            return mapping[x.lower()]
+
+        return parse
+
+    mmp = values("-mmp", args.mmap, choice({"0": False, "1": True}))
+    repack = values("--repack", args.repack, choice({"0": False, "1": True, "auto": "auto"}))
+    settings = [DecodeSettings(*c) for c in itertools.product(fa, ub, ctk, ctv)]
+    tests = plan_tests(args.n_prompt, args.n_gen, args.pg, depths, settings)
+    loads = [
+        {k: v for k, v in (("use_mmap", m), ("repack", r)) if v is not None} for m, r in itertools.product(mmp, repack)
+    ]
+    return tests, loads
 
 
 def emit(frame, fmt: str, out: str | None, display=None) -> None:
@@ -262,7 +376,8 @@ def display_frame(frame):
             "threads": frame["n_threads"],
             "test": frame["test"],
             "t/s": mean_pm_column(frame["avg_ts"], frame["stddev_ts"]),
-            "ttft_ms": frame["avg_ttft_ms"].round(1),
+            "ttft_ms": frame["avg_ttft_ms"].round(1).astype(object).where(frame["avg_ttft_ms"].notna(), ""),
+            "method": frame["bench_method"],
         }
     )
 

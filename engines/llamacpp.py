@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from importlib import metadata
 
 from core.errors import BadParameter, EngineUnavailable, InvalidModelFile, PromptTooLong
+from engines import llamacpp_bench
 from engines.base import (
     Chunk,
     Engine,
@@ -27,6 +28,7 @@ from engines.base import (
     room_for_generation,
 )
 from engines.faults import KnownFault, Verdict, cpu_flags, register, run_canary
+from engines.llamacpp_bench import DecodeBench, flash_attn_type, kv_type
 from engines.prompts import Prompt, as_messages, is_chat_prompt, is_token_prompt, random_tokens
 from models.gguf import read_gguf
 from models.ref import ModelRef
@@ -50,20 +52,31 @@ _PARAMS_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def model_params(repack: bool):
-    """Within the block, `Llama(...)` loads with `use_extra_bufts = repack` (llama.cpp's --repack).
+def model_params(repack: bool, flash_attn: int | None = None):
+    """Within the block, `Llama(...)` loads with `use_extra_bufts = repack` (llama.cpp's --repack) and,
+    when given, context `flash_attn_type = flash_attn` (-1 auto, 0 off, 1 on).
 
-    llama-cpp-python has no keyword for it: its constructor starts from
-    `llama_model_default_params()`, so that function is wrapped for the duration of the load.
+    llama-cpp-python has no keyword for repack, and its `flash_attn` is a bool (no auto): its
+    constructor starts from `llama_model_default_params()` and makes the context through
+    `llama_init_from_model`, so those two are wrapped for the duration of the load.
     """
     import llama_cpp.llama_cpp as capi
 
     with _PARAMS_LOCK:
+        original_init = capi.llama_init_from_model
         original = set_default_repack(repack)
+
+        def with_flash_attn(model, cparams):
+            if flash_attn is not None:
+                cparams.flash_attn_type = flash_attn
+            return original_init(model, cparams)
+
+        capi.llama_init_from_model = with_flash_attn
         try:
             yield
         finally:
             capi.llama_model_default_params = original
+            capi.llama_init_from_model = original_init
 
 
 def set_default_repack(repack: bool):
@@ -82,12 +95,22 @@ def set_default_repack(repack: bool):
     return original
 
 
-def open_llama(model_path: str, repack: bool, **kwargs):
-    """`llama_cpp.Llama(model_path, **kwargs)` with repack on or off."""
+def open_llama(model_path: str, repack: bool, flash_attn: int | None = None, **kwargs):
+    """`llama_cpp.Llama(model_path, **kwargs)` with repack on or off and flash_attn_type -1/0/1."""
     from llama_cpp import Llama
 
-    with model_params(repack):
+    with model_params(repack, flash_attn):
         return Llama(model_path=model_path, **kwargs)
+
+
+def mmap_setting(value: object) -> bool:
+    """llama-bench's -mmp: 1/0 (also on/off, true/false)."""
+    key = str(value).strip().lower()
+    if key in ("1", "on", "true"):
+        return True
+    if key in ("0", "off", "false"):
+        return False
+    raise BadParameter(f"use_mmap must be 0 or 1, got {value!r}")
 
 
 def repack_verdict(model_path: str, file_type: str, n_gpu_layers: int = 0) -> Verdict:
@@ -209,16 +232,29 @@ class LlamaCppEngine(Engine):
             config.option("repack", "auto"), model.path, meta.file_type, config.n_gpu_layers
         )
         self.repack = repack
+        fa = flash_attn_type(config.option("flash_attn", "auto"))
+        type_k, type_v = kv_type(config.option("type_k", "f16")), kv_type(config.option("type_v", "f16"))
+        use_mmap = mmap_setting(config.option("use_mmap", True))
+        n_ubatch = int(config.option("n_ubatch", 512))
+        if n_ubatch < 1:
+            raise BadParameter(f"n_ubatch must be >= 1, got {n_ubatch}")
+        import llama_cpp
+
         t0 = time.perf_counter()
         try:
             self._llm = open_llama(
                 model.path,
                 repack,
+                fa,
                 n_ctx=config.n_ctx,
                 n_batch=min(config.n_batch, config.n_ctx),
+                n_ubatch=n_ubatch,
                 n_threads=config.n_threads,
                 n_threads_batch=config.n_threads,
                 n_gpu_layers=config.n_gpu_layers,
+                use_mmap=use_mmap,
+                type_k=getattr(llama_cpp, f"GGML_TYPE_{type_k.upper()}"),
+                type_v=getattr(llama_cpp, f"GGML_TYPE_{type_v.upper()}"),
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as err:
@@ -228,13 +264,10 @@ class LlamaCppEngine(Engine):
         self._n_ctx = min(config.n_ctx, self._llm.n_ctx())
         self._eos = self._llm.token_eos()
         backend = "CPU"
-        if config.n_gpu_layers != 0:
-            import llama_cpp
+        if config.n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload():
+            import platform
 
-            if llama_cpp.llama_supports_gpu_offload():
-                import platform
-
-                backend = "Metal" if platform.system() == "Darwin" else "CUDA"
+            backend = "Metal" if platform.system() == "Darwin" else "CUDA"
         self._info = ModelInfo(
             name=model.name,
             engine=self.name,
@@ -258,7 +291,14 @@ class LlamaCppEngine(Engine):
             dtype=meta.file_type,
             load_s=load_s,
             versions=(("llama-cpp-python", metadata.version("llama_cpp_python")),),
-            settings=(("repack", str(int(repack))),),
+            settings=(
+                ("repack", str(int(repack))),
+                ("use_mmap", str(int(use_mmap))),
+                ("flash_attn", str(fa)),
+                ("n_ubatch", str(min(n_ubatch, config.n_batch))),
+                ("type_k", type_k),
+                ("type_v", type_v),
+            ),
             notes=(self.repack_reason,),
         )
         return self._info
@@ -315,6 +355,47 @@ class LlamaCppEngine(Engine):
                 llm.reset()
                 llm._ctx.kv_cache_clear()
             return out
+
+    def bench_decode(
+        self,
+        n_prompt: int,
+        n_gen: int,
+        n_depth: int = 0,
+        repetitions: int = 5,
+        *,
+        n_batch: int | None = None,
+        n_ubatch: int | None = None,
+        flash_attn: object = None,
+        type_k: str | None = None,
+        type_v: str | None = None,
+        n_threads: int | None = None,
+        warmup: bool = True,
+        seed: int = 0,
+    ) -> DecodeBench:
+        """llama-bench's pp/tg/pg test at KV depth `n_depth`: raw nanoseconds per repetition.
+
+        Times `llama_decode` only, on synthetic token ids (the same trace for the same seed), in a
+        fresh context with llama-bench's parameters; settings left None are the loaded ones. Picklable
+        arguments and result, so it runs unchanged through a worker (engines.llamacpp_bench).
+        """
+        with self._lock:
+            llm = self._require()
+            loaded = dict(self._info.settings)
+            return llamacpp_bench.bench_decode(
+                llm,
+                n_prompt,
+                n_gen,
+                n_depth,
+                repetitions,
+                n_batch=n_batch or llm.n_batch,
+                n_ubatch=n_ubatch or int(loaded["n_ubatch"]),
+                n_threads=n_threads or self.n_threads,
+                flash_attn=loaded["flash_attn"] if flash_attn is None else flash_attn,
+                type_k=type_k or loaded["type_k"],
+                type_v=type_v or loaded["type_v"],
+                warmup=warmup,
+                seed=seed,
+            )
 
     def synthetic_prompt(self, n_tokens: int, seed: int = 0) -> Prompt:
         """Random token ids, like llama-bench (BOS first when the model uses one)."""

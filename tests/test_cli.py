@@ -58,13 +58,36 @@ def test_bench_csv_has_llama_bench_columns_and_is_stored(localbench_home):
         "samples_ts",
         "test",
         "backends",
+        "n_depth",
+        "n_ubatch",
+        "type_k",
+        "type_v",
+        "flash_attn",
+        "use_mmap",
+        "repack",
+        "bench_method",
     ):
         assert col in frame.columns, col
     assert list(frame["test"]) == ["pp32", "tg8"]
     assert (frame["avg_ts"] > 0).all() and (frame["n_threads"] == 2).all()
     assert frame["model_n_params"][0] == 134_515_008
+    assert (frame["bench_method"] == "llama-bench").all() and (frame["flash_attn"] == -1).all()
+    assert (frame["type_k"] == "f16").all() and (frame["n_depth"] == 0).all()
     with sqlite3.connect(localbench_home / "results.db") as db:
         assert db.execute("SELECT COUNT(*) FROM results WHERE kind='speed'").fetchone()[0] >= 2
+
+
+def test_bench_depth_and_flash_attn_lists_run_as_a_cross_product():
+    proc = run_app(
+        *("bench", "--model", "smollm2-135m", "-p", "0", "-n", "4", "-d", "0,8", "-fa", "0,1", "-r", "1"),
+        *("-t", "2", "--repack", "0", "-o", "csv"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_csv(io.StringIO(proc.stdout))
+    assert list(frame["test"]) == ["tg4", "tg4 @ d8", "tg4", "tg4 @ d8"]
+    assert list(frame["n_depth"]) == [0, 8, 0, 8] and list(frame["flash_attn"]) == [0, 0, 1, 1]
+    assert (frame["repack"] == 0).all() and (frame["avg_ts"] > 0).all()
+    assert frame["depth_method"].fillna("").str.startswith("KV prefilled with 8").tolist() == [False, True] * 2
 
 
 def test_bench_markdown_to_file(tmp_path):
@@ -95,6 +118,10 @@ def test_formula_like_model_name_is_neutralised_in_csv(tmp_path, smollm2_ref):
         (["bench", "-r", "0", "-p", "8", "-n", "0"], "repetitions must be between"),
         (["bench", "--ctx", "999999999"], "n_ctx 999999999 is absurd"),
         (["bench", "-p", "0", "-n", "0"], "no test to run"),
+        (["bench", "-d", "-1"], "-d: depths must be integers >= 0"),
+        (["bench", "-ctk", "q9"], "unknown KV cache type 'q9'"),
+        (["bench", "-fa", "maybe"], "flash_attn must be auto, on or off"),
+        (["bench", "--engine", "ollama", "-fa", "1"], "are llama.cpp settings; engine ollama has none"),
         (["serve", "--host", "0.0.0.0"], "add --auth user:password"),
     ],
 )

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from bench.runner import SpeedTest, plan_tests, run_speed, sample_of
+from bench.runner import DecodeSettings, SpeedTest, plan_tests, run_speed, sample_of
 from core.errors import BadParameter, Cancelled
 from engines.base import Chunk, Engine, GenerationStats, LoadConfig, ModelInfo
 
@@ -98,6 +98,56 @@ def test_sample_of_each_test_kind():
     assert sample_of(SpeedTest(100, 50), s) == (1e9, 150.0)
 
 
+def test_plan_tests_cross_product_settings_outer_depth_inner():
+    settings = [DecodeSettings(flash_attn=0), DecodeSettings(flash_attn=1)]
+    tests = plan_tests([32], [8], [], [0, 64], settings)
+    assert [(t.name, t.settings.flash_attn) for t in tests] == [
+        ("pp32", 0),
+        ("pp32 @ d64", 0),
+        ("tg8", 0),
+        ("tg8 @ d64", 0),
+        ("pp32", 1),
+        ("pp32 @ d64", 1),
+        ("tg8", 1),
+        ("tg8 @ d64", 1),
+    ]
+    with pytest.raises(BadParameter, match="depths"):
+        plan_tests([32], [0], [], [-1])
+
+
+def test_llama_bench_method_rows_at_depth(llama_engine):
+    """llama.cpp goes through bench_decode by default: llama_decode only, every setting in the row."""
+    pp, pp_d, tg, tg_d = run_speed(
+        llama_engine, plan_tests([16], [4], [], [0, 16]), config=LoadConfig(n_ctx=2048, n_threads=2), repetitions=2
+    )
+    assert all(r.bench_method == "llama-bench" for r in (pp, pp_d, tg, tg_d))
+    assert [r.n_depth for r in (pp, pp_d, tg, tg_d)] == [0, 16, 0, 16]
+    assert tg_d.test == "tg4 @ d16" and tg_d.depth_method.startswith("KV prefilled with 16")
+    assert tg.flash_attn == -1 and tg.type_k == "f16" and tg.n_ubatch == 512 and tg.use_mmap == "1"
+    assert tg_d.n_ctx == 20 and len(tg_d.samples_ns) == 2 and all(x > 0 for x in tg_d.samples_ts)
+    assert tg.timing_source.startswith("wall clock around llama_decode")
+
+
+def test_stream_method_reaches_depth_by_prompt_prefill(llama_engine):
+    (tg_d,) = run_speed(
+        llama_engine,
+        [SpeedTest(0, 4, 16)],
+        config=LoadConfig(n_ctx=2048, n_threads=2),
+        repetitions=1,
+        method="stream",
+    )
+    assert tg_d.bench_method == "stream" and tg_d.n_depth == 16 and tg_d.avg_ts > 0
+    assert tg_d.depth_method.startswith("prompt prefill: a 16-token random prompt")
+    with pytest.raises(BadParameter, match="llama.cpp context settings"):
+        run_speed(
+            llama_engine,
+            [SpeedTest(0, 4, 0, DecodeSettings(flash_attn=1))],
+            config=LoadConfig(n_ctx=2048),
+            repetitions=1,
+            method="stream",
+        )
+
+
 def test_real_engine_pp_and_tg(llama_engine):
     calls = []
     results = run_speed(
@@ -106,6 +156,7 @@ def test_real_engine_pp_and_tg(llama_engine):
         config=LoadConfig(n_ctx=2048, n_threads=2),
         repetitions=2,
         progress=lambda f, m: calls.append((f, m)),
+        method="stream",
     )
     pp, tg = results
     assert pp.test == "pp64" and pp.n_prompt == 64 and len(pp.samples_ts) == 2
@@ -132,12 +183,13 @@ def test_cancel_between_repetitions(llama_engine):
             repetitions=3,
             progress=progress,
             cancel=cancel,
+            method="stream",
         )
 
 
 def test_test_larger_than_context_is_refused(llama_engine):
     with pytest.raises(BadParameter, match="n_ctx"):
-        run_speed(llama_engine, plan_tests([4000], [0]), config=LoadConfig(n_ctx=2048), repetitions=1)
+        run_speed(llama_engine, plan_tests([4000], [0]), config=LoadConfig(n_ctx=2048), repetitions=1, method="stream")
 
 
 def test_a_test_that_did_not_do_its_work_is_a_failed_run():

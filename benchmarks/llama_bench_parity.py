@@ -1,0 +1,210 @@
+"""Ours ÷ llama-bench on the same GGUF file, threads and settings, run interleaved.
+
+llama.cpp's own `llama-bench` is built once (target llama-bench only, -DGGML_NATIVE=ON
+-DLLAMA_CURL=OFF) from the llama.cpp sources vendored in the pinned llama-cpp-python sdist, into
+.gl/ (ignored) or --build-dir. Then, for each round, `python app.py bench` (the llama-bench method,
+llama_decode only) and `llama-bench` run the same tests (pp, tg, each at depth 0 and at -d) with the
+same -t, -r, -fa and repack, alternating which goes first (ABBA), and the script prints and writes
+ours ÷ llama-bench per test as mean ± sd over rounds, with the machine's CPU flags and load.
+
+    python benchmarks/llama_bench_parity.py --threads 2 --repack 0 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def sdist(version: str, work: Path) -> Path:
+    """The llama-cpp-python sdist: the pip cache or a fresh `pip download` (sources only)."""
+    found = glob.glob(str(work / f"llama_cpp_python-{version}.tar.gz"))
+    if not found:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+            + [f"llama-cpp-python=={version}", "-d", str(work)],
+            check=True,
+        )
+        found = glob.glob(str(work / f"llama_cpp_python-{version}.tar.gz"))
+    return Path(found[0])
+
+
+def build_llama_bench(build_dir: Path) -> Path:
+    """Path of llama-bench, built from the vendored llama.cpp once (a few minutes on 2 cores)."""
+    version = metadata.version("llama_cpp_python")
+    exe = build_dir / "build" / "bin" / "llama-bench"
+    if exe.exists():
+        return exe
+    build_dir.mkdir(parents=True, exist_ok=True)
+    src = build_dir / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
+    if not src.exists():
+        with tarfile.open(sdist(version, build_dir)) as tar:
+            tar.extractall(build_dir, filter="data")
+    flags = ["-G", "Ninja"] if subprocess.run(["which", "ninja"], capture_output=True).returncode == 0 else []
+    subprocess.run(
+        ["cmake", "-S", str(src), "-B", str(build_dir / "build"), *flags, "-DCMAKE_BUILD_TYPE=Release"]
+        + ["-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF"]
+        + ["-DBUILD_SHARED_LIBS=OFF"],
+        check=True,
+    )
+    jobs = str(os.cpu_count() or 2)
+    subprocess.run(["cmake", "--build", str(build_dir / "build"), "--target", "llama-bench", "-j", jobs], check=True)
+    return exe
+
+
+def common_flags(a: argparse.Namespace) -> list[str]:
+    return ["-p", str(a.n_prompt), "-n", str(a.n_gen), "-d", f"0,{a.depth}", "-r", str(a.repetitions)] + [
+        "-t",
+        str(a.threads),
+        "-fa",
+        a.flash_attn,
+        "--repack",
+        a.repack,
+    ]
+
+
+def run_ours(a: argparse.Namespace, home: str) -> list[dict]:
+    cmd = [sys.executable, str(ROOT / "app.py"), "bench", "--engine", "llamacpp", "--model", a.model]
+    out = subprocess.run(
+        cmd + common_flags(a) + ["-o", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOCALBENCH_HOME": home, "HF_HUB_OFFLINE": "1"},
+    )
+    return [
+        {"n_prompt": r["n_prompt"], "n_gen": r["n_gen"], "n_depth": r["n_depth"], "samples_ts": r["samples_ts"]}
+        for r in json.loads(out.stdout)
+    ]
+
+
+def run_reference(a: argparse.Namespace, exe: Path, model_path: str) -> list[dict]:
+    out = subprocess.run(
+        [str(exe), "-m", model_path, *common_flags(a), "-o", "json"], check=True, capture_output=True, text=True
+    )
+    return [
+        {"n_prompt": r["n_prompt"], "n_gen": r["n_gen"], "n_depth": r["n_depth"], "samples_ts": r["samples_ts"]}
+        for r in json.loads(out.stdout)
+    ]
+
+
+def test_name(r: dict) -> str:
+    name = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
+    return f"{name} @ d{r['n_depth']}" if r["n_depth"] else name
+
+
+def mean_sd(xs: list[float]) -> tuple[float, float]:
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def report(a, ours, ref, loads, flags, model_path, rounds_done: int) -> None:
+    """Print and write (md, csv) ours ÷ llama-bench per test over the rounds done so far."""
+    table = []
+    for name in ref:
+        ratios = [statistics.fmean(o) / statistics.fmean(b) for o, b in zip(ours[name], ref[name], strict=True)]
+        o_m, o_s = mean_sd([x for rnd in ours[name] for x in rnd])
+        b_m, b_s = mean_sd([x for rnd in ref[name] for x in rnd])
+        r_m, r_s = mean_sd(ratios)
+        table.append(
+            {
+                "test": name,
+                "ours_ts": round(o_m, 2),
+                "ours_sd": round(o_s, 2),
+                "llama_bench_ts": round(b_m, 2),
+                "llama_bench_sd": round(b_s, 2),
+                "ratio": round(r_m, 3),
+                "ratio_sd": round(r_s, 3),
+                "ratios_per_round": " ".join(f"{x:.3f}" for x in ratios),
+            }
+        )
+    meta = (
+        f"model {a.model} ({Path(model_path).name}), {a.threads} threads, -fa {a.flash_attn}, --repack {a.repack}, "
+        f"-r {a.repetitions}, {rounds_done} interleaved rounds (ABBA); llama-cpp-python "
+        f"{metadata.version('llama_cpp_python')}; llama-bench built from its vendored llama.cpp (GGML_NATIVE=ON); "
+        f"load average (1 min) per arm: {', '.join(f'{lb}:{b:.1f}' for _, lb, b, _, _ in loads)}; "
+        f"{os.cpu_count()} logical CPUs"
+    )
+    lines = [
+        "# ours ÷ llama-bench (llama.cpp, CPU)",
+        "",
+        meta,
+        "",
+        f"CPU SIMD flags (/proc/cpuinfo): {flags}",
+        "",
+        "| test | ours t/s | llama-bench t/s | ours ÷ llama-bench (mean ± sd over rounds) | per round |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in table:
+        lines.append(
+            f"| {r['test']} | {r['ours_ts']:.2f} ± {r['ours_sd']:.2f} | {r['llama_bench_ts']:.2f} ± "
+            f"{r['llama_bench_sd']:.2f} | {r['ratio']:.3f} ± {r['ratio_sd']:.3f} | {r['ratios_per_round']} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out + ".md").write_text(text, encoding="utf-8")
+    with open(a.out + ".csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--n-prompt", type=int, default=128)
+    parser.add_argument("--n-gen", type=int, default=64)
+    parser.add_argument("--depth", type=int, default=512)
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--flash-attn", default="auto")
+    parser.add_argument("--repack", default="0", help="0 on AMX CPUs (llama.cpp#20824 crashes with repack)")
+    parser.add_argument("--build-dir", default=str(ROOT / ".gl"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llama_bench_parity_cpu"))
+    a = parser.parse_args()
+
+    from engines.faults import cpu_flags
+    from models.catalog import resolve_model
+
+    exe = build_llama_bench(Path(a.build_dir))
+    model_path = resolve_model(a.model).path
+    simd = ("avx", "amx", "fma", "f16c", "sse4", "vnni", "neon", "sve", "dotprod", "i8mm")
+    flags = " ".join(f for f in cpu_flags().split() if f.startswith(simd) or "vnni" in f)
+    print(f"CPU: {platform.processor() or platform.machine()}, flags: {flags}")
+    ours: dict[str, list[list[float]]] = {}
+    ref: dict[str, list[list[float]]] = {}
+    loads = []
+    with tempfile.TemporaryDirectory() as home:
+        for rnd in range(a.rounds):
+            arms = [("ours", lambda: run_ours(a, home)), ("llama-bench", lambda: run_reference(a, exe, model_path))]
+            for label, fn in arms if rnd % 2 == 0 else arms[::-1]:
+                before = os.getloadavg()[0]
+                t0 = time.perf_counter()
+                rows = fn()
+                loads.append((rnd, label, before, os.getloadavg()[0], time.perf_counter() - t0))
+                print(f"round {rnd + 1} {label}: {time.perf_counter() - t0:.0f} s, load {before:.2f}", flush=True)
+                for r in rows:
+                    (ours if label == "ours" else ref).setdefault(test_name(r), []).append(r["samples_ts"])
+            report(a, ours, ref, loads, flags, model_path, rnd + 1)
+
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

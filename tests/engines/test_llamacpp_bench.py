@@ -1,0 +1,44 @@
+"""llama-bench's method on the real llama.cpp engine (bundled SmolLM2): raw samples, KV depth, bad settings."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from core.errors import BadParameter
+
+
+def test_bench_decode_returns_one_positive_sample_per_repetition(llama_engine):
+    run = llama_engine.bench_decode(16, 0, 0, 3)
+    assert len(run.samples_ns) == 3 and all(ns > 0 for ns in run.samples_ns)
+    assert run.kv_pos_start == (0, 0, 0) and run.kv_pos_end == (16, 16, 16)
+    assert run.n_ctx == 16 and run.flash_attn == -1 and run.type_k == run.type_v == "f16"
+    assert run.warmup_runs == 1 and run.n_threads == 2
+    assert pickle.loads(pickle.dumps(run)) == run  # crosses a worker process unchanged
+
+
+def test_depth_prefills_the_kv_cache_before_the_timed_decodes(llama_engine):
+    run = llama_engine.bench_decode(0, 4, 32, 2, flash_attn="off")
+    assert run.kv_pos_start == (32, 32) and run.kv_pos_end == (36, 36)
+    assert run.depth_prefill_ns > 0 and run.n_ctx == 36 and run.flash_attn == 0
+
+
+def test_quantized_kv_cache_with_flash_attention(llama_engine):
+    run = llama_engine.bench_decode(0, 2, 0, 1, flash_attn="on", type_k="q8_0", type_v="q8_0")
+    assert run.type_k == "q8_0" and run.samples_ns[0] > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"flash_attn": "maybe"}, "flash_attn must be"),
+        ({"type_k": "q9"}, "unknown KV cache type 'q9'"),
+        ({"n_depth": -1}, "n_depth must be"),
+        ({"n_depth": 9000}, "training context"),
+    ],
+)
+def test_bad_settings_are_refused(llama_engine, kwargs, message):
+    args = {"n_prompt": 0, "n_gen": 2, "repetitions": 1, **kwargs}
+    with pytest.raises(BadParameter, match=message):
+        llama_engine.bench_decode(**args)
