@@ -49,7 +49,7 @@ def stats_markdown(stats: GenerationStats | None, live: dict | None = None, mode
     return "No reply yet."
 
 
-FOOTER = "\n\n<sub>⏱ "
+FOOTER = "\n\n<sub>reply stats: "
 """Start of the statistics footer under each reply (shown in the bubble, never sent back to the model)."""
 
 
@@ -117,7 +117,12 @@ def build(ctx: AppContext) -> None:
                 clear = gr.Button("Clear", elem_id="chat-clear")
                 export = gr.Button("Export conversation", elem_id="chat-export")
             stats = gr.Markdown("No reply yet.", elem_id="chat-stats")
-            export_files = gr.File(label="Conversation (Markdown and JSON)", file_count="multiple", visible=False)
+            export_files = gr.File(
+                label="Conversation (Markdown and JSON)",
+                file_count="multiple",
+                visible=False,
+                elem_id="chat-export-file",
+            )
 
     def respond(
         engine_name,
