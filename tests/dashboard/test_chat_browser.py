@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -89,11 +90,18 @@ def test_results_tab_lists_stored_runs_and_downloads_csv(page, tmp_path):
     kind.press("Enter")
     page.locator("#results-refresh").click()
     page.wait_for_function("() => /chat/.test(document.querySelector('#results-runs').innerText)", timeout=30_000)
-    with page.expect_download() as info:
-        page.locator("#results-download").click()
-    path = tmp_path / "chat.csv"
-    info.value.save_as(path)
-    frame = pd.read_csv(path)
+    # The download follows the filter once the refresh has answered: earlier tests stored other kinds,
+    # so take it again until it is the filtered one (at most 30 s).
+    deadline = time.monotonic() + 30
+    while True:
+        with page.expect_download() as info:
+            page.locator("#results-download").click()
+        path = tmp_path / "chat.csv"
+        info.value.save_as(path)
+        frame = pd.read_csv(path)
+        if (frame["kind"] == "chat").all() or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(500)
     assert {"run_id", "date", "kind", "status", "model", "engine", "machine"} <= set(frame.columns)
     assert (frame["kind"] == "chat").all() and (frame["rows"] >= 1).all()
 
