@@ -103,7 +103,9 @@ def test_results_tab_lists_stored_runs_and_downloads_csv(page, tmp_path):
             break
         page.wait_for_timeout(500)
     assert {"run_id", "date", "kind", "status", "model", "engine", "machine"} <= set(frame.columns)
-    assert (frame["kind"] == "chat").all() and (frame["rows"] >= 1).all()
+    assert (frame["kind"] == "chat").all()
+    ok = frame[frame["status"] == "ok"]  # a cancelled reply (the Stop test's) is stored without rows
+    assert len(ok) >= 1 and (ok["rows"] >= 1).all()
 
 
 def test_two_sessions_chat_with_two_models_at_once(browser, app_url):
