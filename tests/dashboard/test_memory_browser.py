@@ -75,12 +75,14 @@ def test_a_model_loaded_in_chat_is_listed_and_unloads(page):
     listed = """() => [...document.querySelectorAll('[id^=memory-loaded-]')]
         .filter(e => /^memory-loaded-\\d+$/.test(e.id) && /smollm2-135m on llamacpp/.test(e.innerText))"""
     page.wait_for_function(f"() => ({listed})().length > 0", timeout=30_000)
+    before = page.evaluate(f"() => ({listed})().length")  # other tests may have loaded it at other contexts
     row_id = page.evaluate(f"() => ({listed})()[0].id")
     row = text_of(page, f"#{row_id}")
     assert re.search(r"planned [\d.]+ MiB \([\d.]+ MB\) \(derived\)", row)
+    assert re.search(r"measured: worker USS.* MiB .*\(worker pid \d+\)", row), row
     page.locator(f"#memory-unload-{row_id.rsplit('-', 1)[1]}").click()
     wait_text(page, "#memory-loaded-status", "Unloaded smollm2-135m")
-    page.wait_for_function(f"() => ({listed})().length === 0", timeout=30_000)
+    page.wait_for_function(f"() => ({listed})().length === {before - 1}", timeout=30_000)
 
 
 def edit_cell(cell, value: str) -> None:
