@@ -214,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
     from planning.guard import guarded_pool
 
     tests, loads = bench_plan(args)
+    if not 1 <= args.repetitions <= 1000:  # before any load: bad input costs nothing
+        raise BadParameter(f"repetitions must be between 1 and 1000, got {args.repetitions}")
     needed = max(t.n_depth + t.n_prompt + t.n_gen for t in tests) + 16
     base_config = load_config_from(args, needed)
     engine_name = default_engine(args)

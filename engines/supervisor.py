@@ -24,7 +24,8 @@ from engines.faults import signal_name
 
 LIVENESS_S = 20.0
 """A worker that sends no heartbeat for this long is hung (stopped, deadlocked): it is killed."""
-STARTUP_TIMEOUT_S = 120.0
+STARTUP_TIMEOUT_S = 600.0
+"""A load (start-up, canaries, reading the weights) that has not answered in 10 minutes is given up."""
 LOG_LINES = 50
 """Lines of each worker's output kept for messages and the log."""
 

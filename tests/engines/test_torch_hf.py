@@ -244,8 +244,8 @@ def test_chat_tab_runs_the_torch_and_mlx_engines(page, hf_ref, mlx_refs):  # noq
     import re
 
     for engine, model, source in (
-        ("torch", "smollm2-135m@hf-bf16", "decode loop"),
-        ("mlx", "smollm2-135m@mlx-bf16", "GenerationResponse"),
+        ("PyTorch", "smollm2-135m@hf-bf16", "decode loop"),  # the picker shows display names
+        ("MLX", "smollm2-135m@mlx-bf16", "GenerationResponse"),
     ):
         page.locator("#chat-engine input").click()
         page.get_by_role("option", name=engine, exact=True).click()
