@@ -8,17 +8,16 @@ a second import of the same file counts once. A connection per operation, like t
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from bench.arena import WINNERS
+from bench.store import connect, init_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS votes (
@@ -93,19 +92,10 @@ class VoteStore:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        init_db(self.path, SCHEMA)
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+    def _connect(self):
+        return connect(self.path)
 
     def add(self, votes: Iterable[Vote]) -> int:
         """Store votes (checked first; ValueError on a bad one); returns how many were new."""
