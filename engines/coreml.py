@@ -1,37 +1,336 @@
-"""Core ML engine (the design record's "Metal + ANE" path): what stands between localbench and the Neural Engine.
+"""Core ML (the design record's "Metal + ANE" path): sentence embedders converted to ML Program packages, and
+what still stands between localbench and text generation on the Neural Engine.
 
-Core ML predicts only on macOS (Core ML.framework; coremltools' Linux wheel has no `libcoremlpython`), so
-elsewhere the engine reports unavailable with that reason. Conversion runs on Linux too, but a causal LM
-from this environment's transformers does not convert yet: tracing SmolLM2 (LlamaForCausalLM, transformers
-5.23) and calling `coremltools.convert` (9.0, ML Program, fp16) stops at torch ops coremltools has no
-converter for (`diff` in the packed-sequence check, `new_ones` in the mask, a `_cast` of a non-scalar
-mask). Until that converts, availability says so on every platform, `blocker()` names it, and
-`convert_causal_lm` is kept to reproduce it (it raises EngineUnavailable with coremltools' own message).
+**Embedders convert here, on any OS.** `convert_embedder('all-minilm-l6-v2')` writes an fp16 ML Program
+(`.mlpackage`, minimum target macOS 13) under LOCALBENCH_HOME/cache/coreml/<model>@coreml-fp16, with a
+`localbench-conversion.json` manifest written last. Tracing the model whole does not convert with
+coremltools 9.0 and transformers 5.23: BertModel builds its mask in `masking_utils`, and coremltools'
+`aten::Int` → `_cast` meets a non-scalar there ("only 0-dimensional arrays can be converted to Python
+scalars"). So the traced module is ours: it calls the model's own embeddings and encoder (eager attention)
+with the additive mask, the position ids and the token types computed from the inputs in plain tensor ops
+(`(1 - mask) * -1e4`, fp16-safe; `cumsum - 1`; zeros), then pools and normalizes as the sentence-transformers
+folder says. Inputs are `input_ids` and `attention_mask` (int32, batch 1..MAX_BATCH, sequence
+1..max_seq_length); outputs are `embedding` (sentence vectors) and `last_hidden_state`, float32 at the
+boundary, fp16 inside. `describe_package()` reads the saved spec back (program type, inputs with their
+ranges, outputs, weight precision), which is what can be checked off macOS.
+
+**Prediction is macOS only** (Core ML.framework; coremltools' Linux wheel has no `libcoremlpython`):
+`embed_texts()` runs a package with compute units cpu_only | cpu_and_gpu | cpu_and_ne | all there, and
+says "needs macOS" elsewhere. **Causal LMs do not convert yet**: tracing SmolLM2 (LlamaForCausalLM) and
+calling `coremltools.convert` stops at torch ops without a converter (`diff` in the packed-sequence check,
+`new_ones` in the mask); `convert_causal_lm` is kept to reproduce it, and the text engine stays unavailable
+with that reason (`blocker()`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
+import json
 import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from core.errors import EngineUnavailable
+from core.errors import BadParameter, EngineUnavailable
 from engines.base import Engine, LoadConfig, ModelInfo
 from models.ref import ModelRef
 
 CONVERSION_BLOCKER = (
     "coremltools 9.0 cannot convert transformers 5.23 causal LMs yet (no converter for the torch ops "
-    "'diff' and 'new_ones' in the attention-mask code)"
+    "'diff' and 'new_ones' in the attention-mask code); embedding models convert (python app.py convert "
+    "--model all-minilm-l6-v2 --to coreml)"
 )
+COMPUTE_UNITS = {"cpu_only": "CPU_ONLY", "cpu_and_gpu": "CPU_AND_GPU", "cpu_and_ne": "CPU_AND_NE", "all": "ALL"}
+"""Our names → coremltools.ComputeUnit members."""
+MAX_BATCH = 64
+"""Largest batch the converted package accepts (its batch dimension is a range 1..MAX_BATCH)."""
+MASK_NEGATIVE = -1e4
+"""Additive attention-mask value for padding: far below any score, and finite in fp16 (-3.4e38 is -inf there)."""
+TINY = 1e-4
+"""Floor of the pooling and norm divisors: a normal fp16 number (clamp's 1e-9 and 1e-12 are 0 there, and
+clamp's open upper bound becomes an fp16 inf)."""
+MANIFEST = "localbench-conversion.json"
+PACKAGE = "model.mlpackage"
+VARIANT = "coreml-fp16"
+DEPLOYMENT_TARGET = "macOS13"
+"""ML Program with fp16 inputs/compute needs macOS 13 (iOS 16) or later."""
+
+Progress = Callable[[float, str], None]
 
 
 def blocker(os_name: str | None = None) -> str:
-    """Why the Core ML engine cannot run here ('' once nothing blocks it)."""
+    """Why the Core ML text engine cannot run here ('' once nothing blocks it)."""
     os_name = os_name or platform.system()
     if importlib.util.find_spec("coremltools") is None:
         return "Python module 'coremltools' is not installed (pip install -r requirements.txt)"
     if os_name != "Darwin":
         return f"Core ML predicts only on macOS (Core ML.framework); on {os_name} coremltools can only convert"
     return CONVERSION_BLOCKER
+
+
+def predict_blocker(os_name: str | None = None) -> str:
+    """Why a converted package cannot be run here ('' on macOS with coremltools)."""
+    os_name = os_name or platform.system()
+    if importlib.util.find_spec("coremltools") is None:
+        return "Python module 'coremltools' is not installed (pip install -r requirements.txt)"
+    if os_name != "Darwin":
+        return f"Core ML predictions need macOS (Core ML.framework); this is {os_name}, where packages only convert"
+    return ""
+
+
+# --- embedders: conversion ------------------------------------------------------------------------------
+
+
+def package_folder(name: str) -> Path:
+    """LOCALBENCH_HOME/cache/coreml/<name>@coreml-fp16 (the package and its manifest live inside)."""
+    from core.paths import cache_dir
+
+    return cache_dir("coreml") / f"{name.replace('/', '_')}@{VARIANT}"
+
+
+def read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def converted_packages() -> list[dict]:
+    """Manifests of every finished Core ML conversion (folder listings and small JSON reads only)."""
+    from core.paths import cache_dir
+
+    found = []
+    for folder in sorted(cache_dir("coreml").iterdir()):
+        manifest = read_manifest(folder) if folder.is_dir() and not folder.name.startswith(".") else None
+        if manifest is not None:
+            found.append(manifest)
+    return found
+
+
+def _sentence_model(path: str):
+    """The sentence-transformers model at `path` in fp32 on CPU, checked to be Transformer + Pooling
+    (+ Normalize) over a BERT-style encoder (embeddings + encoder modules)."""
+    from engines.embeddings import load_sentence_transformer
+
+    model = load_sentence_transformer(path, "cpu").float().eval()
+    kinds = [type(m).__name__ for m in model]
+    if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
+        raise BadParameter(f"Core ML conversion takes Transformer + Pooling (+ Normalize) models; this one has {kinds}")
+    hf = model[0].auto_model
+    if not (hasattr(hf, "embeddings") and hasattr(hf, "encoder")):
+        raise BadParameter(
+            f"Core ML conversion takes BERT-style encoders (embeddings + encoder); {type(hf).__name__} is not one"
+        )
+    hf.set_attn_implementation("eager")  # plain matmul + softmax: every op has a coremltools converter
+    return model
+
+
+def embedding_module(model):
+    """A torch module (input_ids, attention_mask) → (embedding, last_hidden_state) that computes the mask,
+    position ids and token types itself, so nothing from transformers' masking utilities is traced."""
+    import torch
+
+    from engines.embeddings import _pooling_mode
+
+    hf = model[0].auto_model
+    mode = _pooling_mode(model[1])
+    if mode not in ("mean", "cls"):
+        raise BadParameter(f"Core ML conversion pools 'mean' or 'cls'; this model pools '{mode}'")
+    normalize = any(type(m).__name__ == "Normalize" for m in model)
+
+    class SentenceEmbedding(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embeddings, self.encoder = hf.embeddings, hf.encoder
+
+        def forward(self, input_ids, attention_mask):
+            mask = attention_mask.to(self.embeddings.word_embeddings.weight.dtype)  # fp32 when traced
+            additive = (1.0 - mask[:, None, None, :]) * MASK_NEGATIVE
+            positions = torch.cumsum(torch.ones_like(input_ids), dim=1) - 1
+            hidden = self.embeddings(
+                input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids), position_ids=positions
+            )
+            hidden = self.encoder(hidden, attention_mask=additive).last_hidden_state
+            if mode == "cls":
+                vectors = hidden[:, 0]
+            else:
+                weights = mask[:, :, None]
+                vectors = (hidden * weights).sum(dim=1) / torch.maximum(weights.sum(dim=1), weights.new_tensor(TINY))
+            if normalize:
+                vectors = vectors / torch.maximum(vectors.norm(dim=1, keepdim=True), vectors.new_tensor(TINY))
+            return vectors, hidden
+
+    return SentenceEmbedding().eval(), mode, normalize
+
+
+def convert_embedder(name_or_path: str, *, force: bool = False, progress: Progress | None = None) -> dict:
+    """Convert a sentence-transformers model (the bundled name or a folder) to an fp16 ML Program package,
+    cached; returns its manifest (`package` is the .mlpackage path). Runs on any OS."""
+    from engines.embeddings import resolve_embed_model
+
+    progress = progress or (lambda f, m: None)
+    ref = resolve_embed_model(name_or_path)
+    if ref.kind != "sentence-transformers" or not ref.path:
+        raise BadParameter(
+            f"{ref.name} is served by Ollama — only local sentence-transformers models convert to Core ML"
+        )
+    if importlib.util.find_spec("coremltools") is None:
+        raise EngineUnavailable("Python module 'coremltools' is not installed (pip install -r requirements.txt)")
+    folder = package_folder(ref.name)
+    cached = read_manifest(folder)
+    if cached is not None and not force:
+        progress(1.0, f"{folder.name} is already converted")
+        return cached
+    from core.paths import atomic_path
+
+    t0 = time.perf_counter()
+    progress(0.05, "loading the model (fp32, CPU)")
+    model = _sentence_model(ref.path)
+    max_seq = int(model.max_seq_length or 512)
+    module, mode, normalize = embedding_module(model)
+    with atomic_path(folder) as tmp:
+        tmp.mkdir(parents=True)
+        progress(0.2, "tracing the embedding module")
+        spec = _convert(module, max_seq, tmp / PACKAGE, progress)
+        manifest = {
+            "name": f"{ref.name}@{VARIANT}",
+            "format": "coreml",
+            "source_name": ref.name,
+            "source_path": ref.path,
+            "package": str(folder / PACKAGE),
+            "program": "mlprogram",
+            "compute_precision": "fp16",
+            "minimum_deployment_target": DEPLOYMENT_TARGET,
+            "max_batch": MAX_BATCH,
+            "max_seq_length": max_seq,
+            "embedding_dim": int(
+                model.get_embedding_dimension()
+                if hasattr(model, "get_embedding_dimension")
+                else model.get_sentence_embedding_dimension()
+            ),
+            "pooling": mode,
+            "normalize": normalize,
+            "lower_case": bool(getattr(model[0], "do_lower_case", False)),
+            "inputs": spec["inputs"],
+            "outputs": spec["outputs"],
+            "n_params": sum(p.numel() for p in model.parameters()),
+            "note": "Core ML ML Program, fp16 compute; converted here, runs on macOS 13+ (cpu_only | cpu_and_gpu | "
+            "cpu_and_ne | all)",
+            "convert_s": round(time.perf_counter() - t0, 2),
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "versions": _versions("coremltools", "torch", "transformers", "sentence-transformers"),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    progress(1.0, f"{folder.name} ready")
+    return manifest
+
+
+def _convert(module, max_seq: int, out: Path, progress: Progress) -> dict:
+    import warnings
+
+    import coremltools as ct
+    import numpy as np
+    import torch
+
+    example = (torch.ones(2, 16, dtype=torch.int64), torch.ones(2, 16, dtype=torch.int64))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(module, example, check_trace=False)
+    batch, seq = ct.RangeDim(1, MAX_BATCH, default=1), ct.RangeDim(1, max_seq, default=min(128, max_seq))
+    progress(0.35, "converting with coremltools (ML Program, fp16)")
+    try:
+        mlmodel = ct.convert(
+            traced,
+            inputs=[
+                ct.TensorType(name="input_ids", shape=(batch, seq), dtype=np.int32),
+                ct.TensorType(name="attention_mask", shape=(batch, seq), dtype=np.int32),
+            ],
+            outputs=[
+                ct.TensorType(name="embedding", dtype=np.float32),
+                ct.TensorType(name="last_hidden_state", dtype=np.float32),
+            ],
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT16,
+            minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
+        )
+    except (NotImplementedError, TypeError, ValueError, RuntimeError) as err:
+        raise EngineUnavailable(f"coremltools {ct.__version__} cannot convert this model: {err}") from err
+    progress(0.9, "saving the .mlpackage")
+    mlmodel.save(str(out))
+    return describe_package(out)
+
+
+def describe_package(path) -> dict:
+    """What a saved .mlpackage declares, read from its spec without loading it (works off macOS): the program
+    type, inputs (name, dtype, shape ranges), outputs (name, dtype) and how many weight blobs are fp16/fp32."""
+    import coremltools as ct
+    from coremltools.proto import FeatureTypes_pb2, MIL_pb2
+
+    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    array_type = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType
+
+    def feature(f) -> dict:
+        arr = f.type.multiArrayType
+        ranges = [[r.lowerBound, r.upperBound] for r in arr.shapeRange.sizeRanges]
+        return {"name": f.name, "dtype": array_type.Name(arr.dataType).lower(), "shape_range": ranges}
+
+    weights: dict[str, int] = {}
+    if spec.WhichOneof("Type") == "mlProgram":
+        fn = spec.mlProgram.functions["main"]
+        for op in fn.block_specializations[fn.opset].operations:
+            val = op.attributes.get("val") if op.type == "const" else None
+            if val is not None and val.WhichOneof("value") == "blobFileValue":
+                kind = MIL_pb2.DataType.Name(val.type.tensorType.dataType).lower()
+                weights[kind] = weights.get(kind, 0) + 1
+    return {
+        "type": spec.WhichOneof("Type"),
+        "specification_version": spec.specificationVersion,
+        "inputs": [feature(f) for f in spec.description.input],
+        "outputs": [{"name": f["name"], "dtype": f["dtype"]} for f in map(feature, spec.description.output)],
+        "weight_blobs": weights,
+    }
+
+
+def _versions(*dists: str) -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for d in dists:
+        try:
+            out[d] = metadata.version(d)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+# --- embedders: prediction (macOS) ----------------------------------------------------------------------
+
+
+def embed_texts(manifest: dict, texts: Sequence[str], compute_units: str = "all"):
+    """Sentence vectors (float32 numpy, one row per text) from a converted package, on macOS; EngineUnavailable
+    with the reason elsewhere. Texts are tokenized with the source model's tokenizer, padded to the longest."""
+    if compute_units not in COMPUTE_UNITS:
+        raise BadParameter(f"unknown compute units '{compute_units}' — choose one of: {', '.join(COMPUTE_UNITS)}")
+    why = predict_blocker()
+    if why:
+        raise EngineUnavailable(why)
+    if not 1 <= len(texts) <= MAX_BATCH:
+        raise BadParameter(f"give 1 to {MAX_BATCH} texts per Core ML batch (got {len(texts)})")
+    import coremltools as ct
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    units = getattr(ct.ComputeUnit, COMPUTE_UNITS[compute_units])
+    model = ct.models.MLModel(manifest["package"], compute_units=units)
+    tokenizer = AutoTokenizer.from_pretrained(manifest["source_path"])
+    batch = [t.lower() for t in texts] if manifest.get("lower_case") else list(texts)
+    enc = tokenizer(batch, padding=True, truncation=True, max_length=manifest["max_seq_length"], return_tensors="np")
+    feed = {k: enc[k].astype(np.int32) for k in ("input_ids", "attention_mask")}
+    return np.asarray(model.predict(feed)["embedding"], dtype=np.float32)
+
+
+# --- causal LMs: the remaining block ---------------------------------------------------------------------
 
 
 def convert_causal_lm(hf_path: str, out_path: str, seq_len: int = 64) -> str:
@@ -69,7 +368,7 @@ def convert_causal_lm(hf_path: str, out_path: str, seq_len: int = 64) -> str:
 
 
 class CoreMLEngine(Engine):
-    """Core ML on the Neural Engine, GPU and CPU (macOS only; see the module docstring for its state)."""
+    """Core ML text generation on the Neural Engine, GPU and CPU (blocked; see the module docstring)."""
 
     name = "coreml"
     label = "Core ML (Neural Engine)"
