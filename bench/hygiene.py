@@ -4,7 +4,7 @@
 adds fields and never changes a measured figure. A row is `noisy` when the CV of its samples is above
 NOISY_CV_PCT, and `contended` when another request of this app overlapped it (the worker says so),
 another model was resident in the pool, or the 1-minute load average exceeded the CPUs this process may
-use — each with the reason in `contention`. The receipt (OS, CPU flags, power source, load) sits beside
+use — each with the reason in `contention`. The receipt (OS, CPU flags, power source, thermal state, load) sits beside
 the versions and chip the runner already records.
 """
 
@@ -32,24 +32,19 @@ def load_average() -> float | None:
         return None
 
 
-def power_source() -> str:
-    """'AC', 'battery N %' or 'unknown' (psutil's battery sensor; desktops and VMs have none)."""
-    try:
-        import psutil
-
-        battery = psutil.sensors_battery()
-    except (ImportError, AttributeError, RuntimeError, OSError):
-        battery = None
-    if battery is None:
-        return "unknown (no battery sensor)"
-    return "AC" if battery.power_plugged else f"battery {battery.percent:.0f} %"
-
-
 @functools.lru_cache(maxsize=1)
 def _static_receipt() -> tuple[str, str]:
     from engines.faults import cpu_flags
 
     return platform.platform(), cpu_flags()
+
+
+def _conditions() -> dict[str, str]:
+    """power_source and thermal_state when the test ends (machine.thermal: pmset on macOS, psutil elsewhere)."""
+    from machine.thermal import current_conditions
+
+    now = current_conditions()
+    return {"power_source": now.power_source, "thermal_state": now.thermal_state}
 
 
 def contention_reasons(worker_contended: bool, others_resident: int, load_avg: float | None, n_cpus: int) -> list[str]:
@@ -86,7 +81,7 @@ def finish_row(
         "n_cpus": n_cpus,
         "os_info": os_info,
         "cpu_flags": flags,
-        "power_source": power_source(),
+        **_conditions(),
     }
     if result.n_gen and not result.n_prompt:
         fields.update(

@@ -100,7 +100,10 @@ class SpeedResult:
     cpu_flags: str = ""
     """The CPU's feature flags (sorted); the chip's brand string on macOS."""
     power_source: str = ""
-    """'AC', 'battery 80 %' or 'unknown'."""
+    """'AC' or 'battery 80 %' (+ ', Low Power Mode on|off' on Macs), or 'not available here: <why>'."""
+    thermal_state: str = ""
+    """When the test ended, from `pmset -g therm` on macOS (e.g. 'throttled: CPU speed limit 35 %'), or
+    'not available here: <why>' (machine.thermal)."""
     bandwidth_gbs: float | None = None
     """Derived input: main-memory bandwidth in GB/s used for the roofline (tg rows)."""
     bandwidth_source: str = ""

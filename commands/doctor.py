@@ -7,8 +7,8 @@ one reason per decision, and the engine list; `-o json` prints the same as one J
 (planning.report.machine_plan), and both report it as `recommended_quantization`. Exits 1 when
 no text-generation engine is usable, so scripts can check a setup. `--save DIR` also writes every
 probe's raw output into DIR; `--replay DIR` reports on the machine such a folder came from (its hardware,
-runtime config and any recorded macmon/powermetrics samples; the engine list is this machine's, so it is left
-out).
+runtime config, any recorded macmon/powermetrics samples and the recorded `pmset` thermal state and power
+source; the engine list is this machine's, so it is left out).
 Imports nothing heavy: engine availability is probed by module name.
 """
 
@@ -93,10 +93,11 @@ def _profile(args: argparse.Namespace):
         return replay_profile(args.replay)
     if args.save:
         from machine.detect import collect_live
-        from machine.replay import save_outputs
+        from machine.replay import save_conditions, save_outputs
+        from machine.thermal import pmset_outputs
 
         live = collect_live(probe)
-        files = save_outputs(live, args.save)
+        files = save_outputs(live, args.save) + save_conditions(args.save, pmset_outputs())
         print(f"Saved {len(files)} probe outputs to {args.save}", file=sys.stderr)
         return live.profile()
     from machine.detect import detect_hardware
@@ -112,6 +113,17 @@ def _power(args: argparse.Namespace) -> str:
     from machine.power import power_status
 
     return power_status()
+
+
+def _conditions(args: argparse.Namespace):
+    """Thermal state and power source: from the recorded pmset files with --replay, else this machine's now."""
+    if args.replay:
+        from machine.replay import replay_conditions
+
+        return replay_conditions(args.replay)
+    from machine.thermal import current_conditions
+
+    return current_conditions()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json or args.output == "json":
         payload = {"hardware": profile.to_dict(), "config": config.to_dict(), "engines": engines}
         payload["power"] = _power(args)
+        payload["thermal"] = _conditions(args).to_dict()
         if not args.replay:
             payload["known_faults"] = known_fault_rows()
         if args.replay:
@@ -145,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     for label, value in profile.summary_rows():
         print(f"  {label:<{width}}{value}")
     print(f"  {'Power':<{width}}{_power(args)}")
+    conditions = _conditions(args)
+    print(f"  {'Thermal state':<{width}}{conditions.thermal_state}")
+    print(f"  {'Power source':<{width}}{conditions.power_source}")
     print()
     print("Recommended runtime")
     settings = [

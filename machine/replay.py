@@ -124,3 +124,29 @@ def replay_power(folder) -> str:
     if not samples:
         return "not available here: the folder holds no macmon.json or powermetrics.txt sample"
     return f"{source}: mean {sum(samples) / len(samples):.1f} W, peak {max(samples):.1f} W over {len(samples)} samples"
+
+
+def save_conditions(folder, texts: dict[str, str]) -> list[Path]:
+    """Write the pmset outputs (machine.thermal.pmset_outputs()) into `folder`, one file per command."""
+    from machine.thermal import PMSET_FILES
+
+    written = []
+    for key, text in texts.items():
+        if key in PMSET_FILES:
+            written.append(Path(folder) / PMSET_FILES[key])
+            written[-1].write_text(text, encoding="utf-8")
+    return written
+
+
+def replay_conditions(folder):
+    """Thermal state and power source from recorded pmset_therm.txt / pmset_batt.txt / pmset.txt in `folder`
+    (machine.thermal's parsers), or 'not available here: …' for what the folder does not hold."""
+    from machine.thermal import PMSET_FILES, conditions_from_texts
+
+    folder = Path(folder)
+    texts = {
+        key: (folder / name).read_text(encoding="utf-8", errors="replace")
+        for key, name in PMSET_FILES.items()
+        if (folder / name).is_file()
+    }
+    return conditions_from_texts(texts, "pmset (recorded)" if texts else "", " in the folder")

@@ -13,6 +13,7 @@ from bench.roofline import bytes_per_token, decode_roofline, mean_context
 from bench.runner import SpeedTest, run_speed
 from engines.base import LoadConfig
 from machine.detect import last_level_cache_bytes, measure_bandwidth_gbs, parse_cache_size
+from machine.thermal import current_conditions
 from tests.bench.test_runner import ScriptedEngine
 
 
@@ -90,6 +91,7 @@ def test_every_tg_row_gets_a_roofline_and_hygiene_fields():
     assert tg.cv_pct == pytest.approx(50.0) and tg.noisy and NOISY_CV_PCT == 10.0
     assert tg.contended and "1 other model(s) resident" in tg.contention
     assert tg.os_info and tg.n_cpus >= 1 and tg.power_source
+    assert tg.thermal_state == current_conditions().thermal_state  # pmset on macOS, "not available here: …" elsewhere
     assert tg.bytes_per_token == 2_000_000  # no KV shape in the scripted model: weights only
     row = finish_row(dataclasses.replace(tg, contended=False), engine.info(), profile=profile(20.0))
     assert row.roofline_tps == pytest.approx(20e9 / 2_000_000)
