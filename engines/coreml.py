@@ -4,19 +4,20 @@ what still stands between localbench and text generation on the Neural Engine.
 **Embedders convert here, on any OS.** `convert_embedder('all-minilm-l6-v2')` writes an fp16 ML Program
 (`.mlpackage`, minimum target macOS 13) under LOCALBENCH_HOME/cache/coreml/<model>@coreml-fp16, with a
 `localbench-conversion.json` manifest written last. Tracing the model whole does not convert with
-coremltools 9.0 and transformers 5.23: BertModel builds its mask in `masking_utils`, and coremltools'
-`aten::Int` → `_cast` meets a non-scalar there ("only 0-dimensional arrays can be converted to Python
-scalars"). So the traced module is ours: it calls the model's own embeddings and encoder (eager attention)
-with the additive mask, the position ids and the token types computed from the inputs in plain tensor ops
-(`(1 - mask) * -1e4`, fp16-safe; `cumsum - 1`; zeros), then pools and normalizes as the sentence-transformers
-folder says. Inputs are `input_ids` and `attention_mask` (int32, batch 1..MAX_BATCH, sequence
+coremltools 9.0 and transformers 5.23: coremltools' `aten::Int` → `_cast` meets a non-scalar where
+BertEmbeddings slices its position-id buffer ("only 0-dimensional arrays can be converted to Python
+scalars"), and the mask from transformers' `masking_utils` brings `new_ones`, which has no converter.
+So the traced module is ours: it calls the model's own embeddings and encoder (eager attention) with the
+additive mask, the position ids and the token types computed from the inputs in plain tensor ops
+(`(1 - mask) * -1e4`, fp16-safe; `cumsum - 1`; zeros), then pools and normalizes as the
+sentence-transformers folder says. Inputs are `input_ids` and `attention_mask` (int32, batch 1..MAX_BATCH, sequence
 1..max_seq_length); outputs are `embedding` (sentence vectors) and `last_hidden_state`, float32 at the
 boundary, fp16 inside. `describe_package()` reads the saved spec back (program type, inputs with their
 ranges, outputs, weight precision), which is what can be checked off macOS.
 
 **Prediction is macOS only** (Core ML.framework; coremltools' Linux wheel has no `libcoremlpython`):
 `embed_texts()` runs a package with compute units cpu_only | cpu_and_gpu | cpu_and_ne | all there, and
-says "needs macOS" elsewhere. **Causal LMs do not convert yet**: tracing SmolLM2 (LlamaForCausalLM) and
+says that predictions need macOS elsewhere. **Causal LMs do not convert yet**: tracing SmolLM2 (LlamaForCausalLM) and
 calling `coremltools.convert` stops at torch ops without a converter (`diff` in the packed-sequence check,
 `new_ones` in the mask); `convert_causal_lm` is kept to reproduce it, and the text engine stays unavailable
 with that reason (`blocker()`).
