@@ -4,8 +4,8 @@
 adds fields and never changes a measured figure. A row is `noisy` when the CV of its samples is above
 NOISY_CV_PCT, and `contended` when another request of this app overlapped it (the worker says so),
 another model was resident in the pool, or the 1-minute load average exceeded the CPUs this process may
-use — each with the reason in `contention`. The receipt (OS, CPU flags, power source, thermal state, load) sits beside
-the versions and chip the runner already records.
+use — each with the reason in `contention`. The receipt (OS, CPU flags, power source, thermal state, load)
+sits beside the versions and chip the runner already records.
 """
 
 from __future__ import annotations
