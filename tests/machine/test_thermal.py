@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from machine import thermal
-from machine.replay import replay_conditions
+from machine.replay import replay_conditions, save_conditions
 from tests.conftest import run_app
 
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "captures"
@@ -70,6 +70,19 @@ def test_replay_of_recorded_pmset_files(tmp_path):
     none = replay_conditions(CAPTURES / "m3_max_sequoia")
     assert none.thermal_state == "not available here: no `pmset -g therm` output in the folder (pmset_therm.txt)"
     assert none.power_source.startswith("not available here: no `pmset -g batt` output")
+
+
+def test_save_then_replay_round_trip(tmp_path):
+    """What `doctor --save` writes from pmset's outputs replays to the live reading of the same outputs."""
+    texts = {
+        "pmset_therm": (CAPTURES / "mbp_early2011_highsierra_throttled" / "pmset_therm.txt").read_text(),
+        "pmset_batt": (CAPTURES / "mba_m1_bigsur_pmset" / "pmset_batt.txt").read_text(),
+        "pmset": (CAPTURES / "mba_m1_bigsur_pmset" / "pmset.txt").read_text(),
+    }
+    files = save_conditions(tmp_path, texts)
+    assert sorted(f.name for f in files) == ["pmset.txt", "pmset_batt.txt", "pmset_therm.txt"]
+    live = thermal.conditions_from_texts(texts, "pmset")
+    assert replay_conditions(tmp_path) == thermal.Conditions(**{**live.to_dict(), "source": "pmset (recorded)"})
 
 
 def test_doctor_replay_reports_them(tmp_path):
