@@ -41,7 +41,8 @@ MAX_ENTRIES = 4
 
 
 def stats_line(cell: dict) -> str:
-    """'N tokens · X t/s · TTFT Y ms' for a grid cell; '—' where a figure is unknown (pure)."""
+    """'N tokens · X t/s · TTFT Y ms' for a grid cell, plus the model's load time when this answer loaded it;
+    '—' where a figure is unknown (pure)."""
 
     def known(value) -> bool:
         return value is not None and value == value  # NaN is unknown
@@ -49,7 +50,12 @@ def stats_line(cell: dict) -> str:
     tokens = f"{int(cell['gen_tokens'])} tokens" if known(cell.get("gen_tokens")) else "— tokens"
     tps = f"{cell['gen_tps']:.1f} t/s" if known(cell.get("gen_tps")) and cell["gen_tps"] > 0 else "— t/s"
     ttft = f"TTFT {cell['ttft_s'] * 1e3:.0f} ms" if known(cell.get("ttft_s")) else "TTFT — ms"
-    return f"{tokens} · {tps} · {ttft}"
+    load = (
+        f" · load {cell['load_s']:.1f} s before this answer, not in its TTFT"
+        if known(cell.get("load_s")) and cell["load_s"] > 0
+        else ""
+    )
+    return f"{tokens} · {tps} · {ttft}{load}"
 
 
 def grid_html(plan, cells: pd.DataFrame) -> str:
@@ -158,7 +164,10 @@ def build(ctx: AppContext) -> None:
     status = gr.Markdown("", elem_id="queue-status")
     with gr.Row():
         stored = gr.Dropdown(
-            plan_choices(ctx.store), label="Stored queues (id · answers done / total · date)", elem_id="queue-pick"
+            plan_choices(ctx.store),
+            label="Stored queues (id · answers done / total · date)",
+            scale=3,
+            elem_id="queue-pick",
         )
         refresh = gr.Button("Refresh list", elem_id="queue-refresh")
         show = gr.Button("Show", elem_id="queue-show")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pandas as pd
 import pytest
@@ -57,7 +58,7 @@ def test_queue_runs_three_prompts_on_two_entries_and_downloads(page, localbench_
     assert cells.count() == 6
     for k in range(6):
         stats = cells.nth(k).locator(".queue-stats").inner_text()
-        assert " tokens · " in stats and " t/s · TTFT " in stats and stats.endswith(" ms") and "—" not in stats
+        assert re.match(r"\d+ tokens · [\d.]+ t/s · TTFT \d+ ms", stats) and "—" not in stats, stats
         assert cells.nth(k).locator(".queue-answer").inner_text().strip()
 
     page.wait_for_timeout(1000)  # the download files land with the grid
@@ -81,3 +82,33 @@ def test_queue_runs_three_prompts_on_two_entries_and_downloads(page, localbench_
     page.locator("#queue-resume").click()
     wait_text(page, "#queue-status", "0 answered, 6 already stored", timeout=120_000)
     assert page.locator("#queue-grid td.queue-cell").count() == 6
+
+
+def test_stop_mid_queue_then_resume_runs_only_the_rest(page, localbench_home):
+    store = ResultStore(localbench_home / "results.db")
+    page.get_by_role("tab", name="Queue").click()
+    add_entry(page, "0.7", "3")
+    add_entry(page, "0.7", "4")
+    wait_text(page, "#queue-entries", "seed=4")
+    page.get_by_label("Paste (one prompt per line)").check()
+    page.locator("#queue-paste textarea").fill("Tell a story about a cat.\nTell a story about a dog.\nCount to ten.")
+    page.locator("#queue-max-tokens input").fill("40")
+    before = len(store.rows(KIND))
+    page.locator("#queue-run").click()
+    deadline = time.monotonic() + 300
+    while len(store.rows(KIND)) < before + 1 and time.monotonic() < deadline:  # the first answer is stored
+        page.wait_for_timeout(200)
+    page.locator("#queue-stop").click()
+    wait_text(page, "#queue-status", "Stopped: \\d of 6 answers stored", timeout=120_000)
+    stopped = re.search(r"Stopped: (\d) of 6", page.locator("#queue-status").inner_text())
+    n_done = int(stopped.group(1))
+    assert 1 <= n_done < 6
+    assert page.locator("#queue-grid td.queue-missing").count() == 6 - n_done
+
+    page.locator("#queue-resume").click()  # the stopped queue is the one picked
+    wait_text(page, "#queue-status", "Done: queue", timeout=300_000)
+    assert f"{6 - n_done} answered, {n_done} already stored, 0 failed" in page.locator("#queue-status").inner_text()
+    assert page.locator("#queue-grid td.queue-cell").count() == 6
+    queue_id = re.search(r"queue ([0-9a-f]{12})", page.locator("#queue-status").inner_text()).group(1)
+    cells = [(r["prompt_index"], r["entry"]) for r in store.rows(KIND) if r["queue_id"] == queue_id]
+    assert len(cells) == 6 == len(set(cells))

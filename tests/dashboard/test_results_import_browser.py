@@ -46,17 +46,23 @@ def fresh_app(tmp_path):
 
 
 def import_file(page, path) -> str:
-    """Upload `path` into the Import control, press Import, return the status line."""
-    before = page.locator("#results-import-status").inner_text()
-    page.locator("#results-import-file input[type=file]").set_input_files(str(path))
-    page.locator("#results-import-file").get_by_text(path.name).first.wait_for()
+    """Upload `path` into the Import control (as a user would, after clearing the last file), press Import, and
+    return the status line."""
+    before = page.locator("#results-import-status").inner_text().strip()
+    field = page.locator("#results-import-file")
+    if field.locator("input[type=file]").count() == 0:  # a file from the last import is still shown: clear it
+        field.hover()  # Gradio shows the file's Clear button on hover
+        field.locator("button[aria-label=Clear]").click()
+        field.locator("input[type=file]").wait_for(state="attached")
+    field.locator("input[type=file]").set_input_files(str(path))
+    field.get_by_text(path.name).first.wait_for()
     page.locator("#results-import").click()
     page.wait_for_function(
-        "(before) => { const t = document.querySelector('#results-import-status')?.innerText || '';"
-        " return /imported|⚠️/.test(t) && t !== before; }",
+        "(before) => { const t = (document.querySelector('#results-import-status')?.innerText || '').trim();"
+        " return /^(imported|⚠️)/.test(t) && t !== before; }",  # not while the timer of a pending event shows
         arg=before,
     )
-    return page.locator("#results-import-status").inner_text()
+    return page.locator("#results-import-status").inner_text().strip()
 
 
 def test_export_from_one_dashboard_import_twice_into_another(page, browser, fresh_app, localbench_home, tmp_path):
