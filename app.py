@@ -25,6 +25,7 @@ COMMANDS = [
     "commands.scorecard",
     "commands.suite",
     "commands.results",
+    "commands.queue",
 ]
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

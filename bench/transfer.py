@@ -204,3 +204,31 @@ def validate(runs: Sequence) -> tuple[list[dict], list[Rejected]]:
         seen.add(run["run_id"])
         good.append({**run, "error": str(run.get("error", ""))})
     return good, rejected
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What importing one export file did."""
+
+    added: list[str]
+    """Run ids now stored."""
+    skipped: list[str]
+    """Run ids that were already stored (a second import of the same file skips them all)."""
+    rejected: list[Rejected]
+
+    def reasons(self) -> str:
+        return "; ".join(f"{r.where}: {r.reason}" for r in self.rejected)
+
+
+def import_file(store, path: str, name: str | None = None) -> ImportResult:
+    """Read, validate and import an exported CSV or JSON file into `store` (the CLI's and the Results tab's
+    one path); BadParameter when the file cannot be read or is no export at all."""
+    name = name or str(path)
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise BadParameter(f"cannot read {name}: {err}") from None
+    runs, rejected = parse_export(text, name)
+    added, skipped = store.import_runs(runs)
+    return ImportResult(added, skipped, rejected)

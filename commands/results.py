@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench.export import render
     from bench.store import ResultStore
-    from bench.transfer import export_text, history_frame, parse_export
+    from bench.transfer import export_text, history_frame, import_file
     from commands.bench import write_output
     from core.errors import BadParameter
 
@@ -50,14 +50,11 @@ def run(args: argparse.Namespace) -> int:
             store.delete_run(run_id)
         print(f"deleted {len(args.run_ids)} run(s)")
         return 0
-    try:
-        with open(args.file, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as err:
-        raise BadParameter(f"cannot read {args.file}: {err}") from None
-    runs, rejected = parse_export(text, args.file)
-    added, skipped = store.import_runs(runs)
-    print(f"imported {len(added)} run(s), skipped {len(skipped)} already stored, rejected {len(rejected)}")
-    for r in rejected:
+    result = import_file(store, args.file)
+    print(
+        f"imported {len(result.added)} run(s), skipped {len(result.skipped)} already stored, "
+        f"rejected {len(result.rejected)}"
+    )
+    for r in result.rejected:
         print(f"rejected {r.where}: {r.reason}", file=sys.stderr)
-    return 1 if rejected and not added and not skipped else 0
+    return 1 if result.rejected and not result.added and not result.skipped else 0

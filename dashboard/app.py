@@ -18,6 +18,7 @@ TABS: list[tuple[str, str]] = [
     ("Quantization", "dashboard.tabs.quantization"),
     ("Compare", "dashboard.tabs.compare"),
     ("Arena", "dashboard.tabs.arena"),
+    ("Queue", "dashboard.tabs.queue"),
     ("Embeddings", "dashboard.tabs.embeddings"),
     ("Memory", "dashboard.tabs.memory"),
     ("Benchmarks", "dashboard.tabs.benchmarks"),

@@ -1,14 +1,19 @@
 """Results tab: the history of every run from every machine, filters, a compare view with a chart, delete,
-and CSV downloads. The same history is `python app.py results list|export|import|delete`."""
+CSV downloads and import of an exported file. The same history is `python app.py results
+list|export|import|delete`; Import is the CLI's own path (bench.transfer.import_file): the file is
+validated, rejected runs are listed with the reason, and run ids already stored are skipped."""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
 from bench.export import to_frame
 from bench.stats import welch
-from bench.transfer import history_frame
+from bench.transfer import export_text, history_frame, import_file
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import csv_file, warn
@@ -66,6 +71,14 @@ def compare_frames(store, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFram
     return table, chart, note
 
 
+def export_file(runs: list[dict]) -> str:
+    """The runs as a results-export CSV (what `results export -o csv` writes) in a temp file, for download."""
+    folder = Path(tempfile.mkdtemp(prefix="localbench-"))
+    path = folder / "localbench-results-export.csv"
+    path.write_text(export_text(runs, "csv"), encoding="utf-8")
+    return str(path)
+
+
 def build(ctx: AppContext) -> None:
     def history() -> pd.DataFrame:
         return history_frame(ctx.store.export_runs())
@@ -74,8 +87,12 @@ def build(ctx: AppContext) -> None:
         return [ALL, *sorted({str(v) for v in frame[column] if v})]
 
     def show(*values):
-        shown = filtered(history(), dict(zip(FILTERS, values, strict=True)))
-        return shown, csv_file(shown, "localbench-history") if not shown.empty else None
+        stored = ctx.store.export_runs()
+        shown = filtered(history_frame(stored), dict(zip(FILTERS, values, strict=True)))
+        if shown.empty:
+            return shown, None, None
+        keep = set(shown["run_id"])
+        return shown, csv_file(shown, "localbench-history"), export_file([r for r in stored if r["run_id"] in keep])
 
     with gr.Row():
         boxes = {
@@ -84,14 +101,28 @@ def build(ctx: AppContext) -> None:
         }
         refresh = gr.Button("Refresh", elem_id="results-refresh")
     runs = gr.Dataframe(value=history, label="History (newest first)", interactive=False, elem_id="results-runs")
-    download = gr.DownloadButton(
-        "Download history CSV", value=lambda: show(*[ALL] * len(FILTERS))[1], elem_id="results-download"
-    )
+    with gr.Row():
+        download = gr.DownloadButton(
+            "Download history CSV", value=lambda: show(*[ALL] * len(FILTERS))[1], elem_id="results-download"
+        )
+        export = gr.DownloadButton(
+            "Download export CSV (the shown runs whole, to import elsewhere)",
+            value=lambda: show(*[ALL] * len(FILTERS))[2],
+            elem_id="results-export",
+        )
     with gr.Row():
         ids = gr.Textbox(label="Run ids (comma-separated)", elem_id="results-ids")
         compare = gr.Button("Compare these runs", elem_id="results-compare")
         delete = gr.Button("Delete these runs", variant="stop", elem_id="results-delete")
     status = gr.Markdown(elem_id="results-status")
+    with gr.Row():
+        upload = gr.File(
+            label="Import a results export (CSV or JSON, from `results export` or the download above)",
+            file_types=[".csv", ".json"],
+            elem_id="results-import-file",
+        )
+        import_button = gr.Button("Import", elem_id="results-import")
+    import_status = gr.Markdown(elem_id="results-import-status")
     rows = gr.Dataframe(label="Rows of the compared runs", interactive=False, elem_id="results-rows")
     chart = gr.BarPlot(x="test_run", y="avg_ts", color="run", label="t/s by test and run", elem_id="results-chart")
 
@@ -119,10 +150,25 @@ def build(ctx: AppContext) -> None:
             ctx.store.delete_run(run_id)
         return message, *load(*values)
 
+    def do_import(file, *values):
+        try:
+            if not file:
+                raise BadParameter("no file chosen — drop an exported CSV or JSON file first")
+            path = file if isinstance(file, str) else file.name
+            result = import_file(ctx.store, path, name=Path(path).name)
+        except LocalbenchError as err:
+            return warn(err), *[gr.skip()] * len(outputs)
+        message = (
+            f"imported {len(result.added)} runs, skipped {len(result.skipped)} duplicates, "
+            f"rejected {len(result.rejected)} rows" + (f": {result.reasons()}" if result.rejected else "")
+        )
+        return message, *load(*values)
+
     inputs = list(boxes.values())
-    outputs = [*boxes.values(), runs, download]
+    outputs = [*boxes.values(), runs, download, export]
     refresh.click(load, inputs, outputs)
     for box in boxes.values():
-        box.input(show, inputs, [runs, download])
+        box.input(show, inputs, [runs, download, export])
     compare.click(do_compare, ids, [status, rows, chart])
     delete.click(do_delete, [ids, *inputs], [status, *outputs])
+    import_button.click(do_import, [upload, *inputs], [import_status, *outputs])

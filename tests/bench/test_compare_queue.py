@@ -66,3 +66,64 @@ def test_prompt_files(tmp_path):
         read_prompts(jsonl)
     with pytest.raises(BadParameter, match="no prompt file"):
         read_prompts(tmp_path / "none.txt")
+
+
+def test_plan_cells_and_exports_keep_failures_and_unknowns(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from bench.compare_queue import cells_frame, export_cells, list_plans, load_plan, parse_prompts, save_plan
+    from engines.base import GenerationStats
+
+    store = ResultStore(tmp_path / "results.db")
+    plan = save_plan(store, ["p1", "=2+2"], [Entry("e", "good"), Entry("e", "good")], 16, 512)
+    assert [e.label for e in plan.entries] == ["good · e", "good · e #2"]
+    assert load_plan(store, plan.queue_id) == plan
+    stats = GenerationStats(0.25, 3, 0.01, 300.0, 7, 0.07, 100.0, 0.0, 0.3, 1, "stop")
+    calls = []
+
+    def answer(prompt, entry):
+        calls.append((prompt, entry.label))
+        if entry.label.endswith("#2") and prompt == "p1" and len(calls) < 5:
+            raise ModelNotFound("boom")
+        return f"answer to {prompt}", stats
+
+    assert run_queue(store, plan.queue_id, plan.prompts, plan.entries, answer)["failed"] == 1
+    cells = cells_frame(store, plan)
+    assert len(cells) == 4 and cells["status"].tolist() == ["ok", "failed", "ok", "ok"]
+    assert cells.loc[1, "error"] == "boom" and pd.isna(cells.loc[1, "gen_tps"])
+    assert list_plans(store)[0] | {"created_at": ""} == {
+        "queue_id": plan.queue_id,
+        "created_at": "",
+        "prompts": 2,
+        "entries": "good · e | good · e #2",
+        "total": 4,
+        "done": 3,
+    }
+    lines = [json.loads(x) for x in export_cells(cells, "jsonl").splitlines()]
+    assert lines[1]["gen_tps"] is None and lines[0]["gen_tokens"] == 7 and lines[2]["prompt"] == "=2+2"
+    assert "'=2+2" in export_cells(cells, "csv")  # formula-safe CSV
+    # a resume retries only the failed cell, and the grid then shows its answer
+    assert run_queue(store, plan.queue_id, plan.prompts, plan.entries, answer) == {
+        "total": 4,
+        "done": 1,
+        "skipped": 3,
+        "failed": 0,
+    }
+    assert cells_frame(store, plan)["status"].tolist() == ["ok"] * 4
+    with pytest.raises(BadParameter, match="no queue with id"):
+        load_plan(store, "nope")
+    with pytest.raises(BadParameter, match="line 1"):
+        parse_prompts('{"prompt": ""}', jsonl=True)
+
+
+def test_cancel_mid_answer_stores_nothing_for_that_cell(tmp_path):
+    store = ResultStore(tmp_path / "results.db")
+
+    def answer(prompt, entry):
+        raise Cancelled("stopped mid-answer")
+
+    with pytest.raises(Cancelled):
+        run_queue(store, "q3", ["a"], make_pool([Entry("e", "x"), Entry("e", "y")]), answer)
+    assert store.runs("compare_queue") == []
