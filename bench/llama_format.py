@@ -211,4 +211,3 @@ def to_sql(frame: pd.DataFrame, table: str = "llama_bench") -> str:
 def to_json(frame: pd.DataFrame) -> str:
     """A JSON array of the rows (llama-bench's json), bools as true/false."""
     return "[\n" + ",\n".join("  " + line for line in to_jsonl(frame).splitlines()) + "\n]\n"
-
