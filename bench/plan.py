@@ -23,9 +23,13 @@ from dataclasses import dataclass
 from bench.runner import DecodeSettings, SpeedTest, plan_tests
 from core.errors import BadParameter
 
+MAX_VALUES = 4096
+"""The most values one list or range may give (a typo such as 1-1000000000 is refused, not run)."""
+
 
 def int_values(text: str) -> list[int]:
-    """llama-bench's integer lists: '128,512', ranges 'first-last', 'first-last+step', 'first-last*mult'."""
+    """llama-bench's integer lists: '128,512', ranges 'first-last', 'first-last+step', 'first-last*mult'.
+    A range that cannot grow (0-512*2) or gives more than MAX_VALUES values raises ValueError."""
     values: list[int] = []
     for part in (p.strip() for p in str(text).split(",")):
         if not part:
@@ -39,7 +43,10 @@ def int_values(text: str) -> list[int]:
             x = first
             while x <= last:
                 values.append(x)
-                x = x + step if op == "+" else x * step
+                nxt = x + step if op == "+" else x * step
+                if nxt <= x or len(values) > MAX_VALUES:  # 0*k never grows (llama-bench: "invalid range")
+                    raise ValueError(f"bad range {part!r}")
+                x = nxt
         else:
             values.append(int(part))
     return values

@@ -327,7 +327,7 @@ def bench_plan(args: argparse.Namespace, per_test_threads: bool = True):
     try:
         depths = int_values(args.n_depth)
     except ValueError:
-        raise BadParameter(f"-d: expected depths such as 0,512 or 0-2048*2, got {args.n_depth!r}") from None
+        raise BadParameter(f"-d: expected depths such as 0,512 or 0,512-4096*2, got {args.n_depth!r}") from None
     if not depths or any(d < 0 for d in depths):
         raise BadParameter(f"-d: depths must be integers >= 0, got {args.n_depth!r}")
     ub = values("-ub", args.ubatch_size, int)

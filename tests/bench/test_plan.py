@@ -15,7 +15,8 @@ def test_lists_and_ranges_like_llama_bench():
     assert int_values("0-512+128") == [0, 128, 256, 384, 512]
     assert int_values("1-16*2") == [1, 2, 4, 8, 16]
     assert int_values("1-2, 8") == [1, 2, 8]
-    for bad in ("4-1", "1-8*1", "1-8+0", "x", "1.5"):
+    assert int_values("1-1") == [1] and len(int_values("1-4096")) == 4096
+    for bad in ("4-1", "1-8*1", "1-8+0", "0-1024*4", "0-1000000000", "x", "1.5"):
         with pytest.raises(ValueError):
             int_values(bad)
 
