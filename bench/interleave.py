@@ -87,7 +87,9 @@ def merge_turns(turns: Sequence[SpeedResult], arm: str, order: str) -> SpeedResu
         roofline_pct=(s_ts.mean / first.roofline_tps * 100) if first.roofline_tps else first.roofline_pct,
         arm=arm,
         run_order=order,
-        method=f"interleaved {order} (one repetition per turn); " + first.method,
+        method=f"interleaved {order}: one repetition of every test per turn, {len(ts)} repetitions and "
+        f"{sum(t.warmup_runs for t in turns)} warm-up(s) in all; mean ± sample stddev; "
+        + first.method.split("sample stddev; ", 1)[-1],
     )
 
 

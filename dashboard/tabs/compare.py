@@ -91,7 +91,7 @@ def ab_markdown(rows, arms: dict[str, str]) -> str:
     if not rows:
         return ""
     lines = [
-        f"**A/B, interleaved** ({rows[0].order}): " + "; ".join(f"{label} = {what}" for label, what in arms.items()),
+        f"**A/B** ({rows[0].order}): " + "; ".join(f"{label} = {what}" for label, what in arms.items()),
         "",
         "| test | vs | A t/s (mean) | other t/s (mean) | difference % | p | verdict |",
         "|---|---|---|---|---|---|---|",
@@ -225,7 +225,9 @@ def build(ctx: AppContext) -> None:
             others = len(ctx.pool.loaded()) - 1  # the other compared models stay resident: a CONTENDED run
             arms = [dataclasses.replace(a, others_resident=others) for a in arms]
             if len(arms) > 1:
-                settings["interleaved"] = {a.label: f"{m} on {e}" for a, (e, m) in zip(arms, pairs, strict=True)}
+                settings["interleaved"] = {
+                    a.label: f"{m} on {display_name(e)}" for a, (e, m) in zip(arms, pairs, strict=True)
+                }
             report = lambda f, m: progress(f, desc=m)  # noqa: E731
             if len(arms) == 1:
                 results = run_speed(

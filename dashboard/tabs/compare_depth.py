@@ -130,7 +130,7 @@ def build(ctx: AppContext, slot_inputs: list, chosen: Callable, n_prompt, n_gen,
             f"Method: {results[0].method if results else ''}.",
             planner_markdown(frame),
             depth_chart(frame),
-            depth_table(frame),
+            depth_table(frame).assign(engine=lambda t: t["engine"].map(display_name)),
             csv_file(frame, "localbench-depth"),
         )
 
