@@ -76,15 +76,36 @@ def to_markdown(frame: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
     return "\n".join([header, sep, *body])
 
 
-def render(frame: pd.DataFrame, fmt: str) -> str:
-    """The frame as 'csv', 'json', 'md' or 'table' (plain aligned text)."""
+def render(frame: pd.DataFrame, fmt: str, table: str = "results") -> str:
+    """The frame as 'csv', 'json', 'jsonl' (one object a line), 'sql' (CREATE TABLE `table` and INSERTs),
+    'md' or 'table' (plain aligned text)."""
     if fmt == "csv":
         return to_csv(frame)
     if fmt == "json":
         return to_json(frame)
+    if fmt in ("jsonl", "sql"):
+        from bench.llama_format import to_jsonl, to_sql
+
+        return to_jsonl(frame) if fmt == "jsonl" else to_sql(frame, table)
     if fmt == "md":
         return to_markdown(frame)
     buf = io.StringIO()
     with pd.option_context("display.max_columns", None, "display.width", 200):
         buf.write(frame.to_string(index=False))
     return buf.getvalue()
+
+
+def render_speed(frame: pd.DataFrame, fmt: str) -> str:
+    """Speed rows (a to_frame()) as csv, json, jsonl or sql with llama-bench's fields first (bench.llama_format)."""
+    from bench import llama_format
+
+    lb = llama_format.llama_bench_frame(frame)
+    if fmt == "csv":
+        return to_csv(lb)
+    if fmt == "json":
+        return llama_format.to_json(lb)
+    if fmt == "jsonl":
+        return llama_format.to_jsonl(lb)
+    if fmt == "sql":
+        return llama_format.to_sql(lb)
+    raise ValueError(f"not a llama-bench output format: {fmt!r}")

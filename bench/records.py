@@ -120,3 +120,7 @@ class SpeedResult:
     """True when bytes_per_token fits in the last-level cache: the DRAM roofline does not bind."""
     roofline_note: str = ""
     """What the roofline figures mean for this row, or why there are none."""
+    arm: str = ""
+    """In an interleaved A/B comparison (bench.interleave): this row's arm, 'A', 'B', ...; '' otherwise."""
+    run_order: str = ""
+    """In an interleaved A/B comparison: the order the repetitions ran in, e.g. 'A1 B1 A2 B2 A3 B3'."""

@@ -33,13 +33,16 @@ Progress = Callable[[float, str], None]
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """llama.cpp context settings of one test (llama-bench's -fa, -ub, -ctk, -ctv); None: as loaded."""
+    """llama.cpp context settings of one test (llama-bench's -fa, -ub, -ctk, -ctv, and -b, -t where they vary
+    per test, see bench.plan); None: as loaded."""
 
     flash_attn: int | None = None
     """-1 auto, 0 off, 1 on."""
     n_ubatch: int | None = None
     type_k: str | None = None
     type_v: str | None = None
+    n_batch: int | None = None
+    n_threads: int | None = None
 
     def given(self) -> dict[str, object]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -204,16 +207,16 @@ def run_speed(
                 test.n_gen,
                 test.n_depth,
                 repetitions,
-                n_batch=config.n_batch,
                 warmup=warmup,
                 seed=seed,
-                **test.settings.given(),
+                **{"n_batch": config.n_batch, **test.settings.given()},
             )
             tokens = test.n_prompt + test.n_gen
             ns = list(run.samples_ns)
             ts = [tokens / (x / 1e9) if x > 0 else 0.0 for x in ns]
             ttft, rss = [math.nan], [run.peak_rss_bytes]
             row = {
+                "n_threads": int(run.n_threads),
                 "n_batch": run.n_batch,
                 "n_ubatch": run.n_ubatch,
                 "type_k": run.type_k,
@@ -250,6 +253,7 @@ def run_speed(
                 if progress:
                     progress(done / total, f"{test.name}: run {rep + 1}/{repetitions}, {tps:.1f} t/s")
             row = {
+                "n_threads": int(n_threads),
                 "n_batch": config.n_batch,
                 "n_ubatch": int(loaded.get("n_ubatch", 0) or 0),
                 "type_k": loaded.get("type_k", ""),
@@ -275,7 +279,6 @@ def run_speed(
             model_n_params=int(info.n_params or 0),
             backends=info.backend,
             device=info.device,
-            n_threads=int(n_threads),
             n_gpu_layers=config.n_gpu_layers,
             test=test.name,
             n_prompt=test.n_prompt,

@@ -15,26 +15,10 @@ HELP = "Run llama-bench-style speed tests (pp/tg/pg, repeated) and print a table
 
 
 def int_values(text: str) -> list[int]:
-    """llama-bench's integer lists: '128,512', ranges 'first-last', 'first-last+step', 'first-last*mult'."""
-    import re
+    """llama-bench's integer lists (bench.plan.int_values): '128,512', '1-4', '0-512+128', '1-8*2'."""
+    from bench.plan import int_values as parse
 
-    values: list[int] = []
-    for part in (p.strip() for p in str(text).split(",")):
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)-(\d+)(?:([+*])(\d+))?", part)
-        if m:
-            first, last = int(m[1]), int(m[2])
-            op, step = m[3] or "+", int(m[4] or 1)
-            if last < first or step < (1 if op == "+" else 2):
-                raise ValueError(f"bad range {part!r}")
-            x = first
-            while x <= last:
-                values.append(x)
-                x = x + step if op == "+" else x * step
-        else:
-            values.append(int(part))
-    return values
+    return parse(text)
 
 
 def int_list(text: str) -> list[int]:
@@ -44,6 +28,14 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers or ranges (1-4, 0-512+128), got {text!r}"
         ) from None
+
+
+def thread_list(text: str) -> list[int]:
+    """`-t` as llama-bench: '2', '1,2' or '1-4', each 1 or more."""
+    values = int_list(text)
+    if not values:
+        raise argparse.ArgumentTypeError(f"must be a whole number of threads, got {text!r}")
+    return [positive_threads(str(v)) for v in values]
 
 
 def str_list(text: str) -> list[str]:
@@ -57,16 +49,27 @@ def pair(text: str) -> tuple[int, int]:
     return values[0], values[1]
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """Engine and load options shared by the commands that load a model."""
+def add_engine_arguments(parser: argparse.ArgumentParser, lists: bool = False) -> None:
+    """Engine and load options shared by the commands that load a model; `lists`: -t and -b take
+    llama-bench's lists and ranges (`bench`)."""
     parser.add_argument("--engine", default=None, help="engine name (default: chosen from the hardware)")
     parser.add_argument("--model", "-m", default="smollm2-135m", help="catalog name or path (default smollm2-135m)")
     parser.add_argument(
-        "--threads", "-t", type=positive_threads, default=None, help="CPU threads, 1 or more (default: cores)"
+        "--threads",
+        "-t",
+        type=thread_list if lists else positive_threads,
+        default=None,
+        help="CPU threads, 1 or more (default: cores)" + (", e.g. 1-4 or 1,2" if lists else ""),
     )
     parser.add_argument("--n-gpu-layers", "-ngl", type=int, default=None, help="layers to offload (-1 all, 0 none)")
     parser.add_argument("--ctx", "-c", type=int, default=None, help="context window in tokens")
-    parser.add_argument("--batch", "-b", type=int, default=512, help="prompt batch size in tokens")
+    parser.add_argument(
+        "--batch",
+        "-b",
+        type=int_list if lists else int,
+        default=[512] if lists else 512,
+        help="prompt batch size in tokens" + (", e.g. 256,512" if lists else ""),
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, mps or metal (default: detected)")
     parser.add_argument("--dtype", default=None, help="fp32, fp16 or bf16 (torch/MLX engines)")
     parser.add_argument("--host", default=None, help="Ollama host URL (default OLLAMA_HOST or http://127.0.0.1:11434)")
@@ -100,7 +103,7 @@ def apply_timeout(engine, args: argparse.Namespace) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_engine_arguments(parser)
+    add_engine_arguments(parser, lists=True)
     parser.add_argument("-p", "--n-prompt", type=int_list, default=[512], help="prompt sizes (pp tests), e.g. 128,512")
     parser.add_argument("-n", "--n-gen", type=int_list, default=[128], help="generation lengths (tg tests)")
     parser.add_argument("-pg", type=pair, action="append", default=[], help="pp+tg test PROMPT,GEN (repeatable)")
@@ -125,7 +128,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up run")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("-o", "--output", choices=["csv", "json", "md", "table"], default="md")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=["csv", "json", "jsonl", "sql", "md", "table"],
+        default="md",
+        help="md/table: the short table; csv, json, jsonl, sql: llama-bench's fields first, then ours",
+    )
     parser.add_argument("--out", default=None, help="write the table to this file instead of stdout")
     parser.add_argument(
         "--aa",
@@ -159,16 +168,22 @@ def load_config_from(args: argparse.Namespace, needed_ctx: int = 0):
         (k, v) for k, v in (("host", args.host), ("base_url", args.base_url), ("api_key", args.api_key)) if v
     )
     n_ctx = args.ctx if args.ctx is not None else max(2048, 1 << max(needed_ctx, 1).bit_length())
+    threads, batch = first_of(args.threads), first_of(args.batch)
     return LoadConfig(
         n_ctx=n_ctx,
-        n_threads=cfg.n_threads if args.threads is None else args.threads,
+        n_threads=cfg.n_threads if threads is None else threads,
         n_gpu_layers=cfg.n_gpu_layers if args.n_gpu_layers is None else args.n_gpu_layers,
-        n_batch=args.batch,
+        n_batch=batch,
         device=args.device,
         dtype=args.dtype,
         allow_oversize=args.allow_oversize,
         options=options,
     ).validate()
+
+
+def first_of(value):
+    """The first of a -t/-b list (bench's lists; the first is the base load), or the value itself."""
+    return value[0] if isinstance(value, list) and value else value
 
 
 def default_engine(args: argparse.Namespace) -> str:
@@ -213,13 +228,13 @@ def run(args: argparse.Namespace) -> int:
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool
 
-    tests, loads = bench_plan(args)
+    engine_name = default_engine(args)
+    tests, loads = bench_plan(args, per_test_threads=engine_name == "llamacpp" and args.method != "stream")
     if not 1 <= args.repetitions <= 1000:  # before any load: bad input costs nothing
         raise BadParameter(f"repetitions must be between 1 and 1000, got {args.repetitions}")
     needed = max(t.n_depth + t.n_prompt + t.n_gen for t in tests) + 16
     base_config = load_config_from(args, needed)
-    engine_name = default_engine(args)
-    if engine_name != "llamacpp" and (len(loads) > 1 or loads[0] or any(t.settings.given() for t in tests)):
+    if engine_name != "llamacpp" and (any(x.options() for x in loads) or any(t.settings.given() for t in tests)):
         raise BadParameter(
             f"-fa, -ub, -ctk, -ctv, -mmp and --repack are llama.cpp settings; engine {engine_name} has none"
         )
@@ -237,8 +252,8 @@ def run(args: argparse.Namespace) -> int:
     pool = guarded_pool(max_loaded=1)
     results, again = [], None
     try:
-        for extra in loads:  # model-level settings outermost: one load each
-            config = dataclasses.replace(base_config, options=(*base_config.options, *extra.items()))
+        for load in loads:  # model-level settings outermost: one load each (bench.plan)
+            config = load.config(base_config)
             engine = pool.get(engine_name, args.model, config)
             apply_timeout(engine, args)
             results += run_speed(
@@ -291,12 +306,10 @@ def emit_aa(store, first, second, settings: dict, hardware: dict, args: argparse
     return 0
 
 
-def bench_plan(args: argparse.Namespace):
-    """(tests, loads) from the flags: the tests with their context settings (cross-product), and one
-    dict of model-level options per load (use_mmap × repack). Bad values raise BadParameter."""
-    import itertools
-
-    from bench.runner import DecodeSettings, plan_tests
+def bench_plan(args: argparse.Namespace, per_test_threads: bool = True):
+    """(tests, loads) from the flags, as bench.plan.cross_product orders them: the tests with their
+    context settings, and one bench.plan.Load per model load. Bad values raise BadParameter."""
+    from bench.plan import checked, cross_product
     from core.errors import BadParameter
     from engines.llamacpp_bench import flash_attn_type, kv_type
 
@@ -314,15 +327,12 @@ def bench_plan(args: argparse.Namespace):
     try:
         depths = int_values(args.n_depth)
     except ValueError:
-        raise BadParameter(f"-d: expected depths such as 0,512 or 0-2048*2, got {args.n_depth!r}") from None
+        raise BadParameter(f"-d: expected depths such as 0,512 or 0,512-4096*2, got {args.n_depth!r}") from None
     if not depths or any(d < 0 for d in depths):
         raise BadParameter(f"-d: depths must be integers >= 0, got {args.n_depth!r}")
-    fa = values("-fa", args.flash_attn, flash_attn_type)
     ub = values("-ub", args.ubatch_size, int)
     if any(u is not None and u < 1 for u in ub):
         raise BadParameter(f"-ub: batch sizes must be >= 1, got {args.ubatch_size!r}")
-    ctk = values("-ctk", args.cache_type_k, kv_type)
-    ctv = values("-ctv", args.cache_type_v, kv_type)
 
     def choice(mapping: dict):
         def parse(x: str):
@@ -332,24 +342,43 @@ def bench_plan(args: argparse.Namespace):
 
         return parse
 
-    mmp = values("-mmp", args.mmap, choice({"0": False, "1": True}))
-    repack = values("--repack", args.repack, choice({"0": False, "1": True, "auto": "auto"}))
-    settings = [DecodeSettings(*c) for c in itertools.product(fa, ub, ctk, ctv)]
-    tests = plan_tests(args.n_prompt, args.n_gen, args.pg, depths, settings)
-    loads = [
-        {k: v for k, v in (("use_mmap", m), ("repack", r)) if v is not None} for m, r in itertools.product(mmp, repack)
-    ]
-    return tests, loads
+    return cross_product(
+        n_prompt=args.n_prompt,
+        n_gen=args.n_gen,
+        pg=args.pg,
+        depths=depths,
+        threads=[None] if args.threads is None else checked("-t", args.threads, 1),
+        batches=checked("-b", args.batch, 1),
+        flash_attn=values("-fa", args.flash_attn, flash_attn_type),
+        n_ubatch=ub,
+        type_k=values("-ctk", args.cache_type_k, kv_type),
+        type_v=values("-ctv", args.cache_type_v, kv_type),
+        use_mmap=values("-mmp", args.mmap, choice({"0": False, "1": True})),
+        repack=values("--repack", args.repack, choice({"0": False, "1": True, "auto": "auto"})),
+        per_test_threads=per_test_threads,
+    )
 
 
 def emit(frame, fmt: str, out: str | None, display=None) -> None:
-    """Print the frame as csv/json/md/table (md and table through `display`, the short columns) to
-    stdout, or write it to `out` and say so on stderr."""
-    from bench.export import render
+    """Print the frame as csv/json/jsonl/sql/md/table to stdout, or write it to `out` and say so on stderr.
 
-    if display is not None and fmt in ("md", "table"):
-        frame = display(frame)
-    write_output(render(frame, fmt), out, f"{len(frame)} rows")
+    `display` (speed rows: display_frame) gives md and table their short columns; the other formats of
+    speed rows carry llama-bench's fields first (bench.llama_format). Several depths add a depth table."""
+    from bench.export import render, render_speed
+
+    if display is None:
+        text = render(frame, fmt)
+    elif fmt in ("md", "table"):
+        text = render(display(frame), fmt)
+    else:
+        text = render_speed(frame, fmt)
+    write_output(text, out, f"{len(frame)} rows")
+    if display is not None and "n_depth" in frame and frame["n_depth"].nunique() > 1:
+        from bench.depth import depth_report
+
+        # beside a table on the terminal; on stderr when stdout carries a machine format or a file was written
+        inline = fmt in ("md", "table") and not out
+        print(depth_report(frame), end="", file=sys.stdout if inline else sys.stderr)
 
 
 def write_output(text: str, out: str | None, what: str) -> None:
@@ -391,10 +420,12 @@ def run_serving_cli(args: argparse.Namespace) -> int:
     from bench.export import render, to_frame
     from bench.serving import run_serving, serving_report
     from bench.store import ResultStore
-    from core.errors import LocalbenchError, ServerError
+    from core.errors import BadParameter, LocalbenchError, ServerError
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool
 
+    if len(args.threads or ()) > 1 or len(args.batch) > 1:
+        raise BadParameter("the serving benchmark runs one configuration: give one -t and one -b")
     n_prompt, n_gen = args.n_prompt[0], args.n_gen[0]
     config = load_config_from(args, n_prompt + n_gen + 64)
     if args.unload_after:

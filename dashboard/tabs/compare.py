@@ -1,5 +1,9 @@
 """Compare tab: live side by side (dashboard.tabs.live), the same prompt to up to three models one after
-another, and a llama-bench speed test of each.
+another, a llama-bench speed test of each, and t/s against KV depth (dashboard.tabs.compare_depth).
+
+With two or three configurations the speed test interleaves their repetitions (A1 B1 A2 B2 …,
+bench.interleave; the order is in every row's `run_order`) and marks each difference against A as
+significant or not (Welch's t-test on the raw samples), shown under the table and stored as kind 'ab'.
 
 Below the live section, answers stream one model after another, never at once: on a shared CPU,
 parallel generation would make every speed figure a measure of contention. The speed test is
@@ -16,11 +20,12 @@ import gradio as gr
 import pandas as pd
 
 from bench.export import mean_pm_column, to_frame
+from bench.interleave import Arm, ab_rows, labels, run_interleaved
 from bench.runner import plan_tests, run_speed
 from core.errors import BadParameter, Cancelled, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices
-from dashboard.tabs import live
+from dashboard.tabs import compare_depth, live
 from dashboard.tabs.chat import _models, load_config, stats_markdown
 from dashboard.ui import as_int, conversion_progress, csv_file, session_of, warn
 from engines.base import GenerationParams
@@ -28,6 +33,7 @@ from engines.registry import ENGINES
 
 SLOTS = 3  # the handlers below take the three (engine, model) pairs positionally
 SPEED_COLUMNS = [
+    "arm",
     "model",
     "engine",
     "quant",
@@ -46,6 +52,7 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The on-screen speed table of a to_frame() of speed records."""
     return pd.DataFrame(
         {
+            "arm": frame.get("arm", ""),
             "model": frame["model"],
             "engine": frame["engine"].map(display_name),
             "quant": frame["model_type"].str.split().str[-1],  # "llama 135M Q4_1" → "Q4_1"
@@ -77,6 +84,26 @@ def speed_chart(frame: pd.DataFrame) -> alt.Chart:
     errors = base.mark_rule(color="black").encode(x="lo:Q", x2="hi:Q")
     layered = (bars + errors).properties(width=720)
     return layered.facet(row=alt.Row("test:N", title=None)).resolve_scale(x="independent")
+
+
+def ab_markdown(rows, arms: dict[str, str]) -> str:
+    """The A/B verdicts under the speed table: each arm against A, per test (derived from raw samples)."""
+    if not rows:
+        return ""
+    lines = [
+        f"**A/B** ({rows[0].order}): " + "; ".join(f"{label} = {what}" for label, what in arms.items()),
+        "",
+        "| test | vs | A t/s (mean) | other t/s (mean) | difference % | p | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        verdict = "**significant**" if r.significant else "not significant"
+        p = f"{r.p_value:.3g}" if r.p_value == r.p_value else "—"
+        diff = f"{r.diff_pct:+.1f}" if r.diff_pct == r.diff_pct else "—"
+        pair = f"{r.b_label} vs {r.a_label}"
+        lines.append(f"| {r.test} | {pair} | {r.a_avg_ts:.2f} | {r.b_avg_ts:.2f} | {diff} | {p} | {verdict} |")
+    lines += ["", f"{rows[0].method}. Stored as kind 'ab' beside the speed run."]
+    return "\n".join(lines)
 
 
 def build(ctx: AppContext) -> None:
@@ -130,6 +157,10 @@ def build(ctx: AppContext) -> None:
     bench_table = gr.Dataframe(pd.DataFrame(columns=SPEED_COLUMNS), interactive=False, elem_id="cmp-bench-table")
     bench_chart = gr.Plot(elem_id="cmp-bench-chart")
     bench_csv = gr.DownloadButton("Download CSV", elem_id="cmp-bench-csv")
+    bench_ab = gr.Markdown("", elem_id="cmp-ab")
+
+    slot_inputs = [c for pair in slots for c in pair]
+    compare_depth.build(ctx, slot_inputs, lambda values: chosen(values), n_prompt, n_gen, reps, n_ctx)
 
     gr.Markdown("### Accelerated vs CPU (the seed's ≥ 3× criterion)")
     with gr.Row():
@@ -185,33 +216,43 @@ def build(ctx: AppContext) -> None:
             tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
             r = as_int(repetitions, "repetitions", 1, 100)
             settings = {"pairs": pairs, "tests": [t.name for t in tests], "repetitions": r}
-            for k, (engine_name, model_name) in enumerate(pairs):
+            arms = []
+            for k, (label, (engine_name, model_name)) in enumerate(zip(labels(len(pairs)), pairs, strict=True)):
                 config = load_config(ctx, engine_name, ctx_tokens)
                 progress(k / len(pairs), desc=f"loading {model_name} on {engine_name}")
                 with conversion_progress(progress, cancel):
-                    eng = ctx.pool.get(engine_name, model_name, config)
-
-                def report(fraction, message, k=k, label=f"{model_name} on {engine_name}"):
-                    progress((k + fraction) / len(pairs), desc=f"{label}: {message}")
-
-                others = len(ctx.pool.loaded()) - 1  # the other compared models stay resident: a CONTENDED run
-                results += run_speed(
-                    eng, tests, config=config, repetitions=r, progress=report, cancel=cancel, others_resident=others
+                    arms.append(Arm(label, ctx.pool.get(engine_name, model_name, config), config))
+            others = len(ctx.pool.loaded()) - 1  # the other compared models stay resident: a CONTENDED run
+            arms = [dataclasses.replace(a, others_resident=others) for a in arms]
+            if len(arms) > 1:
+                settings["interleaved"] = {
+                    a.label: f"{m} on {display_name(e)}" for a, (e, m) in zip(arms, pairs, strict=True)
+                }
+            report = lambda f, m: progress(f, desc=m)  # noqa: E731
+            if len(arms) == 1:
+                results = run_speed(
+                    arms[0].engine, tests, config=arms[0].config, repetitions=r, progress=report, cancel=cancel
                 )
+            else:
+                results = run_interleaved(arms, tests, repetitions=r, progress=report, cancel=cancel)
         except (LocalbenchError, Cancelled) as err:
             status = "cancelled" if isinstance(err, Cancelled) else "failed"
             ctx.store.save_run("speed", [], status=status, error=str(err), settings=settings)
             # Cancel or a failure keeps the previous successful results on screen; the status says what happened.
-            return warn(err), gr.update(), gr.update(), gr.update()
-        ctx.store.save_run("speed", results, settings=settings, hardware=dataclasses.asdict(ctx.profile))
+            return warn(err), gr.update(), gr.update(), gr.update(), gr.update()
+        hardware = dataclasses.asdict(ctx.profile)
+        run_id = ctx.store.save_run("speed", results, settings=settings, hardware=hardware)
+        comparison = ab_rows(results) if len(arms) > 1 else []
+        if comparison:
+            ctx.store.save_run("ab", comparison, settings={**settings, "speed_run": run_id}, hardware=hardware)
         frame = to_frame(results)
-        shown = speed_table(frame)
         method = results[0].method if results else ""
         return (
             f"Done: {len(results)} rows stored. Method: {method}.",
-            shown,
+            speed_table(frame),
             speed_chart(frame),
             csv_file(frame, "localbench-speed"),
+            ab_markdown(comparison, settings.get("interleaved", {})),
         )
 
     def speedup(e0, m0, ctx_tokens, pp, tg, repetitions, request: gr.Request, progress=gr.Progress()):
@@ -256,7 +297,6 @@ def build(ctx: AppContext) -> None:
     def cancel_speed(request: gr.Request):
         ctx.cancel(session_of(request), "compare-bench")
 
-    slot_inputs = [c for pair in slots for c in pair]
     generate.click(
         side_by_side,
         [*slot_inputs, prompt, max_tokens, n_ctx],
@@ -267,7 +307,7 @@ def build(ctx: AppContext) -> None:
     run_bench.click(
         speed,
         [*slot_inputs, n_ctx, n_prompt, n_gen, reps],
-        [bench_status, bench_table, bench_chart, bench_csv],
+        [bench_status, bench_table, bench_chart, bench_csv, bench_ab],
         concurrency_id="generate",
         show_progress_on=bench_status,
     )

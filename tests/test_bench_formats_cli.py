@@ -1,0 +1,88 @@
+"""`bench -o jsonl|sql` in llama-bench's fields, `-t`/`-b` lists in the cross-product, and the depth table;
+real runs of the bundled SmolLM2-135M on llama.cpp."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+
+import pandas as pd
+
+from bench.llama_format import LLAMA_BENCH_FIELDS
+from tests.conftest import run_app
+
+SMALL = ("bench", "--engine", "llamacpp", "--model", "smollm2-135m", "--repack", "0")
+
+
+def test_sql_output_loads_into_sqlite(tmp_path):
+    proc = run_app(*SMALL, "-p", "16", "-n", "4", "-r", "2", "-t", "2", "-o", "sql")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("CREATE TABLE IF NOT EXISTS llama_bench (")
+    db = sqlite3.connect(tmp_path / "bench.sqlite")
+    db.executescript(proc.stdout)
+    columns = [row[1] for row in db.execute("PRAGMA table_info(llama_bench)")]
+    assert tuple(columns[: len(LLAMA_BENCH_FIELDS)]) == LLAMA_BENCH_FIELDS
+    assert {"samples_ns", "samples_ts", "engine", "test", "bench_method"} <= set(columns)
+    types = {row[1]: row[2] for row in db.execute("PRAGMA table_info(llama_bench)")}
+    assert (types["n_threads"], types["avg_ts"], types["model_type"], types["repack"]) == (
+        "INTEGER",
+        "REAL",
+        "TEXT",
+        "INTEGER",
+    )
+    rows = db.execute(
+        "SELECT n_prompt, n_gen, n_threads, avg_ts, stddev_ts, repack, flash_attn, samples_ts, build_number "
+        "FROM llama_bench ORDER BY n_gen"
+    ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [(16, 0, 2), (0, 4, 2)]
+    assert all(r[3] > 0 and r[4] >= 0 and r[5] == 0 and r[6] == -1 for r in rows)
+    assert all(len(json.loads(r[7])) == 2 for r in rows)
+    assert all(r[8] is None for r in rows)  # unknown is NULL, never 0
+    db.executescript(proc.stdout)  # llama-bench appends: a second file into the same database adds rows
+    assert db.execute("SELECT COUNT(*) FROM llama_bench").fetchone()[0] == 4
+
+
+def test_jsonl_thread_and_batch_lists_one_load_in_llama_bench_order():
+    proc = run_app(*SMALL, "-p", "16", "-n", "0", "-r", "1", "-t", "1-2", "-b", "8,16", "-o", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) == 4 and all(isinstance(r, dict) for r in rows)
+    assert list(rows[0])[: len(LLAMA_BENCH_FIELDS)] == list(LLAMA_BENCH_FIELDS)
+    assert list(rows[0])[len(LLAMA_BENCH_FIELDS) : len(LLAMA_BENCH_FIELDS) + 2] == ["samples_ns", "samples_ts"]
+    assert [(r["n_batch"], r["n_threads"]) for r in rows] == [(8, 1), (8, 2), (16, 1), (16, 2)]
+    assert all(r["repack"] is False and r["no_kv_offload"] is False and r["split_mode"] == "layer" for r in rows)
+    assert all(r["avg_ts"] > 0 and isinstance(r["avg_ns"], int) and len(r["samples_ts"]) == 1 for r in rows)
+    assert len({r["load_s"] for r in rows}) == 1  # threads and batch are context settings: one model load
+
+
+def test_streaming_path_reloads_per_thread_count():
+    proc = run_app(*SMALL, "--method", "stream", "-p", "0", "-n", "4", "-r", "1", "-t", "1,2", "-o", "csv")
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_csv(io.StringIO(proc.stdout))
+    assert list(frame["n_threads"]) == [1, 2] and (frame["bench_method"] == "stream").all()
+    assert frame["load_s"].nunique() == 2  # on the streaming path threads are fixed at load
+
+
+def test_depth_table_with_the_planners_maximum_context():
+    proc = run_app(*SMALL, "-p", "0", "-n", "4", "-r", "2", "-t", "2", "-d", "0,32")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "t/s against KV depth" in out and "| depth (tokens) |" in out
+    assert "| tg4 | 0 |" in out and "| tg4 | 32 |" in out
+    assert "planner's maximum context for smollm2-135m on this machine:" in out and "an estimate" in out
+    csv = run_app(*SMALL, "-p", "0", "-n", "4", "-r", "1", "-t", "2", "-d", "0,32", "-o", "csv")
+    assert csv.returncode == 0 and "t/s against KV depth" in csv.stderr  # stdout stays plain CSV
+    assert len(pd.read_csv(io.StringIO(csv.stdout))) == 2
+
+
+def test_bad_thread_and_batch_lists_are_one_line():
+    for args, message in (
+        (("-t", "0-2"), "must be at least 1, got 0"),
+        (("-b", "0,8"), "-b: values must be >= 1, got 0"),
+        (("-t", "2-1"), "expected comma-separated integers or ranges"),
+    ):
+        proc = run_app(*SMALL, "-p", "8", "-n", "0", "-r", "1", *args)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
