@@ -7,7 +7,10 @@ llama_decode only) and `llama-bench` run the same tests (pp, tg, each at depth 0
 same -t, -r, -fa and repack, alternating which goes first (ABBA), and the script prints and writes
 ours ÷ llama-bench per test as mean ± sd over rounds, with the machine's CPU flags and load.
 
-    python benchmarks/llama_bench_parity.py --threads 2 --repack 0 --rounds 2
+--variants F16,Q8_0,Q4_0 builds (or takes from the cache) those ladder files of --model with the
+quantization lab's own ladder code, and both tools then read the same file for each variant.
+
+    python benchmarks/llama_bench_parity.py --variants F16,Q8_0,Q4_0 -p 128,512 --threads 2 --repack 0 --rounds 2
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ def build_llama_bench(build_dir: Path) -> Path:
 
 
 def common_flags(a: argparse.Namespace) -> list[str]:
-    return ["-p", str(a.n_prompt), "-n", str(a.n_gen), "-d", f"0,{a.depth}", "-r", str(a.repetitions)] + [
+    depths = f"0,{a.depth}" if a.depth else "0"
+    return ["-p", a.n_prompt, "-n", str(a.n_gen), "-d", depths, "-r", str(a.repetitions)] + [
         "-t",
         str(a.threads),
         "-fa",
@@ -78,8 +82,8 @@ def common_flags(a: argparse.Namespace) -> list[str]:
     ]
 
 
-def run_ours(a: argparse.Namespace, home: str) -> list[dict]:
-    cmd = [sys.executable, str(ROOT / "app.py"), "bench", "--engine", "llamacpp", "--model", a.model]
+def run_ours(a: argparse.Namespace, home: str, model_path: str) -> list[dict]:
+    cmd = [sys.executable, str(ROOT / "app.py"), "bench", "--engine", "llamacpp", "--model", model_path]
     out = subprocess.run(
         cmd + common_flags(a) + ["-o", "json"],
         check=True,
@@ -103,16 +107,17 @@ def run_reference(a: argparse.Namespace, exe: Path, model_path: str) -> list[dic
     ]
 
 
-def test_name(r: dict) -> str:
+def test_name(r: dict, variant: str = "") -> str:
     name = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
-    return f"{name} @ d{r['n_depth']}" if r["n_depth"] else name
+    name = f"{name} @ d{r['n_depth']}" if r["n_depth"] else name
+    return f"{variant} {name}" if variant else name
 
 
 def mean_sd(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
-def report(a, ours, ref, loads, flags, model_path, rounds_done: int) -> None:
+def report(a, ours, ref, loads, flags, model_paths, rounds_done: int) -> None:
     """Print and write (md, csv) ours ÷ llama-bench per test over the rounds done so far."""
     table = []
     for name in ref:
@@ -133,7 +138,8 @@ def report(a, ours, ref, loads, flags, model_path, rounds_done: int) -> None:
             }
         )
     meta = (
-        f"model {a.model} ({Path(model_path).name}), {a.threads} threads, -fa {a.flash_attn}, --repack {a.repack}, "
+        f"model {a.model} ({', '.join(Path(m).name for m in model_paths)}), {a.threads} threads, "
+        f"-fa {a.flash_attn}, --repack {a.repack}, "
         f"-r {a.repetitions}, {rounds_done} interleaved rounds (ABBA); llama-cpp-python "
         f"{metadata.version('llama_cpp_python')}; llama-bench built from its vendored llama.cpp (GGML_NATIVE=ON); "
         f"load average (1 min) per arm: {', '.join(f'{lb}:{b:.1f}' for _, lb, b, _, _ in loads)}; "
@@ -168,7 +174,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--n-prompt", type=int, default=128)
+    parser.add_argument("--variants", default="", help="ladder types of --model to run, e.g. F16,Q8_0,Q4_0")
+    parser.add_argument("-p", "--n-prompt", default="128", help="prompt sizes, e.g. 128,512")
     parser.add_argument("--n-gen", type=int, default=64)
     parser.add_argument("--depth", type=int, default=512)
     parser.add_argument("--repetitions", type=int, default=5)
@@ -183,7 +190,13 @@ def main() -> int:
     from models.catalog import resolve_model
 
     exe = build_llama_bench(Path(a.build_dir))
-    model_path = resolve_model(a.model).path
+    if a.variants:
+        from bench.ladder import build_ladder
+
+        ladder = build_ladder(a.model, [v.strip() for v in a.variants.split(",") if v.strip()], threads=a.threads)
+        models = [(f.variant, f.path) for f in ladder.files]
+    else:
+        models = [("", resolve_model(a.model).path)]
     simd = ("avx", "amx", "fma", "f16c", "sse4", "vnni", "neon", "sve", "dotprod", "i8mm")
     flags = " ".join(f for f in cpu_flags().split() if f.startswith(simd) or "vnni" in f)
     print(f"CPU: {platform.processor() or platform.machine()}, flags: {flags}")
@@ -192,16 +205,21 @@ def main() -> int:
     loads = []
     with tempfile.TemporaryDirectory() as home:
         for rnd in range(a.rounds):
-            arms = [("ours", lambda: run_ours(a, home)), ("llama-bench", lambda: run_reference(a, exe, model_path))]
-            for label, fn in arms if rnd % 2 == 0 else arms[::-1]:
-                before = os.getloadavg()[0]
-                t0 = time.perf_counter()
-                rows = fn()
-                loads.append((rnd, label, before, os.getloadavg()[0], time.perf_counter() - t0))
-                print(f"round {rnd + 1} {label}: {time.perf_counter() - t0:.0f} s, load {before:.2f}", flush=True)
-                for r in rows:
-                    (ours if label == "ours" else ref).setdefault(test_name(r), []).append(r["samples_ts"])
-            report(a, ours, ref, loads, flags, model_path, rnd + 1)
+            for variant, path in models:
+                arms = [
+                    ("ours", lambda p=path: run_ours(a, home, p)),
+                    ("llama-bench", lambda p=path: run_reference(a, exe, p)),
+                ]
+                for label, fn in arms if rnd % 2 == 0 else arms[::-1]:
+                    before = os.getloadavg()[0]
+                    t0 = time.perf_counter()
+                    rows = fn()
+                    loads.append((rnd, label, before, os.getloadavg()[0], time.perf_counter() - t0))
+                    took = time.perf_counter() - t0
+                    print(f"round {rnd + 1} {variant} {label}: {took:.0f} s, load {before:.2f}", flush=True)
+                    for r in rows:
+                        (ours if label == "ours" else ref).setdefault(test_name(r, variant), []).append(r["samples_ts"])
+            report(a, ours, ref, loads, flags, [p for _, p in models], rnd + 1)
 
     return 0
 
