@@ -9,15 +9,13 @@ stored as kind 'speed', downloadable as CSV.
 
 from __future__ import annotations
 
-import dataclasses
-
 import altair as alt
 import gradio as gr
 import pandas as pd
 
 from bench.export import mean_pm_column, to_frame
 from bench.runner import plan_tests, run_speed
-from core.errors import BadParameter, Cancelled, LocalbenchError
+from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices
 from dashboard.tabs import live
@@ -179,31 +177,30 @@ def build(ctx: AppContext) -> None:
     def speed(e0, m0, e1, m1, e2, m2, ctx_tokens, pp, tg, repetitions, request: gr.Request, progress=gr.Progress()):
         slot_values = (e0, m0, e1, m1, e2, m2)
         cancel = ctx.new_cancel(session_of(request), "compare-bench")
-        results, settings = [], {}
+        results = []
         try:
-            pairs = [(e, m) for _, e, m in chosen(slot_values)]
-            tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
-            r = as_int(repetitions, "repetitions", 1, 100)
-            settings = {"pairs": pairs, "tests": [t.name for t in tests], "repetitions": r}
-            for k, (engine_name, model_name) in enumerate(pairs):
-                config = load_config(ctx, engine_name, ctx_tokens)
-                progress(k / len(pairs), desc=f"loading {model_name} on {engine_name}")
-                with conversion_progress(progress, cancel):
-                    eng = ctx.pool.get(engine_name, model_name, config)
+            with ctx.store.recording("speed", {}, ctx.profile) as run:
+                pairs = [(e, m) for _, e, m in chosen(slot_values)]
+                tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
+                r = as_int(repetitions, "repetitions", 1, 100)
+                run.settings.update(pairs=pairs, tests=[t.name for t in tests], repetitions=r)
+                for k, (engine_name, model_name) in enumerate(pairs):
+                    config = load_config(ctx, engine_name, ctx_tokens)
+                    progress(k / len(pairs), desc=f"loading {model_name} on {engine_name}")
+                    with conversion_progress(progress, cancel):
+                        eng = ctx.pool.get(engine_name, model_name, config)
 
-                def report(fraction, message, k=k, label=f"{model_name} on {engine_name}"):
-                    progress((k + fraction) / len(pairs), desc=f"{label}: {message}")
+                    def report(fraction, message, k=k, label=f"{model_name} on {engine_name}"):
+                        progress((k + fraction) / len(pairs), desc=f"{label}: {message}")
 
-                others = len(ctx.pool.loaded()) - 1  # the other compared models stay resident: a CONTENDED run
-                results += run_speed(
-                    eng, tests, config=config, repetitions=r, progress=report, cancel=cancel, others_resident=others
-                )
-        except (LocalbenchError, Cancelled) as err:
-            status = "cancelled" if isinstance(err, Cancelled) else "failed"
-            ctx.store.save_run("speed", [], status=status, error=str(err), settings=settings)
+                    others = len(ctx.pool.loaded()) - 1  # the other compared models stay resident: a CONTENDED run
+                    results += run_speed(
+                        eng, tests, config=config, repetitions=r, progress=report, cancel=cancel, others_resident=others
+                    )
+                run.rows = results
+        except LocalbenchError as err:
             # Cancel or a failure keeps the previous successful results on screen; the status says what happened.
             return warn(err), gr.update(), gr.update(), gr.update()
-        ctx.store.save_run("speed", results, settings=settings, hardware=dataclasses.asdict(ctx.profile))
         frame = to_frame(results)
         shown = speed_table(frame)
         method = results[0].method if results else ""
@@ -225,24 +222,19 @@ def build(ctx: AppContext) -> None:
             if device is None:
                 return f"{sentence}. Here only CPU figures exist: use the speed test above."
             tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
-            rows, results = compare_devices(
-                lambda cfg: ctx.pool.get(e0, m0.strip(), cfg),
-                e0,
-                device,
-                tests,
-                config=load_config(ctx, e0, ctx_tokens),
-                repetitions=as_int(repetitions, "repetitions", 1, 100),
-                progress=lambda f, m: progress(f, desc=m),
-                cancel=cancel,
-            )
-        except (LocalbenchError, Cancelled) as err:
+            with ctx.store.recording("speed", {"speedup": e0, "model": m0, "device": device}, ctx.profile) as run:
+                rows, run.rows = compare_devices(
+                    lambda cfg: ctx.pool.get(e0, m0.strip(), cfg),
+                    e0,
+                    device,
+                    tests,
+                    config=load_config(ctx, e0, ctx_tokens),
+                    repetitions=as_int(repetitions, "repetitions", 1, 100),
+                    progress=lambda f, m: progress(f, desc=m),
+                    cancel=cancel,
+                )
+        except LocalbenchError as err:
             return warn(err)
-        ctx.store.save_run(
-            "speed",
-            results,
-            settings={"speedup": e0, "model": m0, "device": device},
-            hardware=dataclasses.asdict(ctx.profile),
-        )
         lines = [f"{sentence}. Speed-up = accelerated mean t/s ÷ CPU mean t/s (derived):", ""]
         for r in rows:
             verdict = "meets" if r.meets_seed_3x else "misses"

@@ -13,7 +13,7 @@ from bench.store import ResultStore
 from core.errors import BadParameter, Cancelled, ModelNotFound
 
 
-def test_queue_runs_stops_and_resumes_on_llamacpp(llama_engine, tmp_path):
+def test_queue_runs_stops_and_resumes_on_llamacpp(llama_engine, tmp_path, hardware):
     store = ResultStore(tmp_path / "results.db")
     entries = make_pool([Entry("llamacpp", "smollm2-135m", 0.8, 1), Entry("llamacpp", "smollm2-135m", 0.8, 2)])
     cancel = threading.Event()
@@ -28,9 +28,9 @@ def test_queue_runs_stops_and_resumes_on_llamacpp(llama_engine, tmp_path):
         return engine_answer(llama_engine, prompt, entry, 8)
 
     with pytest.raises(Cancelled, match="run it again to resume"):
-        run_queue(store, "q1", BUILT_IN_PROMPTS, entries, answer, progress, cancel)
+        run_queue(store, "q1", BUILT_IN_PROMPTS, entries, answer, progress, cancel, hardware=hardware)
     assert seen[-1][:2] == (2, 6)
-    counts = run_queue(store, "q1", BUILT_IN_PROMPTS, entries, answer)
+    counts = run_queue(store, "q1", BUILT_IN_PROMPTS, entries, answer, hardware=hardware)
     assert counts == {"total": 6, "done": 4, "skipped": 2, "failed": 0}
     table = grid(store, "q1")
     assert len(table) == 3 and all(e.label in table.columns for e in entries)
@@ -38,7 +38,7 @@ def test_queue_runs_stops_and_resumes_on_llamacpp(llama_engine, tmp_path):
     assert len(rows) == 6 and all(r["gen_tokens"] > 0 and r["gen_tps"] > 0 for r in rows)
 
 
-def test_failing_entry_is_stored_as_failed_and_the_others_finish(tmp_path):
+def test_failing_entry_is_stored_as_failed_and_the_others_finish(tmp_path, hardware):
     from engines.base import GenerationStats
 
     store = ResultStore(tmp_path / "results.db")
@@ -50,7 +50,7 @@ def test_failing_entry_is_stored_as_failed_and_the_others_finish(tmp_path):
         return "ok", stats
 
     entries = make_pool([Entry("e", "good"), Entry("e", "missing")])
-    assert run_queue(store, "q2", ["a", "b"], entries, answer)["failed"] == 2
+    assert run_queue(store, "q2", ["a", "b"], entries, answer, hardware=hardware)["failed"] == 2
     failed = [r for r in store.runs("compare_queue") if r["status"] == "failed"]
     assert len(failed) == 2 and "no model named" in failed[0]["error"]
     assert len(store.rows("compare_queue")) == 2
