@@ -39,7 +39,8 @@ def _worker_of(proc: subprocess.Popen, timeout_s: float = 120) -> psutil.Process
     raise AssertionError("the bench started no worker process")
 
 
-def test_sigsegv_in_the_worker_during_bench_is_exit_2_one_line_and_a_failed_run(localbench_home):
+def _bench_in_timed_repetitions() -> tuple[subprocess.Popen, psutil.Process]:
+    """A `bench` of the default model, and its worker, once it is loaded and past the warm-up."""
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "bench", "-p", "0", "-n", "128", "-r", "10", "-t", "2"],
         cwd=ROOT,
@@ -50,6 +51,11 @@ def test_sigsegv_in_the_worker_during_bench_is_exit_2_one_line_and_a_failed_run(
     )
     worker = _worker_of(proc)
     time.sleep(3.0)  # loaded, past the warm-up into the timed repetitions
+    return proc, worker
+
+
+def test_sigsegv_in_the_worker_during_bench_is_exit_2_one_line_and_a_failed_run(localbench_home):
+    proc, worker = _bench_in_timed_repetitions()
     worker.send_signal(signal.SIGSEGV)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 2, stderr
@@ -100,16 +106,7 @@ def test_ctrl_c_during_bench_is_a_cancelled_run_with_hardware_not_a_failed_one(l
 
     ResultStore(localbench_home / "results.db")  # the tables, before counting failed runs
     failed_before = len(_failed_runs(localbench_home))
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "bench", "-p", "0", "-n", "128", "-r", "10", "-t", "2"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
-    _worker_of(proc)
-    time.sleep(3.0)  # loaded, into the timed repetitions
+    proc, _ = _bench_in_timed_repetitions()
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends the bench (the worker is not in the terminal's reach here)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
