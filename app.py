@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.errors import LocalbenchError
+    from core.errors import Cancelled, LocalbenchError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
@@ -57,11 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
+    except Cancelled as err:  # a cancelled run is not a failed one: stored as cancelled, exit as Ctrl-C does
+        print(f"cancelled: {err}", file=sys.stderr)
+        return 130
     except LocalbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print("cancelled: interrupted", file=sys.stderr)
         return 130
 
 

@@ -175,13 +175,15 @@ def run_queue(
     answer: Answer,
     progress: Callable[[int, int, str], None] | None = None,
     cancel: threading.Event | None = None,
-    hardware: dict | None = None,
+    *,
+    hardware: dict,
 ) -> dict:
     """Run what is left of the queue; returns counts {'total', 'done', 'skipped', 'failed'}.
 
     `progress(done, total, message)` is called after each item; an item whose engine fails is stored
     as a failed run with its message and the queue goes on; `cancel` stops before the next item, and an
-    answer that raises Cancelled (stopped mid-generation) is not stored, so a resume runs it again."""
+    answer stopped mid-generation is stored as cancelled, without rows, so a resume runs it again. Each
+    run carries the `hardware` receipt."""
     if not prompts or not entries:
         raise BadParameter("the queue needs at least one prompt and one entry")
     already = done_items(store, queue_id)
@@ -195,16 +197,16 @@ def run_queue(
             raise Cancelled(f"queue {queue_id} stopped after {k} of {len(items)} answers — run it again to resume")
         settings = {"queue_id": queue_id, "prompt_index": i, "entry": entry.label}
         try:
-            text, stats = answer(prompt, entry)
+            with store.recording(KIND, settings, hardware) as run:
+                text, stats = answer(prompt, entry)
+                row = {**settings, "prompt": prompt, "engine": entry.engine, "model": entry.model, "answer": text}
+                row.update({f: v for f, v in dataclasses.asdict(stats).items() if f != "itl_s"})
+                run.rows = [row]
         except Cancelled:
             raise
-        except LocalbenchError as err:
-            store.save_run(KIND, [], status="failed", error=str(err), settings=settings, hardware=hardware)
+        except LocalbenchError:
             counts["failed"] += 1
         else:
-            row = {**settings, "prompt": prompt, "engine": entry.engine, "model": entry.model, "answer": text}
-            row.update({f: v for f, v in dataclasses.asdict(stats).items() if f != "itl_s"})
-            store.save_run(KIND, [row], settings=settings, hardware=hardware)
             counts["done"] += 1
         if progress is not None:
             progress(k + 1, len(items), f"prompt {i + 1} on {entry.label}")

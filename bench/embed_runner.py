@@ -24,7 +24,7 @@ import numpy as np
 
 from bench.embed_corpus import corpus_digest
 from bench.stats import summarize
-from core.errors import BadParameter, Cancelled, EngineUnavailable, InsufficientMemory, LocalbenchError
+from core.errors import BadParameter, Cancelled, EngineUnavailable, InsufficientMemory
 from engines.base import current_rss_bytes
 from engines.embeddings import BACKENDS, PRECISIONS, EmbedConfig, Embedder, combination_problem, resolve_embed_model
 from engines.remote import RemoteObject
@@ -560,7 +560,7 @@ def run_and_store(
     texts: Sequence[str],
     *,
     settings: dict | None = None,
-    hardware: dict | None = None,
+    hardware: dict,
     **kwargs,
 ) -> tuple[list[EmbedResult], str]:
     """run_embed, then store the run (kind 'embed'); a failed or cancelled run is stored with that status
@@ -573,13 +573,6 @@ def run_and_store(
         "n_texts": len(texts),
         **(settings or {}),
     }
-    try:
-        results = run_embed(plan, texts, **kwargs)
-    except (LocalbenchError, KeyboardInterrupt, RuntimeError) as err:
-        status = "cancelled" if isinstance(err, (Cancelled, KeyboardInterrupt)) else "failed"
-        store.save_run(
-            STORE_KIND, [], status=status, error=str(err) or type(err).__name__, settings=settings, hardware=hardware
-        )
-        raise
-    run_id = store.save_run(STORE_KIND, results, settings=settings, hardware=hardware)
-    return results, run_id
+    with store.recording(STORE_KIND, settings, hardware) as run:
+        run.rows = run_embed(plan, texts, **kwargs)
+    return run.rows, run.run_id

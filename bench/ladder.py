@@ -23,6 +23,7 @@ from pathlib import Path
 
 from core.errors import BadParameter, Cancelled, InvalidModelFile, LocalbenchError
 from core.paths import check_disk_space
+from models.gguf import read_gguf
 from models.ladders import ladder_root, manifest_path, read_manifest
 from models.quant_types import FLOAT_TYPES, NOMINAL_BPW, precision_rank
 from models.ref import ModelRef
@@ -107,44 +108,6 @@ class Ladder:
         raise BadParameter(f"variant {variant} is not in this ladder")
 
 
-@dataclass(frozen=True)
-class GgufScan:
-    """What the ladder needs from a GGUF header, read in milliseconds (gguf.GGUFReader decodes every
-    tokenizer entry: ~2 s for SmolLM2, ~10 s for Gemma 3)."""
-
-    file_type: str
-    n_params: int
-    file_size_bytes: int
-    tensor_bytes_by_type: tuple[tuple[str, int], ...]
-    add_bos: bool
-    bos_token_id: int | None
-
-    @property
-    def bits_per_weight(self) -> float:
-        return self.file_size_bytes * 8 / self.n_params if self.n_params else 0.0
-
-
-def scan_gguf(path: str | Path) -> GgufScan:
-    """File type, parameters, bytes per tensor type and BOS handling of a GGUF, from a direct header walk
-    (models.gguf.scan_gguf); InvalidModelFile for a non-GGUF, corrupt or truncated file."""
-    from models.gguf import file_type_name
-    from models.gguf import scan_gguf as scan
-
-    kv, tensors, size = scan(str(path))
-    by_type: dict[str, int] = {}
-    for t in tensors:
-        by_type[t.ggml_type] = by_type.get(t.ggml_type, 0) + t.n_bytes
-    bos = kv.get("tokenizer.ggml.bos_token_id")
-    return GgufScan(
-        file_type=file_type_name(kv.get("general.file_type")),
-        n_params=sum(t.n_elements for t in tensors),
-        file_size_bytes=size,
-        tensor_bytes_by_type=tuple(sorted(by_type.items(), key=lambda item: -item[1])),
-        add_bos=bool(kv.get("tokenizer.ggml.add_bos_token", False)),
-        bos_token_id=int(bos) if bos is not None else None,
-    )
-
-
 def model_key(ref: ModelRef) -> str:
     """The cache folder name: the catalog name, or stem + path hash for a GGUF given by path."""
     if ref.source == "path" and ref.path:
@@ -185,7 +148,7 @@ def quantize_file(
 
     from core.paths import atomic_path
 
-    meta = scan_gguf(src)  # InvalidModelFile / ModelNotFound with a clear message
+    meta = read_gguf(src)  # InvalidModelFile / ModelNotFound with a clear message
     if not allow_higher and precision_rank(target) >= precision_rank(meta.file_type):
         raise BadParameter(
             f"{target} is not lower than the source {meta.file_type} ({Path(src).name}): it would add bytes "
@@ -202,7 +165,7 @@ def quantize_file(
         seconds = time.perf_counter() - t0
         if rc != 0:
             raise QuantizeFailed(f"llama.cpp's quantizer refused {target} for {Path(src).name}: {_reason(log)}")
-        scan_gguf(tmp)  # a file the quantizer wrote must read back before it takes its real name
+        read_gguf(tmp)  # a file the quantizer wrote must read back before it takes its real name
     return seconds
 
 
@@ -245,7 +208,7 @@ def describe_file(
     path: str | Path, variant: str, model: str, *, is_reference: bool, note: str, build_s: float = 0.0
 ) -> LadderFile:
     """A LadderFile from what the GGUF itself says (sizes, effective bpw, tensor-type mix)."""
-    meta = scan_gguf(path)
+    meta = read_gguf(path)
     weight_bytes = {t: b for t, b in meta.tensor_bytes_by_type if t not in ("F32",)}
     total = sum(weight_bytes.values()) or 1
     mix = sorted(weight_bytes.items(), key=lambda kv: -kv[1])
@@ -343,7 +306,7 @@ def build_ladder(
     ref = resolve_model(source) if isinstance(source, str) else source
     if ref.format != "gguf" or not ref.path:
         raise InvalidModelFile(f"the quantization ladder starts from a GGUF file; '{ref.name}' is {ref.format}")
-    meta = scan_gguf(ref.path)
+    meta = read_gguf(ref.path)
     if meta.n_params <= 0:
         raise InvalidModelFile(f"{Path(ref.path).name} has no weight tensors — is it a vocabulary-only GGUF?")
     types = parse_types(types)

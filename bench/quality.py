@@ -177,10 +177,10 @@ def tokenize_with_gguf(path: str | Path, text: str) -> tuple[list[int], int | No
     import llama_cpp
     from llama_cpp._internals import LlamaModel
 
-    from bench.ladder import scan_gguf
     from core.errors import InvalidModelFile
+    from models.gguf import read_gguf
 
-    scan = scan_gguf(path)
+    scan = read_gguf(path)
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
     try:

@@ -554,7 +554,7 @@ def compare_and_store(
     model: str,
     settings: QuantSettings,
     *,
-    hardware: dict | None = None,
+    hardware: dict,
     pool=None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
@@ -562,16 +562,8 @@ def compare_and_store(
     """compare(), then save the rows as a 'quant' run; a failed or cancelled run is stored with its status."""
     record = {"model": model, **dataclasses.asdict(settings)}
     record.pop("eval_text", None)
-    try:
+    with store.recording("quant", record, hardware) as run:
         report = compare(model, settings, pool=pool, progress=progress, cancel=cancel)
-    except (LocalbenchError, KeyboardInterrupt) as err:
-        status = "cancelled" if isinstance(err, (Cancelled, KeyboardInterrupt)) else "failed"
-        store.save_run("quant", [], status=status, error=str(err), settings=record, hardware=hardware)
-        raise
-    run_id = store.save_run(
-        "quant",
-        report.rows,
-        settings={**record, "timings_s": report.timings_s, "reference": report.reference_note},
-        hardware=hardware,
-    )
-    return dataclasses.replace(report, run_id=run_id)
+        run.rows = report.rows
+        run.settings.update(timings_s=report.timings_s, reference=report.reference_note)
+    return dataclasses.replace(report, run_id=run.run_id)

@@ -4,7 +4,9 @@ A run is a unit of work (a `bench` invocation, a quantization comparison, an emb
 rows are the records it produced, kept as JSON with the record's kind, so every runner shares one
 store without schema changes. Each finished run is committed at once in one transaction; a run that
 failed or was cancelled is stored with that status and no numbers, so nothing half-done reads as a
-result. A connection per operation keeps it safe across the UI's worker threads.
+result. Every site that runs something and stores it does so through `ResultStore.recording`, so the
+outcome (ok, failed with its one-line message, cancelled) and the hardware receipt are recorded the
+same way everywhere. A connection per operation keeps it safe across the UI's worker threads.
 """
 
 from __future__ import annotations
@@ -49,6 +51,30 @@ def as_row(record) -> dict:
     """A record (dataclass or dict) as a JSON-able dict; tuples become lists."""
     row = dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
     return json.loads(json.dumps(row, default=str))
+
+
+def outcome(err: BaseException) -> tuple[str, str]:
+    """(status, one-line message) of a run that raised `err`: Ctrl-C or `Cancelled` is 'cancelled',
+    anything else 'failed'. A library's own exception keeps its type name in the message."""
+    from core.errors import Cancelled, LocalbenchError
+
+    status = "cancelled" if isinstance(err, (Cancelled, KeyboardInterrupt)) else "failed"
+    text = " ".join(str(err).split())
+    if not isinstance(err, LocalbenchError):
+        text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return status, text
+
+
+@dataclasses.dataclass
+class Recording:
+    """A run being recorded: the block sets `rows` (and may add to `settings`); an outcome known without
+    an exception (a reply the user stopped) is set in `status` and `error`. `run_id` is set on exit."""
+
+    settings: dict
+    rows: list = dataclasses.field(default_factory=list)
+    status: str = "ok"
+    error: str = ""
+    run_id: str = ""
 
 
 def init_db(path: Path, schema: str) -> None:
@@ -114,6 +140,25 @@ class ResultStore:
                 [(run_id, kind, json.dumps(r)) for r in rows],
             )
         return run_id
+
+    @contextlib.contextmanager
+    def recording(self, kind: str, settings: dict, hardware) -> Iterator[Recording]:
+        """Run the block and store its outcome as one run of `kind` with the hardware receipt (a
+        HardwareProfile or its dict): ok with `run.rows`, or, when the block raises, failed or cancelled
+        (see `outcome`) with no rows; the exception goes on to the caller."""
+        receipt = hardware if isinstance(hardware, dict) else hardware.to_dict()
+        if not receipt:
+            raise ValueError("a run is stored with its hardware receipt")
+        run = Recording(dict(settings))
+        try:
+            yield run
+        except (Exception, KeyboardInterrupt) as err:
+            status, message = outcome(err)
+            run.run_id = self.save_run(kind, [], status=status, error=message, settings=run.settings, hardware=receipt)
+            raise
+        run.run_id = self.save_run(
+            kind, run.rows, status=run.status, error=run.error, settings=run.settings, hardware=receipt
+        )
 
     def runs(self, kind: str | None = None) -> list[dict]:
         """Every run, newest first, with its row count."""

@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.export import to_frame
     from bench.runner import run_speed
     from bench.store import ResultStore
-    from core.errors import BadParameter, LocalbenchError
+    from core.errors import BadParameter
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool
 
@@ -251,58 +251,54 @@ def run(args: argparse.Namespace) -> int:
     bar, progress = cli_progress(f"{args.model} on {engine_name}")
     pool = guarded_pool(max_loaded=1)
     results, again = [], None
-    try:
-        for load in loads:  # model-level settings outermost: one load each (bench.plan)
-            config = load.config(base_config)
-            engine = pool.get(engine_name, args.model, config)
-            apply_timeout(engine, args)
-            results += run_speed(
-                engine,
-                tests,
-                config=config,
-                repetitions=args.repetitions,
-                warmup=not args.no_warmup,
-                seed=args.seed,
-                progress=progress,
-                method=args.method,
-            )
-        if args.aa:
-            again = run_speed(
-                engine,
-                tests,
-                config=config,
-                repetitions=args.repetitions,
-                warmup=False,
-                seed=args.seed,
-                method=args.method,
-            )
-    except (LocalbenchError, KeyboardInterrupt) as err:
-        status = "cancelled" if isinstance(err, KeyboardInterrupt) else "failed"
-        store.save_run("speed", [], status=status, error=str(err), settings=settings, hardware=hardware)
-        raise
-    finally:
-        bar.close()
-        pool.unload_all()
+    with store.recording("speed", {**settings, **({"aa": "A1"} if args.aa else {})}, hardware) as run:
+        try:
+            for load in loads:  # model-level settings outermost: one load each (bench.plan)
+                config = load.config(base_config)
+                engine = pool.get(engine_name, args.model, config)
+                apply_timeout(engine, args)
+                results += run_speed(
+                    engine,
+                    tests,
+                    config=config,
+                    repetitions=args.repetitions,
+                    warmup=not args.no_warmup,
+                    seed=args.seed,
+                    progress=progress,
+                    method=args.method,
+                )
+            if args.aa:
+                again = run_speed(
+                    engine,
+                    tests,
+                    config=config,
+                    repetitions=args.repetitions,
+                    warmup=False,
+                    seed=args.seed,
+                    method=args.method,
+                )
+        finally:
+            bar.close()
+            pool.unload_all()
+        run.rows = results
     if again is not None:
-        return emit_aa(store, results, again, settings, hardware, args)
-    store.save_run("speed", results, settings=settings, hardware=hardware)
+        return emit_aa(store, results, again, run.run_id, settings, hardware, args)
     emit(to_frame(results), args.output, args.out, display_frame)
     return 0
 
 
-def emit_aa(store, first, second, settings: dict, hardware: dict, args: argparse.Namespace) -> int:
-    """Store both halves of an A/A pair (settings say which) and print their comparison."""
+def emit_aa(store, first, second, first_id: str, settings: dict, hardware: dict, args: argparse.Namespace) -> int:
+    """Store the second half of an A/A pair (the first is stored as A1; settings say which) and print
+    their comparison."""
     from bench.ab import compare_runs, noise_floor_pct
     from bench.export import to_frame
 
-    ids = [
-        store.save_run("speed", rows, settings={**settings, "aa": label}, hardware=hardware)
-        for label, rows in (("A1", first), ("A2", second))
-    ]
+    with store.recording("speed", {**settings, "aa": "A2"}, hardware) as run:
+        run.rows = second
     rows = compare_runs(first, second, "A1", "A2", order="A1 then A2, same loaded model")
     emit(to_frame(rows), args.output, args.out)
     floor = noise_floor_pct(rows)
-    print(f"noise floor (largest |A1 − A2|): {floor:.2f} % — runs {ids[0]}, {ids[1]}", file=sys.stderr)
+    print(f"noise floor (largest |A1 − A2|): {floor:.2f} % — runs {first_id}, {run.run_id}", file=sys.stderr)
     return 0
 
 
@@ -420,7 +416,7 @@ def run_serving_cli(args: argparse.Namespace) -> int:
     from bench.export import render, to_frame
     from bench.serving import run_serving, serving_report
     from bench.store import ResultStore
-    from core.errors import BadParameter, LocalbenchError, ServerError
+    from core.errors import BadParameter, ServerError
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool
 
@@ -445,32 +441,29 @@ def run_serving_cli(args: argparse.Namespace) -> int:
     hardware = dataclasses.asdict(detect_hardware())
     bar, progress = cli_progress(f"{args.model} on {engine_name}, {args.num_requests} requests")
     pool = guarded_pool(max_loaded=1)
-    try:
-        engine = pool.get(engine_name, args.model, config)
-        result, _ = run_serving(
-            engine,
-            num_requests=args.num_requests,
-            concurrency=args.concurrency,
-            n_prompt=n_prompt,
-            n_gen=n_gen,
-            seed=args.seed,
-            endpoint=endpoint,
-            progress=progress,
-        )
-    except (LocalbenchError, KeyboardInterrupt) as err:
-        status = "cancelled" if isinstance(err, KeyboardInterrupt) else "failed"
-        store.save_run("serving", [], status=status, error=str(err), settings=settings, hardware=hardware)
-        raise
-    finally:
-        bar.close()
-        pool.unload_all()
+    with store.recording("serving", settings, hardware) as run:
+        try:
+            engine = pool.get(engine_name, args.model, config)
+            result, _ = run_serving(
+                engine,
+                num_requests=args.num_requests,
+                concurrency=args.concurrency,
+                n_prompt=n_prompt,
+                n_gen=n_gen,
+                seed=args.seed,
+                endpoint=endpoint,
+                progress=progress,
+            )
+        finally:
+            bar.close()
+            pool.unload_all()
+        run.rows = [result]
+        if result.failed:
+            run.status = "failed"
+            run.error = f"{result.failed} of {result.num_requests} requests failed, so the run is stored as failed: "
+            run.error += str(result.errors)
     text = serving_report(result) if args.output in ("md", "table") else render(to_frame([result]), args.output)
     write_output(text, args.out, "the serving result")
     if result.failed:
-        message = (
-            f"{result.failed} of {result.num_requests} requests failed, so the run is stored as failed: {result.errors}"
-        )
-        store.save_run("serving", [], status="failed", error=message, settings=settings, hardware=hardware)
-        raise ServerError(message)
-    store.save_run("serving", [result], settings=settings, hardware=hardware)
+        raise ServerError(run.error)
     return 0

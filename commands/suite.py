@@ -57,7 +57,7 @@ def _supports(name: str, flag: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import LocalbenchError
+    from core.errors import Cancelled, LocalbenchError
     from engines.registry import engine_class
 
     plan = QUICK if args.quick else FULL
@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
             else:
                 _command(command, argv)
             ran += 1
+        except Cancelled as err:  # the user stopped the suite: the step is stored as cancelled, not failed
+            print(f"suite: {label} cancelled: {err}", file=sys.stderr)
+            raise
         except LocalbenchError as err:
             print(f"suite: {label} failed: {err}", file=sys.stderr)
     if not ran:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from core.errors import BadParameter, EngineUnavailable, InsufficientMemory, InvalidModelFile, LocalbenchError
+from core.errors import BadParameter, EngineUnavailable, InvalidModelFile, LocalbenchError
 from engines.base import (
     Chunk,
     Engine,
@@ -33,8 +33,8 @@ from engines.base import (
     check_cancel,
     room_for_generation,
 )
-from engines.memory_check import check_weights_fit
-from engines.prompts import Prompt, check_logits_input, hf_prompt_tokens, random_tokens
+from engines.memory_check import check_weights_fit, library_error
+from engines.prompts import Prompt, StopBuffer, check_logits_input, hf_prompt_tokens, random_tokens
 from models import catalog, convert, converted, hf_folder
 from models.ref import ModelRef
 
@@ -68,21 +68,17 @@ def response_stats(response, timer: StreamTimer, stop_reason: str) -> Generation
     )
 
 
-def is_oom(err: BaseException) -> bool:
-    text = str(err).lower()
-    return isinstance(err, MemoryError) or "out of memory" in text or "malloc" in text or "outofmemory" in text
-
-
 def as_localbench_error(err: BaseException, what: str) -> LocalbenchError:
-    if isinstance(err, LocalbenchError):
-        return err
-    first = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
-    if is_oom(err):
-        return InsufficientMemory(
-            f"out of memory while {what}: {first} — use a smaller variant (@mlx-4bit), a shorter prompt, "
-            "or raise the memory limit"
-        )
-    return EngineUnavailable(f"MLX failed while {what}: {first}")
+    """An MLX exception as one actionable message (out of memory: a smaller variant or a shorter prompt)."""
+    return library_error(
+        err, what, "MLX", "use a smaller variant (@mlx-4bit), a shorter prompt, or raise the memory limit"
+    )
+
+
+def _metal_working_set() -> tuple[int, str]:
+    import mlx.core as mx
+
+    return int(mx.device_info()["max_recommended_working_set_size"]), "Metal's working set"
 
 
 def _generate_module():
@@ -157,7 +153,9 @@ class MlxEngine(Engine):
                 f"n_ctx {config.n_ctx} exceeds {model.name}'s training context of {context_length} tokens"
             )
         weights_bytes = sum(p.stat().st_size for p in Path(model.path).glob("*.safetensors"))
-        self._check_memory(model, config, choice.device, weights_bytes)
+        way_out = "choose a smaller variant (@mlx-4bit)"
+        metal = _metal_working_set if choice.device == "metal" else None
+        check_weights_fit(model.name, weights_bytes, config, "MLX", way_out, metal)
 
         import mlx.core as mx
         from mlx_lm import load as mlx_load
@@ -212,20 +210,6 @@ class MlxEngine(Engine):
         )
         self.device_reason = choice.reason
         return self._info
-
-    def _check_memory(self, model: ModelRef, config: LoadConfig, device: str, weights_bytes: int) -> None:
-        if config.memory_limit_bytes is not None:
-            available, what = config.memory_limit_bytes, "the MLX memory limit you set"
-        elif device == "metal":
-            import mlx.core as mx
-
-            available, what = int(mx.device_info()["max_recommended_working_set_size"]), "Metal's working set"
-        else:
-            import psutil
-
-            available, what = psutil.virtual_memory().available, "available RAM"
-        way_out = "choose a smaller variant (@mlx-4bit)"
-        check_weights_fit(model.name, weights_bytes, available, what, way_out, config.allow_oversize)
 
     @staticmethod
     def _apply_memory_limit(limit: int | None, device: str) -> tuple[int | None, int | None]:
@@ -328,8 +312,7 @@ class MlxEngine(Engine):
         if params.ignore_eos:
             tok.eos_token_ids = ()  # as mlx_lm.benchmark does: force the generation length
         mx.reset_peak_memory()
-        last, reply, emitted, stop_reason = None, "", 0, "length"
-        hold = max((len(s) for s in params.stop), default=1) - 1
+        last, stop_reason, reply = None, "length", StopBuffer(params.stop)
         responses = _generate_module().stream_generate(
             net, tok, tokens, max_tokens=max_tokens, sampler=sampler, stream=self._stream
         )
@@ -337,17 +320,14 @@ class MlxEngine(Engine):
             for response in responses:
                 last = response
                 t = timer.tick()
-                reply += response.text
                 if response.finish_reason:
                     stop_reason = response.finish_reason
-                cut = _find_stop(reply, params.stop)
-                if cut is not None:
-                    reply, stop_reason = reply[:cut], "stop"
-                safe = len(reply) if cut is not None or response.finish_reason else max(len(reply) - hold, emitted)
-                if safe > emitted:
-                    yield Chunk(text=reply[emitted:safe], t_s=t)
-                    emitted = safe
-                if cut is not None:
+                text = reply.add(response.text, final=bool(response.finish_reason))
+                if reply.stopped:
+                    stop_reason = "stop"
+                if text:
+                    yield Chunk(text=text, t_s=t)
+                if reply.stopped:
                     break
                 if cancel is not None and cancel.is_set():
                     stop_reason = "cancelled"
@@ -361,8 +341,3 @@ class MlxEngine(Engine):
         if last is None:
             raise EngineUnavailable("mlx-lm produced no token for this prompt")
         yield Chunk(text="", t_s=timer.elapsed(), n_tokens=0, stats=response_stats(last, timer, stop_reason))
-
-
-def _find_stop(text: str, stops: Sequence[str]) -> int | None:
-    hits = [text.find(s) for s in stops if s and s in text]
-    return min(hits) if hits else None

@@ -1,4 +1,5 @@
-"""Prompts: the Message and Prompt types, chat-message normalisation and filler text for speed tests."""
+"""Prompts: the Message and Prompt types, chat-message normalisation, filler text for speed tests, and the
+stop-string buffer the in-process engines stream their replies through."""
 
 from __future__ import annotations
 
@@ -93,3 +94,40 @@ def is_token_prompt(prompt: Prompt) -> bool:
 
 def is_chat_prompt(prompt: Prompt) -> bool:
     return not isinstance(prompt, str) and len(prompt) > 0 and isinstance(prompt[0], dict)
+
+
+def find_stop(text: str, stops: Sequence[str]) -> int | None:
+    """Where the first of `stops` begins in `text`, or None."""
+    hits = [text.find(s) for s in stops if s and s in text]
+    return min(hits) if hits else None
+
+
+class StopBuffer:
+    """A streamed reply with its stop strings cut off: text that may be the start of a stop string is
+    held back until it cannot be, so no part of a stop string is ever shown."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+        self.text = ""
+        self.emitted = 0
+        self.stopped = False
+        """True once a stop string appeared: the reply ends where it began."""
+
+    @property
+    def pending(self) -> bool:
+        """True while some text is held back."""
+        return len(self.text) > self.emitted
+
+    def add(self, piece: str, final: bool = False) -> str:
+        """Append `piece`; returns the text now safe to show (all of it when `final` or stopped)."""
+        if self.stopped:
+            return ""
+        self.text += piece
+        cut = find_stop(self.text, self.stops)
+        if cut is not None:
+            self.text, self.stopped = self.text[:cut], True
+        safe = len(self.text) if self.stopped or final else max(len(self.text) - self.hold, self.emitted)
+        out = self.text[self.emitted : safe]
+        self.emitted = max(self.emitted, safe)
+        return out

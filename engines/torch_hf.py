@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from importlib import metadata
 
-from core.errors import BadParameter, EngineUnavailable, InsufficientMemory, InvalidModelFile, LocalbenchError
+from core.errors import BadParameter, EngineUnavailable, InvalidModelFile, LocalbenchError
 from engines.base import (
     Chunk,
     Engine,
@@ -36,8 +36,8 @@ from engines.base import (
     rate,
     room_for_generation,
 )
-from engines.memory_check import check_weights_fit
-from engines.prompts import Prompt, check_logits_input, hf_prompt_tokens, random_tokens
+from engines.memory_check import check_weights_fit, library_error
+from engines.prompts import Prompt, StopBuffer, check_logits_input, hf_prompt_tokens, random_tokens
 from models import catalog, convert, hf_folder
 from models.ref import ModelRef
 
@@ -50,32 +50,9 @@ LOGITS_CHUNK = 512
 """Tokens per forward pass in logits(): bounds memory and lets a cancel stop between chunks."""
 
 
-def is_oom(err: BaseException) -> bool:
-    """True for out-of-memory errors from torch (CUDA, MPS, CPU allocator) and Python."""
-    name = type(err).__name__
-    text = str(err).lower()
-    return (
-        isinstance(err, MemoryError)
-        or name == "OutOfMemoryError"
-        or "out of memory" in text
-        or "can't allocate memory" in text
-        or "mps backend out of memory" in text
-    )
-
-
 def as_localbench_error(err: BaseException, what: str) -> LocalbenchError:
-    """A library exception turned into one actionable message."""
-    if isinstance(err, LocalbenchError):
-        return err
-    if is_oom(err):
-        return InsufficientMemory(
-            f"out of memory while {what}: {str(err).splitlines()[0][:200]} — use a smaller dtype (bf16), a shorter "
-            "prompt or context, or the CPU"
-        )
-    text = str(err).splitlines()[0][:300] if str(err) else type(err).__name__
-    if "mps" in text.lower() and isinstance(err, NotImplementedError):
-        return EngineUnavailable(f"{text} — set PYTORCH_ENABLE_MPS_FALLBACK=1 or use --device cpu")
-    return EngineUnavailable(f"torch failed while {what}: {text}")
+    """A torch exception as one actionable message (out of memory: a smaller dtype, a shorter prompt, the CPU)."""
+    return library_error(err, what, "torch", "use a smaller dtype (bf16), a shorter prompt or context, or the CPU")
 
 
 class Detokenizer:
@@ -149,7 +126,10 @@ class TorchEngine(Engine):
                 f"n_ctx {config.n_ctx} exceeds {model.name}'s training context of {context_length} tokens"
             )
         n_elements, _ = hf_folder.safetensors_elements(model.path)
-        self._check_memory(model, config, choice, n_elements)
+        weights = n_elements * DTYPE_BYTES[choice.dtype]
+        way_out = "choose a smaller dtype or model"
+        cuda = _cuda_free if choice.device == "cuda" else None
+        check_weights_fit(f"{model.name} in {choice.dtype}", weights, config, "PyTorch", way_out, cuda)
 
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -211,22 +191,6 @@ class TorchEngine(Engine):
         )
         self.device_reason = choice.reason
         return self._info
-
-    def _check_memory(self, model: ModelRef, config: LoadConfig, choice, n_elements: int) -> None:
-        """InsufficientMemory when weights × 1.2 exceed the memory limit or what the device has free."""
-        if config.memory_limit_bytes is not None:
-            available, what = config.memory_limit_bytes, "the memory limit you set"
-        elif choice.device == "cuda":
-            import torch
-
-            available, what = torch.cuda.mem_get_info()[0], "free CUDA memory"
-        else:
-            import psutil
-
-            available, what = psutil.virtual_memory().available, "available RAM"
-        weights = n_elements * DTYPE_BYTES[choice.dtype]
-        way_out = "choose a smaller dtype or model"
-        check_weights_fit(f"{model.name} in {choice.dtype}", weights, available, what, way_out, config.allow_oversize)
 
     def unload(self) -> None:
         with self._lock:
@@ -300,8 +264,7 @@ class TorchEngine(Engine):
         token_times: list[float] = []
         prefill_s = 0.0
         last = None
-        reply, emitted, stop_reason = "", 0, "length"
-        hold = max((len(s) for s in params.stop), default=1) - 1
+        stop_reason, reply = "length", StopBuffer(params.stop)
         steps = self._decode(tokens, max_new, params)
         try:
             for token, t, prefill in steps:
@@ -311,15 +274,12 @@ class TorchEngine(Engine):
                 if token in self._eos and not params.ignore_eos:
                     stop_reason = "stop"
                     break
-                reply += detok.add([token])
-                cut = _find_stop(reply, params.stop)
-                if cut is not None:
-                    reply, stop_reason = reply[:cut], "stop"
-                safe = len(reply) if cut is not None else max(len(reply) - hold, emitted)
-                if safe > emitted:
-                    yield Chunk(text=reply[emitted:safe], t_s=t - timer.t0)
-                    emitted = safe
-                if cut is not None:
+                text = reply.add(detok.add([token]))
+                if reply.stopped:
+                    stop_reason = "stop"
+                if text:
+                    yield Chunk(text=text, t_s=t - timer.t0)
+                if reply.stopped:
                     break
                 if cancel is not None and cancel.is_set():
                     stop_reason = "cancelled"
@@ -331,10 +291,11 @@ class TorchEngine(Engine):
         finally:
             steps.close()
         ended_on_eos = last in self._eos and not params.ignore_eos
-        if len(reply) > emitted and stop_reason not in ("cancelled",) and not ended_on_eos:
-            reply += detok.add([], final=True)
-        if len(reply) > emitted and stop_reason != "cancelled":
-            yield Chunk(text=reply[emitted:], t_s=timer.elapsed(), n_tokens=0)
+        if stop_reason != "cancelled":  # the held-back text, and the last incomplete character, end the reply
+            tail = detok.add([], final=True) if reply.pending and not ended_on_eos else ""
+            tail = reply.add(tail, final=True)
+            if tail:
+                yield Chunk(text=tail, t_s=timer.elapsed(), n_tokens=0)
         timer.finish()
         yield Chunk(
             text="",
@@ -434,9 +395,10 @@ class TorchEngine(Engine):
         )
 
 
-def _find_stop(text: str, stops: Sequence[str]) -> int | None:
-    hits = [text.find(s) for s in stops if s and s in text]
-    return min(hits) if hits else None
+def _cuda_free() -> tuple[int, str]:
+    import torch
+
+    return torch.cuda.mem_get_info()[0], "free CUDA memory"
 
 
 def _text_config(config: dict) -> dict:

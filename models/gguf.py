@@ -1,9 +1,10 @@
 """GGUF metadata, read with the `gguf` package: architecture, parameters, file type, shape, tensor types.
 
-Used by the llama.cpp engine, the quantization lab and the memory planner. It reads the header and
-the tensor table only (a direct struct walk of the memory-mapped header: gguf.GGUFReader decodes every
-tokenizer string and takes seconds), validates that the file is a complete GGUF, and turns every
-failure into `InvalidModelFile` / `ModelNotFound` with a message a user can act on.
+The one GGUF header reader and record (`read_gguf` → `GgufMeta`), used by the llama.cpp engine, the
+conversions, the quantization ladder and the memory planner. It reads the header and the tensor table
+only (a direct struct walk of the memory-mapped header: gguf.GGUFReader decodes every tokenizer string
+and takes seconds), validates that the file is a complete GGUF, and turns every failure into
+`InvalidModelFile` / `ModelNotFound` with a message a user can act on.
 """
 
 from __future__ import annotations
@@ -12,13 +13,25 @@ import collections
 import math
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from core.errors import InvalidModelFile, ModelNotFound
 
 GGUF_MAGIC = b"GGUF"
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One GGUF tensor: enough to re-price it at another quantization."""
+
+    name: str
+    row_elements: int
+    """ne[0], the row length that must be a multiple of the quant block (32 or 256)."""
+    n_elements: int
+    ggml_type: str
+    n_bytes: int
 
 
 @dataclass(frozen=True)
@@ -43,7 +56,12 @@ class GgufMeta:
     tensor_types: tuple[tuple[str, int], ...]
     """(ggml type name, number of tensors) — shows K-quant fallback to legacy types."""
     tensor_bytes_by_type: tuple[tuple[str, int], ...]
-    """(ggml type name, bytes of tensor data)."""
+    """(ggml type name, bytes of tensor data), largest first."""
+    add_bos: bool
+    """Whether the tokenizer puts a BOS token first (tokenizer.ggml.add_bos_token)."""
+    bos_token_id: int | None
+    tensors: tuple[Tensor, ...] = field(default=(), repr=False, compare=False)
+    """The tensor table, for re-pricing each tensor at another quantization (the memory planner)."""
 
     @property
     def bits_per_weight(self) -> float:
@@ -103,7 +121,8 @@ def read_gguf(path: str | os.PathLike) -> GgufMeta:
         counts[t.ggml_type] += 1
         nbytes[t.ggml_type] += t.n_bytes
     template = kv.get("tokenizer.chat_template")
-    vocab = kv.get("tokenizer.ggml.tokens")  # arrays are read as their length
+    vocab = arch_int("vocab_size") or kv.get("tokenizer.ggml.tokens")  # arrays are read as their length
+    bos = kv.get("tokenizer.ggml.bos_token_id")
     return GgufMeta(
         path=str(Path(path).expanduser().resolve()),
         arch=arch,
@@ -121,19 +140,10 @@ def read_gguf(path: str | os.PathLike) -> GgufMeta:
         chat_template=template if isinstance(template, str) else None,
         tensor_types=tuple(counts.most_common()),
         tensor_bytes_by_type=tuple(nbytes.most_common()),
+        add_bos=bool(kv.get("tokenizer.ggml.add_bos_token", False)),
+        bos_token_id=int(bos) if bos is not None else None,
+        tensors=tensors,
     )
-
-
-@dataclass(frozen=True)
-class Tensor:
-    """One GGUF tensor: enough to re-price it at another quantization."""
-
-    name: str
-    row_elements: int
-    """ne[0], the row length that must be a multiple of the quant block (32 or 256)."""
-    n_elements: int
-    ggml_type: str
-    n_bytes: int
 
 
 _GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}

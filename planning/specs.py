@@ -15,7 +15,7 @@ from pathlib import Path
 from core.errors import BadParameter, EngineUnavailable, InvalidModelFile, ModelNotFound
 from engines.base import ModelInfo
 from models.catalog import MODEL_CONFIGS, resolve_model
-from models.gguf import Tensor, file_type_name, scan_gguf
+from models.gguf import Tensor, read_gguf
 from models.hf_folder import safetensors_header
 
 SEED_SHAPES: dict[str, dict] = {
@@ -71,30 +71,23 @@ FIELD_WORDS = {
 
 
 def spec_from_gguf(path: str, name: str | None = None) -> ModelSpec:
-    """A spec from a GGUF file's key/values and tensor table (read in milliseconds, see scan_gguf)."""
-    kv, tensors, size = scan_gguf(path)
-    arch = str(kv.get("general.architecture", ""))
-
-    def arch_int(key: str) -> int | None:
-        v = kv.get(f"{arch}.{key}")
-        return int(v) if isinstance(v, (int, float)) else None
-
-    heads, embd = arch_int("attention.head_count"), arch_int("embedding_length")
+    """A spec from a GGUF file's header record and tensor table (models.gguf.read_gguf, milliseconds)."""
+    meta = read_gguf(path)
     return ModelSpec(
         name=name or Path(path).stem,
         source="GGUF file",
-        arch=arch,
-        n_params=sum(t.n_elements for t in tensors),
-        file_bytes=size,
-        file_type=file_type_name(kv.get("general.file_type")),
-        n_layers=arch_int("block_count"),
-        n_heads=heads,
-        n_kv_heads=arch_int("attention.head_count_kv") or heads,
-        head_dim=arch_int("attention.key_length") or (embd // heads if embd and heads else None),
-        n_embd=embd,
-        n_vocab=arch_int("vocab_size") or kv.get("tokenizer.ggml.tokens"),
-        context_length=arch_int("context_length"),
-        tensors=tensors,
+        arch="" if meta.arch == "unknown" else meta.arch,
+        n_params=meta.n_params,
+        file_bytes=meta.file_size_bytes,
+        file_type=meta.file_type,
+        n_layers=meta.n_layers,
+        n_heads=meta.n_heads,
+        n_kv_heads=meta.n_kv_heads,
+        head_dim=meta.head_dim,
+        n_embd=meta.n_embd,
+        n_vocab=meta.vocab_size,
+        context_length=meta.context_length,
+        tensors=meta.tensors,
     )
 
 

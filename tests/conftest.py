@@ -45,6 +45,14 @@ def localbench_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hardware() -> dict:
+    """This machine's hardware receipt, as every stored run carries it."""
+    from machine.detect import detect_hardware
+
+    return detect_hardware().to_dict()
+
+
+@pytest.fixture(scope="session")
 def smollm2_ref():
     from models.catalog import resolve_model
 

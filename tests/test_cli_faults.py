@@ -39,7 +39,8 @@ def _worker_of(proc: subprocess.Popen, timeout_s: float = 120) -> psutil.Process
     raise AssertionError("the bench started no worker process")
 
 
-def test_sigsegv_in_the_worker_during_bench_is_exit_2_one_line_and_a_failed_run(localbench_home):
+def _bench_in_timed_repetitions() -> tuple[subprocess.Popen, psutil.Process]:
+    """A `bench` of the default model, and its worker, once it is loaded and past the warm-up."""
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "bench", "-p", "0", "-n", "128", "-r", "10", "-t", "2"],
         cwd=ROOT,
@@ -50,6 +51,11 @@ def test_sigsegv_in_the_worker_during_bench_is_exit_2_one_line_and_a_failed_run(
     )
     worker = _worker_of(proc)
     time.sleep(3.0)  # loaded, past the warm-up into the timed repetitions
+    return proc, worker
+
+
+def test_sigsegv_in_the_worker_during_bench_is_exit_2_one_line_and_a_failed_run(localbench_home):
+    proc, worker = _bench_in_timed_repetitions()
     worker.send_signal(signal.SIGSEGV)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 2, stderr
@@ -82,3 +88,44 @@ def test_bench_timeout_against_a_server_that_stops_sending_tokens(stalling, loca
     assert time.monotonic() - t0 < 60
     assert "no new token for 10 s" in proc.stderr and "Traceback" not in proc.stderr
     assert any("no new token for 10 s" in err for err in _failed_runs(localbench_home))
+
+
+def _last_run(home, status: str) -> tuple[str, str, dict]:
+    import json
+
+    with sqlite3.connect(home / "results.db") as db:
+        row = db.execute(
+            "SELECT kind, error, hardware_json FROM runs WHERE status = ? ORDER BY rowid DESC LIMIT 1", (status,)
+        ).fetchone()
+    assert row is not None, f"no {status} run stored"
+    return row[0], row[1], json.loads(row[2])
+
+
+def test_ctrl_c_during_bench_is_a_cancelled_run_with_hardware_not_a_failed_one(localbench_home):
+    from bench.store import ResultStore
+
+    ResultStore(localbench_home / "results.db")  # the tables, before counting failed runs
+    failed_before = len(_failed_runs(localbench_home))
+    proc, _ = _bench_in_timed_repetitions()
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends the bench (the worker is not in the terminal's reach here)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "cancelled:" in stderr
+    kind, _, hardware = _last_run(localbench_home, "cancelled")
+    assert kind == "speed" and hardware["ram_bytes"] > 0 and hardware["os"]
+    assert len(_failed_runs(localbench_home)) == failed_before
+
+
+def test_failed_bench_is_stored_as_failed_with_its_message_and_hardware(localbench_home):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "bench", "--model", "/no/such/model.gguf", "-r", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and "not found" in line, proc.stderr
+    kind, error, hardware = _last_run(localbench_home, "failed")
+    assert kind == "speed" and error == line.removeprefix("error: ")
+    assert hardware["ram_bytes"] > 0

@@ -288,5 +288,7 @@ def _store_chat(ctx: AppContext, info, params: GenerationParams, stats: Generati
         "temperature": params.temperature,
         **{k: v for k, v in dataclasses.asdict(stats).items() if k != "itl_s"},
     }
-    status = "cancelled" if stats.stop_reason == "cancelled" else "ok"
-    ctx.store.save_run("chat", [row], status=status, settings={"engine": info.engine, "model": info.name})
+    with ctx.store.recording("chat", {"engine": info.engine, "model": info.name}, ctx.profile) as run:
+        run.rows = [row]
+        if stats.stop_reason == "cancelled":
+            run.status = "cancelled"

@@ -22,7 +22,7 @@ import pandas as pd
 from bench.export import mean_pm_column, to_frame
 from bench.interleave import Arm, ab_rows, labels, run_interleaved
 from bench.runner import plan_tests, run_speed
-from core.errors import BadParameter, Cancelled, LocalbenchError
+from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices
 from dashboard.tabs import compare_depth, live
@@ -210,38 +210,39 @@ def build(ctx: AppContext) -> None:
     def speed(e0, m0, e1, m1, e2, m2, ctx_tokens, pp, tg, repetitions, request: gr.Request, progress=gr.Progress()):
         slot_values = (e0, m0, e1, m1, e2, m2)
         cancel = ctx.new_cancel(session_of(request), "compare-bench")
-        results, settings = [], {}
+        results = []
         try:
-            pairs = [(e, m) for _, e, m in chosen(slot_values)]
-            tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
-            r = as_int(repetitions, "repetitions", 1, 100)
-            settings = {"pairs": pairs, "tests": [t.name for t in tests], "repetitions": r}
-            arms = []
-            for k, (label, (engine_name, model_name)) in enumerate(zip(labels(len(pairs)), pairs, strict=True)):
-                config = load_config(ctx, engine_name, ctx_tokens)
-                progress(k / len(pairs), desc=f"loading {model_name} on {engine_name}")
-                with conversion_progress(progress, cancel):
-                    arms.append(Arm(label, ctx.pool.get(engine_name, model_name, config), config))
-            others = len(ctx.pool.loaded()) - 1  # the other compared models stay resident: a CONTENDED run
-            arms = [dataclasses.replace(a, others_resident=others) for a in arms]
-            if len(arms) > 1:
-                settings["interleaved"] = {
-                    a.label: f"{m} on {display_name(e)}" for a, (e, m) in zip(arms, pairs, strict=True)
-                }
-            report = lambda f, m: progress(f, desc=m)  # noqa: E731
-            if len(arms) == 1:
-                results = run_speed(
-                    arms[0].engine, tests, config=arms[0].config, repetitions=r, progress=report, cancel=cancel
-                )
-            else:
-                results = run_interleaved(arms, tests, repetitions=r, progress=report, cancel=cancel)
-        except (LocalbenchError, Cancelled) as err:
-            status = "cancelled" if isinstance(err, Cancelled) else "failed"
-            ctx.store.save_run("speed", [], status=status, error=str(err), settings=settings)
+            with ctx.store.recording("speed", {}, ctx.profile) as run:
+                pairs = [(e, m) for _, e, m in chosen(slot_values)]
+                tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
+                r = as_int(repetitions, "repetitions", 1, 100)
+                run.settings.update(pairs=pairs, tests=[t.name for t in tests], repetitions=r)
+                arms = []
+                for k, (label, (engine_name, model_name)) in enumerate(zip(labels(len(pairs)), pairs, strict=True)):
+                    config = load_config(ctx, engine_name, ctx_tokens)
+                    progress(k / len(pairs), desc=f"loading {model_name} on {engine_name}")
+                    with conversion_progress(progress, cancel):
+                        arms.append(Arm(label, ctx.pool.get(engine_name, model_name, config), config))
+                others = len(ctx.pool.loaded()) - 1  # the other compared models stay resident: a CONTENDED run
+                arms = [dataclasses.replace(a, others_resident=others) for a in arms]
+                if len(arms) > 1:
+                    run.settings["interleaved"] = {
+                        a.label: f"{m} on {display_name(e)}" for a, (e, m) in zip(arms, pairs, strict=True)
+                    }
+                report = lambda f, m: progress(f, desc=m)  # noqa: E731
+                if len(arms) == 1:
+                    results = run_speed(
+                        arms[0].engine, tests, config=arms[0].config, repetitions=r, progress=report, cancel=cancel
+                    )
+                else:
+                    results = run_interleaved(arms, tests, repetitions=r, progress=report, cancel=cancel)
+                run.rows = results
+        except LocalbenchError as err:
             # Cancel or a failure keeps the previous successful results on screen; the status says what happened.
             return warn(err), gr.update(), gr.update(), gr.update(), gr.update()
         hardware = dataclasses.asdict(ctx.profile)
-        run_id = ctx.store.save_run("speed", results, settings=settings, hardware=hardware)
+        run_id = run.run_id
+        settings = run.settings
         comparison = ab_rows(results) if len(arms) > 1 else []
         if comparison:
             ctx.store.save_run("ab", comparison, settings={**settings, "speed_run": run_id}, hardware=hardware)
@@ -266,24 +267,19 @@ def build(ctx: AppContext) -> None:
             if device is None:
                 return f"{sentence}. Here only CPU figures exist: use the speed test above."
             tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
-            rows, results = compare_devices(
-                lambda cfg: ctx.pool.get(e0, m0.strip(), cfg),
-                e0,
-                device,
-                tests,
-                config=load_config(ctx, e0, ctx_tokens),
-                repetitions=as_int(repetitions, "repetitions", 1, 100),
-                progress=lambda f, m: progress(f, desc=m),
-                cancel=cancel,
-            )
-        except (LocalbenchError, Cancelled) as err:
+            with ctx.store.recording("speed", {"speedup": e0, "model": m0, "device": device}, ctx.profile) as run:
+                rows, run.rows = compare_devices(
+                    lambda cfg: ctx.pool.get(e0, m0.strip(), cfg),
+                    e0,
+                    device,
+                    tests,
+                    config=load_config(ctx, e0, ctx_tokens),
+                    repetitions=as_int(repetitions, "repetitions", 1, 100),
+                    progress=lambda f, m: progress(f, desc=m),
+                    cancel=cancel,
+                )
+        except LocalbenchError as err:
             return warn(err)
-        ctx.store.save_run(
-            "speed",
-            results,
-            settings={"speedup": e0, "model": m0, "device": device},
-            hardware=dataclasses.asdict(ctx.profile),
-        )
         lines = [f"{sentence}. Speed-up = accelerated mean t/s ÷ CPU mean t/s (derived):", ""]
         for r in rows:
             verdict = "meets" if r.meets_seed_3x else "misses"

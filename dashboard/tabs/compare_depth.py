@@ -8,7 +8,6 @@ another, stored as kind 'speed' with `depth_sweep` in the settings; the rows are
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import altair as alt
@@ -19,7 +18,7 @@ from bench.depth import DEPTH_COLUMNS, depth_table, planned_for, samples_long
 from bench.export import to_frame
 from bench.plan import int_values
 from bench.runner import plan_tests, run_speed
-from core.errors import BadParameter, Cancelled, LocalbenchError
+from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name
 from dashboard.tabs.chat import load_config
@@ -92,38 +91,38 @@ def build(ctx: AppContext, slot_inputs: list, chosen: Callable, n_prompt, n_gen,
               progress=gr.Progress()):  # fmt: skip
         slot_values = (e0, m0, e1, m1, e2, m2)
         cancel_event = ctx.new_cancel(session_of(request), "compare-depth")
-        results, settings = [], {}
+        results = []
         try:
-            pairs = [(e, m) for _, e, m in chosen(slot_values)]
-            d = parse_depths(depth_text)
-            tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)], [], d)
-            r = as_int(repetitions, "repetitions", 1, 100)
-            needed = max(t.n_depth + t.n_prompt + t.n_gen for t in tests) + 64
-            n_ctx_tokens = max(as_int(ctx_tokens, "context (tokens)", 16), needed)
-            settings = {"depth_sweep": d, "pairs": pairs, "tests": [t.name for t in tests], "repetitions": r}
-            for k, (engine_name, model_name) in enumerate(pairs):
-                config = load_config(ctx, engine_name, n_ctx_tokens)
-                progress(k / len(pairs), desc=f"loading {model_name} on {engine_name}")
-                with conversion_progress(progress, cancel_event):
-                    eng = ctx.pool.get(engine_name, model_name, config)
+            with ctx.store.recording("speed", {}, ctx.profile) as run:
+                pairs = [(e, m) for _, e, m in chosen(slot_values)]
+                d = parse_depths(depth_text)
+                tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)], [], d)
+                r = as_int(repetitions, "repetitions", 1, 100)
+                needed = max(t.n_depth + t.n_prompt + t.n_gen for t in tests) + 64
+                n_ctx_tokens = max(as_int(ctx_tokens, "context (tokens)", 16), needed)
+                run.settings.update(depth_sweep=d, pairs=pairs, tests=[t.name for t in tests], repetitions=r)
+                for k, (engine_name, model_name) in enumerate(pairs):
+                    config = load_config(ctx, engine_name, n_ctx_tokens)
+                    progress(k / len(pairs), desc=f"loading {model_name} on {engine_name}")
+                    with conversion_progress(progress, cancel_event):
+                        eng = ctx.pool.get(engine_name, model_name, config)
 
-                def report(fraction, message, k=k, label=f"{model_name} on {engine_name}"):
-                    progress((k + fraction) / len(pairs), desc=f"{label}: {message}")
+                    def report(fraction, message, k=k, label=f"{model_name} on {engine_name}"):
+                        progress((k + fraction) / len(pairs), desc=f"{label}: {message}")
 
-                results += run_speed(
-                    eng,
-                    tests,
-                    config=config,
-                    repetitions=r,
-                    progress=report,
-                    cancel=cancel_event,
-                    others_resident=len(ctx.pool.loaded()) - 1,
-                )
-        except (LocalbenchError, Cancelled) as err:
-            state = "cancelled" if isinstance(err, Cancelled) else "failed"
-            ctx.store.save_run("speed", [], status=state, error=str(err), settings=settings)
+                    results += run_speed(
+                        eng,
+                        tests,
+                        config=config,
+                        repetitions=r,
+                        progress=report,
+                        cancel=cancel_event,
+                        others_resident=len(ctx.pool.loaded()) - 1,
+                    )
+                run.rows = results
+        except LocalbenchError as err:
             return warn(err), gr.update(), gr.update(), gr.update(), gr.update()
-        run_id = ctx.store.save_run("speed", results, settings=settings, hardware=dataclasses.asdict(ctx.profile))
+        run_id = run.run_id
         frame = to_frame(results)
         return (
             f"Done: {len(results)} rows at depths {', '.join(map(str, d))} stored (run {run_id}). "

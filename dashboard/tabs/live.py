@@ -226,18 +226,14 @@ def build(ctx: AppContext) -> None:
         ok = [c for c in run.columns if c.stats is not None]
         state = "ok" if ok else ("cancelled" if all(c.status == "stopped" for c in run.columns) else "failed")
         rows = [c.row(run.mode) | {"answer": c.text, "prompt": text} for c in run.columns]
-        ctx.store.save_run(
-            "live",
-            rows,
-            status=state,
-            error="; ".join(f"column {c.slot + 1}: {c.error}" for c in run.columns if c.error),
-            settings={
-                "mode": run.mode,
-                "columns": [(c.engine, c.model, c.n_ctx) for c in run.columns],
-                **dataclasses.asdict(params),
-            },
-            hardware=dataclasses.asdict(ctx.profile),
-        )
+        settings = {
+            "mode": run.mode,
+            "columns": [(c.engine, c.model, c.n_ctx) for c in run.columns],
+            **dataclasses.asdict(params),
+        }
+        with ctx.store.recording("live", settings, ctx.profile) as record:
+            record.rows, record.status = rows, state
+            record.error = "; ".join(f"column {c.slot + 1}: {c.error}" for c in run.columns if c.error)
         counts = {k: sum(c.status == k for c in run.columns) for k in ("done", "stopped", "failed")}
         summary = (
             f"Done: {counts['done']} finished, {counts['stopped']} stopped, {counts['failed']} failed; "

@@ -8,12 +8,12 @@ import threading
 import pytest
 
 from bench.arena_round import Entry, engine_answer, make_pool
-from bench.compare_queue import BUILT_IN_PROMPTS, grid, read_prompts, run_queue
+from bench.compare_queue import BUILT_IN_PROMPTS, done_items, grid, read_prompts, run_queue
 from bench.store import ResultStore
 from core.errors import BadParameter, Cancelled, ModelNotFound
 
 
-def test_queue_runs_stops_and_resumes_on_llamacpp(llama_engine, tmp_path):
+def test_queue_runs_stops_and_resumes_on_llamacpp(llama_engine, tmp_path, hardware):
     store = ResultStore(tmp_path / "results.db")
     entries = make_pool([Entry("llamacpp", "smollm2-135m", 0.8, 1), Entry("llamacpp", "smollm2-135m", 0.8, 2)])
     cancel = threading.Event()
@@ -28,9 +28,9 @@ def test_queue_runs_stops_and_resumes_on_llamacpp(llama_engine, tmp_path):
         return engine_answer(llama_engine, prompt, entry, 8)
 
     with pytest.raises(Cancelled, match="run it again to resume"):
-        run_queue(store, "q1", BUILT_IN_PROMPTS, entries, answer, progress, cancel)
+        run_queue(store, "q1", BUILT_IN_PROMPTS, entries, answer, progress, cancel, hardware=hardware)
     assert seen[-1][:2] == (2, 6)
-    counts = run_queue(store, "q1", BUILT_IN_PROMPTS, entries, answer)
+    counts = run_queue(store, "q1", BUILT_IN_PROMPTS, entries, answer, hardware=hardware)
     assert counts == {"total": 6, "done": 4, "skipped": 2, "failed": 0}
     table = grid(store, "q1")
     assert len(table) == 3 and all(e.label in table.columns for e in entries)
@@ -38,7 +38,7 @@ def test_queue_runs_stops_and_resumes_on_llamacpp(llama_engine, tmp_path):
     assert len(rows) == 6 and all(r["gen_tokens"] > 0 and r["gen_tps"] > 0 for r in rows)
 
 
-def test_failing_entry_is_stored_as_failed_and_the_others_finish(tmp_path):
+def test_failing_entry_is_stored_as_failed_and_the_others_finish(tmp_path, hardware):
     from engines.base import GenerationStats
 
     store = ResultStore(tmp_path / "results.db")
@@ -50,7 +50,7 @@ def test_failing_entry_is_stored_as_failed_and_the_others_finish(tmp_path):
         return "ok", stats
 
     entries = make_pool([Entry("e", "good"), Entry("e", "missing")])
-    assert run_queue(store, "q2", ["a", "b"], entries, answer)["failed"] == 2
+    assert run_queue(store, "q2", ["a", "b"], entries, answer, hardware=hardware)["failed"] == 2
     failed = [r for r in store.runs("compare_queue") if r["status"] == "failed"]
     assert len(failed) == 2 and "no model named" in failed[0]["error"]
     assert len(store.rows("compare_queue")) == 2
@@ -68,7 +68,7 @@ def test_prompt_files(tmp_path):
         read_prompts(tmp_path / "none.txt")
 
 
-def test_plan_cells_and_exports_keep_failures_and_unknowns(tmp_path):
+def test_plan_cells_and_exports_keep_failures_and_unknowns(tmp_path, hardware):
     import json
 
     import pandas as pd
@@ -89,7 +89,7 @@ def test_plan_cells_and_exports_keep_failures_and_unknowns(tmp_path):
             raise ModelNotFound("boom")
         return f"answer to {prompt}", stats
 
-    assert run_queue(store, plan.queue_id, plan.prompts, plan.entries, answer)["failed"] == 1
+    assert run_queue(store, plan.queue_id, plan.prompts, plan.entries, answer, hardware=hardware)["failed"] == 1
     cells = cells_frame(store, plan)
     assert len(cells) == 4 and cells["status"].tolist() == ["ok", "failed", "ok", "ok"]
     assert cells.loc[1, "error"] == "boom" and pd.isna(cells.loc[1, "gen_tps"])
@@ -105,7 +105,7 @@ def test_plan_cells_and_exports_keep_failures_and_unknowns(tmp_path):
     assert lines[1]["gen_tps"] is None and lines[0]["gen_tokens"] == 7 and lines[2]["prompt"] == "=2+2"
     assert "'=2+2" in export_cells(cells, "csv")  # formula-safe CSV
     # a resume retries only the failed cell, and the grid then shows its answer
-    assert run_queue(store, plan.queue_id, plan.prompts, plan.entries, answer) == {
+    assert run_queue(store, plan.queue_id, plan.prompts, plan.entries, answer, hardware=hardware) == {
         "total": 4,
         "done": 1,
         "skipped": 3,
@@ -118,12 +118,15 @@ def test_plan_cells_and_exports_keep_failures_and_unknowns(tmp_path):
         parse_prompts('{"prompt": ""}', jsonl=True)
 
 
-def test_cancel_mid_answer_stores_nothing_for_that_cell(tmp_path):
+def test_cancel_mid_answer_is_stored_as_cancelled_and_resumed(tmp_path, hardware):
     store = ResultStore(tmp_path / "results.db")
 
     def answer(prompt, entry):
         raise Cancelled("stopped mid-answer")
 
+    entries = make_pool([Entry("e", "x"), Entry("e", "y")])
     with pytest.raises(Cancelled):
-        run_queue(store, "q3", ["a"], make_pool([Entry("e", "x"), Entry("e", "y")]), answer)
-    assert store.runs("compare_queue") == []
+        run_queue(store, "q3", ["a"], entries, answer, hardware=hardware)
+    runs = store.runs("compare_queue")
+    assert [(r["status"], r["n_rows"]) for r in runs] == [("cancelled", 0)]
+    assert done_items(store, "q3") == set()  # a resume runs the stopped answer again

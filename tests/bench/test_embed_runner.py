@@ -220,10 +220,10 @@ def test_local_folder_with_fp16_weights_runs_on_torch_and_onnx(tmp_path, texts):
     assert results[1].cosine_min_vs_ref > 0.99999 and results[0].model_size < 50e6
 
 
-def test_store_and_cancel(texts, localbench_home):
+def test_store_and_cancel(texts, localbench_home, hardware):
     store = ResultStore(localbench_home / "embed-test.db")
     plan = plan_embed_sweep(BUNDLED_EMBED_MODEL, [8], ["cpu"])
-    results, run_id = run_and_store(store, plan, texts[:8], warmup="none")
+    results, run_id = run_and_store(store, plan, texts[:8], hardware=hardware, warmup="none")
     rows = store.rows(STORE_KIND, run_id)
     assert len(rows) == 1 and rows[0]["sentences_per_s"] == pytest.approx(results[0].sentences_per_s)
     cancel = threading.Event()
@@ -233,7 +233,7 @@ def test_store_and_cancel(texts, localbench_home):
             cancel.set()  # the user presses Cancel while batches run
 
     with pytest.raises(Cancelled):
-        run_and_store(store, plan, texts, progress=progress, cancel=cancel)
+        run_and_store(store, plan, texts, hardware=hardware, progress=progress, cancel=cancel)
     latest = store.runs(STORE_KIND)[0]
     assert latest["status"] == "cancelled" and latest["n_rows"] == 0
     assert store.runs(STORE_KIND)[1]["status"] == "ok"  # the earlier result is kept

@@ -30,7 +30,7 @@ def smol_ladder(smollm2_ref):
 
 
 @pytest.fixture(scope="module")
-def report(smol_ladder, localbench_home):
+def report(smol_ladder, localbench_home, hardware):
     """A real comparison: quality on 2 chunks (1,024 tokens), tiny speed tests, short answers; stored."""
     from bench.store import ResultStore
 
@@ -44,7 +44,7 @@ def report(smol_ladder, localbench_home):
         threads=2,
         quality_workers=2,  # two variants scored at once, one thread each
     )
-    return quant_lab.compare_and_store(ResultStore(), "smollm2-135m", settings)
+    return quant_lab.compare_and_store(ResultStore(), "smollm2-135m", settings, hardware=hardware)
 
 
 def test_reference_is_f16_dequantized_from_the_shipped_q4_1(smol_ladder):
@@ -199,7 +199,7 @@ def test_cancel_during_the_build_keeps_finished_files_only(smol_ladder):
     assert not list((ladders.ladder_root() / "smollm2-135m").glob(".*partial*"))
 
 
-def test_cancel_midway_through_a_comparison_is_stored_as_cancelled(smol_ladder):
+def test_cancel_midway_through_a_comparison_is_stored_as_cancelled(smol_ladder, hardware):
     from bench.store import ResultStore
 
     cancel = threading.Event()
@@ -210,7 +210,9 @@ def test_cancel_midway_through_a_comparison_is_stored_as_cancelled(smol_ladder):
 
     settings = quant_lab.QuantSettings(variants=("Q8_0", "Q4_0", "Q2_K"), speed=False, max_chunks=2, max_tokens=4)
     with pytest.raises(Cancelled):
-        quant_lab.compare_and_store(ResultStore(), "smollm2-135m", settings, progress=progress, cancel=cancel)
+        quant_lab.compare_and_store(
+            ResultStore(), "smollm2-135m", settings, hardware=hardware, progress=progress, cancel=cancel
+        )
     last = ResultStore().runs("quant")[0]
     assert last["status"] == "cancelled" and last["n_rows"] == 0 and "cancelled" in last["error"]
 

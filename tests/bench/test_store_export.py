@@ -8,9 +8,11 @@ import threading
 from dataclasses import dataclass
 
 import pandas as pd
+import pytest
 
 from bench.export import render, to_csv, to_frame, to_markdown
 from bench.store import ResultStore
+from core.errors import Cancelled, ModelNotFound
 
 
 @dataclass(frozen=True)
@@ -90,3 +92,60 @@ def test_markdown_and_json_render():
     assert md.splitlines()[0].startswith("| model_filename | avg_ts")
     assert "151.25" in md
     assert '"avg_ts":151.25' in render(frame, "json").replace(" ", "")
+
+
+def _stored(store: ResultStore) -> dict:
+    (run,) = store.export_runs()
+    return run
+
+
+def test_recording_stores_an_ok_run_with_its_rows_and_hardware(tmp_path, hardware):
+    store = ResultStore(tmp_path / "r.db")
+    with store.recording("speed", {"engine": "llamacpp"}, hardware) as run:
+        run.rows = ROWS
+        run.settings["extra"] = 1
+    stored = _stored(store)
+    assert stored["run_id"] == run.run_id and stored["status"] == "ok" and stored["error"] == ""
+    assert stored["settings"] == {"engine": "llamacpp", "extra": 1}
+    assert stored["hardware"] == hardware and stored["hardware"]["ram_bytes"] > 0
+    assert [r["model_filename"] for r in stored["rows"]] == [r.model_filename for r in ROWS]
+
+
+@pytest.mark.parametrize(
+    "err, message",
+    [
+        (ModelNotFound("no model named 'x'\n  try `localbench doctor`"), "no model named 'x' try `localbench doctor`"),
+        (RuntimeError("CUDA out of memory"), "RuntimeError: CUDA out of memory"),
+    ],
+)
+def test_recording_stores_a_failed_run_with_a_one_line_message_and_hardware(tmp_path, hardware, err, message):
+    store = ResultStore(tmp_path / "r.db")
+    with pytest.raises(type(err)), store.recording("quant", {"model": "x"}, hardware) as run:
+        run.rows = ROWS  # rows set before the failure are not stored
+        raise err
+    stored = _stored(store)
+    assert (stored["status"], stored["error"], stored["rows"]) == ("failed", message, [])
+    assert stored["hardware"] == hardware and stored["run_id"] == run.run_id
+
+
+@pytest.mark.parametrize("err", [Cancelled("embeddings benchmark cancelled by the user"), KeyboardInterrupt()])
+def test_recording_stores_a_cancelled_run_never_a_failed_one(tmp_path, hardware, err):
+    store = ResultStore(tmp_path / "r.db")
+    with pytest.raises(type(err)), store.recording("embed", {}, hardware):
+        raise err
+    stored = _stored(store)
+    assert stored["status"] == "cancelled" and stored["rows"] == [] and stored["hardware"] == hardware
+    assert stored["error"] == (str(err) or "KeyboardInterrupt")
+
+
+def test_recording_takes_a_profile_and_refuses_a_run_without_hardware(tmp_path):
+    from machine.detect import detect_hardware
+
+    store = ResultStore(tmp_path / "r.db")
+    profile = detect_hardware()
+    with store.recording("chat", {}, profile) as run:
+        run.status = "cancelled"  # an outcome known without an exception: the user stopped the reply
+    stored = _stored(store)
+    assert stored["status"] == "cancelled" and stored["hardware"]["chip"] == profile.chip
+    with pytest.raises(ValueError, match="hardware receipt"), store.recording("chat", {}, {}):
+        pass

@@ -18,7 +18,8 @@ import pytest
 from app import main
 from core.errors import BadParameter, EngineUnavailable, InsufficientMemory
 from engines.base import GenerationParams, LoadConfig, StreamTimer
-from engines.mlx import MlxEngine, as_localbench_error, is_oom, response_stats
+from engines.memory_check import is_oom
+from engines.mlx import MlxEngine, as_localbench_error, response_stats
 from tests.engines.converted import hf_ref, mlx_engine, mlx_refs, torch_engine  # noqa: F401  (session fixtures)
 
 CPU = LoadConfig(n_ctx=512, n_threads=2, device="cpu")

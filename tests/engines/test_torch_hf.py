@@ -17,7 +17,8 @@ import pytest
 from app import main
 from core.errors import BadParameter, InsufficientMemory, PromptTooLong
 from engines.base import GenerationParams, LoadConfig
-from engines.torch_hf import Detokenizer, TorchEngine, as_localbench_error, is_oom
+from engines.memory_check import is_oom
+from engines.torch_hf import Detokenizer, TorchEngine, as_localbench_error
 from tests.conftest import ROOT, run_app
 from tests.engines.converted import hf_ref, mlx_refs, torch_engine  # noqa: F401  (session fixtures)
 
