@@ -15,7 +15,8 @@ Parts (--parts):
           the KV cache and greedy argmax, each token brought to the host (as streaming does), and
           transformers' `generate` ((N − 1) / (t(N tokens) − t(1 token))).
   embed — fp32 and fp16 (--precisions): `embed_batch` through the worker against a bare
-          `SentenceTransformer.encode` of the same texts, sentences/s, per --batches.
+          `SentenceTransformer.encode`, both given the same corpus-order slices of --batches texts
+          (as benchmarks/worker_overhead.py does), sentences/s.
 Also recorded: each process's GPU memory from NVML (`nvmlDeviceGetComputeRunningProcesses`, the worker's pid
 against this process's), the worker's torch counters (`RemoteEngine.memory()`), GPU energy over each timed
 generation (NVML's energy counter; mean W derived), and roofline_pct = tg ÷ (--bandwidth-tbps ÷ bytes read
@@ -127,19 +128,45 @@ def own_memory_now() -> dict:
 # --- torch ------------------------------------------------------------------------------------------
 
 
+def stream_run(engine, tokens: list[int], n: int) -> dict:
+    """One streamed generation through a worker engine: tg t/s (or pp t/s when n == 1) and TTFT."""
+    from engines.base import GenerationParams
+
+    times, stats = [], None
+    for chunk in engine.stream(tokens, GenerationParams(max_tokens=n, ignore_eos=True)):
+        if chunk.stats is not None:
+            stats = chunk.stats
+        elif chunk.text:
+            times.append(time.perf_counter())
+    wall = (stats.gen_tokens - 1) / (times[-1] - times[0]) if len(times) > 1 else None
+    return {
+        "tps": stats.gen_tps if n > 1 else stats.prompt_tps,
+        "parent_clock_tps": round(wall, 3) if wall and n > 1 else None,
+        "ttft_s": stats.ttft_s,
+        "engine_ttft_s": stats.engine_ttft_s,
+        "peak_device_bytes": stats.peak_device_bytes,
+    }
+
+
+def kv_bytes(layers: int, kv_heads: int, head_dim: int, depth: int, width: int) -> int:
+    """Bytes of the K and V caches at `depth` tokens, `width` bytes an element."""
+    return 2 * layers * kv_heads * head_dim * depth * width
+
+
 def bytes_per_token(config: dict, n_params: int, dtype: str, depth: int) -> int:
     """Weights plus the KV cache read for one decoded token at `depth` (the decode roofline's bytes)."""
-    layers, kv_heads = config["num_hidden_layers"], config["num_key_value_heads"]
     head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     width = DTYPE_BYTES[dtype]
-    return n_params * width + 2 * layers * kv_heads * head_dim * depth * width
+    return n_params * width + kv_bytes(
+        config["num_hidden_layers"], config["num_key_value_heads"], head_dim, depth, width
+    )
 
 
 def torch_rows(model_dir: Path, args, dtype: str, nvml: Nvml) -> tuple[list[dict], list[dict]]:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from engines.base import GenerationParams, LoadConfig
+    from engines.base import LoadConfig
     from engines.remote import RemoteEngine
 
     device, n_prompt, n_gen = args.device, args.n_prompt, args.n_gen
@@ -201,20 +228,7 @@ def torch_rows(model_dir: Path, args, dtype: str, nvml: Nvml) -> tuple[list[dict
         return {"ttft_s": t1 - t0, "tps": (n - 1) / (t2 - t1) if n > 1 else len(tokens) / (t1 - t0)}
 
     def ours_run(tokens: list[int], n: int, engine=ours) -> dict:
-        times, stats = [], None
-        for chunk in engine.stream(tokens, GenerationParams(max_tokens=n, ignore_eos=True)):
-            if chunk.stats is not None:
-                stats = chunk.stats
-            elif chunk.text:
-                times.append(time.perf_counter())
-        wall = (stats.gen_tokens - 1) / (times[-1] - times[0]) if len(times) > 1 else None
-        return {
-            "tps": stats.gen_tps if n > 1 else stats.prompt_tps,
-            "parent_clock_tps": round(wall, 3) if wall and n > 1 else None,
-            "ttft_s": stats.ttft_s,
-            "engine_ttft_s": stats.engine_ttft_s,
-            "peak_device_bytes": stats.peak_device_bytes,
-        }
+        return stream_run(engine, tokens, n)
 
     tests = {f"pp{n_prompt}": (pp_prompt, 1, 0)}
     for d in depths:
@@ -341,9 +355,10 @@ def embed_rows(model_dir: Path, args, precision: str, nvml: Nvml) -> tuple[list[
             engine.embed_batch(texts[i : i + batch])
         return len(texts) / (time.perf_counter() - t0)
 
-    def bare_sps(batch: int) -> float:
+    def bare_sps(batch: int) -> float:  # the same slices ours gets (encode sorts within a slice only)
         t0 = time.perf_counter()
-        bare.encode(texts, batch_size=batch)
+        for i in range(0, len(texts), batch):
+            bare.encode(texts[i : i + batch], batch_size=batch)
         if device == "cuda":
             torch.cuda.synchronize()
         return len(texts) / (time.perf_counter() - t0)
