@@ -228,7 +228,8 @@ def compare(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> QuantReport:
-    """Build what is missing, then measure every ticked variant of `model`; one QuantRow per variant."""
+    """Build what is missing, then measure every ticked variant of `model`; one QuantRow per variant, the
+    reference first (ticked or not)."""
     from engines.pool import PoolKey
     from machine.detect import detect_hardware
     from models.catalog import resolve_model
