@@ -25,7 +25,7 @@ def _frame():
 def test_error_bars_span_mean_plus_minus_sd():
     frame = _frame()
     spec = pareto_chart(frame).to_dict()
-    rules = [layer for layer in spec["layer"] if (layer.get("mark") or {}).get("type") == "rule"]
+    rules = [layer for layer in spec["layer"] if (layer.get("mark") or {}).get("type") == "errorbar"]
     assert len(rules) == 1 and rules[0]["encoding"]["y"]["field"] == "tg_low"
     assert rules[0]["encoding"]["y2"]["field"] == "tg_high"
     q8 = next(d for data in spec["datasets"].values() for d in data if d["variant"] == "Q8_0" and "tg_low" in d)
