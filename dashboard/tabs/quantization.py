@@ -192,7 +192,10 @@ def build(ctx: AppContext) -> None:
                 elem_id="quant-variants",
             )
             prompt = gr.Textbox(
-                quant_lab.DEFAULT_PROMPT, label="Prompt (greedy answers, same seed)", lines=2, elem_id="quant-prompt"
+                quant_lab.DEFAULT_PROMPT,
+                label="Prompt (greedy answers, same random seed)",
+                lines=2,
+                elem_id="quant-prompt",
             )
             with gr.Row():
                 max_tokens = gr.Number(48, precision=0, label="Answer tokens", elem_id="quant-max-tokens")
