@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import ladder as ladder_mod
 from bench import quality
+from bench.quant_summary import TARGET_LIMIT_PCT, TARGET_TYPE, target_verdict
 from bench.quant_variants import Variant, extra_variants, ladder_variant
 from core.errors import BadParameter, Cancelled, EngineUnavailable, LocalbenchError
 from engines.base import GenerationParams, LoadConfig
@@ -30,12 +30,6 @@ Progress = Callable[[float, str], None]
 
 DEFAULT_PROMPT = "Explain in two sentences why the sky is blue."
 DEFAULT_VARIANTS = ("F16", "Q8_0", "Q4_K_M", "Q4_0", "Q2_K")
-SEED_TYPE = "Q4_K_M"
-SEED_LIMIT_PCT = 5.0
-CRITERION_DEFINITION = (
-    f'Seed criterion "{SEED_TYPE} loses < 5 % quality" — defined here as ΔPPL % = '
-    f"(PPL({SEED_TYPE}) / PPL(reference) − 1) × 100 < {SEED_LIMIT_PCT:g} on the evaluation text."
-)
 QUALITY_METHOD = (
     "llama-perplexity style: n_ctx 512 chunks, second half of each chunk scored (255 positions per chunk), "
     "BOS as first token when the model adds one; KL(reference || variant) per position in nats"
@@ -140,8 +134,8 @@ class QuantRow:
     answer_mode: str
     """'chat' (the model's template) or 'plain completion' (no chat template)."""
     answer_tokens: int
-    seed_criterion: str
-    """'pass' / 'fail' on the Q4_K_M row (ΔPPL % < 5), '' elsewhere."""
+    adr006_target: str
+    """The design target (ADR 006): 'pass' / 'fail' on the Q4_K_M row (ΔPPL % < 5), '' elsewhere."""
     note: str
     quality_method: str
     speed_method: str
@@ -157,7 +151,7 @@ class QuantReport:
     reference_note: str
     answer_mode: str
     criterion: str
-    """The seed criterion's verdict in words (or why it was not evaluated)."""
+    """The design target's (ADR 006) verdict in words (or why it was not evaluated)."""
     eval_source: str
     timings_s: dict
     """Wall seconds per stage: build, reference, quality, speed, answers, total."""
@@ -234,7 +228,8 @@ def compare(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> QuantReport:
-    """Build what is missing, then measure every ticked variant of `model`; one QuantRow per variant."""
+    """Build what is missing, then measure every ticked variant of `model`; one QuantRow per variant, the
+    reference first (ticked or not)."""
     from engines.pool import PoolKey
     from machine.detect import detect_hardware
     from models.catalog import resolve_model
@@ -276,7 +271,8 @@ def compare(
         reference_note = lad.reference_note
         by_type = {f.variant: ladder_variant(f) for f in lad.files}
         reference, ref_path = by_type[lad.reference.variant], lad.reference.path
-        variants += [by_type[t] for t in ladder_types]
+        # the reference is always a row (first), ticked or not: the other rows are read against it
+        variants += [reference] + [by_type[t] for t in ladder_types if t != lad.reference.variant]
     variants += [extras[t] for t in settings.variants if t in extras]
     if reference is None:
         reference = next((v for v in variants if v.is_reference), None)
@@ -357,7 +353,7 @@ def compare(
     timings["total"] = time.perf_counter() - t_start
     eval_source = quality.EVAL_TEXT_SOURCE if settings.eval_text is None else "user-supplied text"
     return QuantReport(
-        model, tuple(rows), reference_note, mode, seed_verdict(rows), eval_source, timings, settings.seed
+        model, tuple(rows), reference_note, mode, target_verdict(rows), eval_source, timings, settings.seed
     )
 
 
@@ -480,9 +476,9 @@ def _row(
     bpw = variant.bpw if variant.bpw is not None else (size * 8 / n_params if size and n_params else _nan())
     q = dataclasses.asdict(result) if result is not None else {}
     ref_label = f"{reference.label} — {reference_note}" if reference is not None else reference_note
-    seed = ""
-    if variant.label == SEED_TYPE and result is not None:
-        seed = "pass" if result.delta_ppl_pct < SEED_LIMIT_PCT else "fail"
+    target = ""
+    if variant.label == TARGET_TYPE and result is not None:
+        target = "pass" if result.delta_ppl_pct < TARGET_LIMIT_PCT else "fail"
     peak = max([s.peak_rss_bytes for s in (pp, tg) if s is not None] + [stats.peak_rss_bytes])
     return QuantRow(
         model=model,
@@ -526,27 +522,12 @@ def _row(
         answer=answer,
         answer_mode="chat" if info.chat_template else "plain completion",
         answer_tokens=stats.gen_tokens,
-        seed_criterion=seed,
+        adr006_target=target,
         note=note,
         quality_method=QUALITY_METHOD if result is not None else "not measured",
         speed_method=pp.method if pp else "not measured",
         test_time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
-
-
-def seed_verdict(rows: Sequence[QuantRow]) -> str:
-    """The seed criterion in words: pass/fail with the figure, or why it was not evaluated."""
-    row = next((r for r in rows if r.variant == SEED_TYPE), None)
-    if row is None:
-        return f"{CRITERION_DEFINITION} Not evaluated: tick {SEED_TYPE}."
-    if math.isnan(row.delta_ppl_pct):
-        return f"{CRITERION_DEFINITION} Not evaluated: quality was not measured."
-    verdict = "PASS" if row.seed_criterion == "pass" else "FAIL"
-    text = f"{CRITERION_DEFINITION} {verdict}: ΔPPL {row.delta_ppl_pct:+.2f} % (mean KLD {row.kld_mean:.4f})."
-    if ladder_mod.SAME_AS_SOURCE in row.note:
-        text += f" Caveat: the source itself is {SEED_TYPE}, so this compares the file with itself — {SEED_TYPE}'s "
-        text += "loss against full precision cannot be measured from this source."
-    return text
 
 
 def compare_and_store(

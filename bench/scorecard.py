@@ -14,8 +14,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bench.quant_lab import SEED_LIMIT_PCT, SEED_TYPE
-from bench.speedup import SEED_SPEEDUP
+from bench.quant_summary import TARGET_LIMIT_PCT, TARGET_TYPE
+from bench.speedup import TARGET_SPEEDUP
 
 PASS, FAIL, NOT_MEASURABLE = "pass", "fail", "not measurable"
 TTFT_LIMIT_MS = 200.0
@@ -112,7 +112,7 @@ def _left_out(n: int) -> str:
 
 def speedup(rows: Sequence[dict], machine) -> ScoreRow:
     """Accelerated tg speed ÷ CPU tg speed, same machine, model, engine and test."""
-    head = ("≥ 3× speed-up over CPU", f"≥ {SEED_SPEEDUP:g}× (tg t/s, accelerated ÷ CPU)")
+    head = ("≥ 3× speed-up over CPU", f"≥ {TARGET_SPEEDUP:g}× (tg t/s, accelerated ÷ CPU)")
     tg, dropped = _clean([r for r in rows if _is_tg(r) and r.get("backends") != "remote"])
     fast = [r for r in tg if _accelerated(r)]
     if not fast:
@@ -145,7 +145,7 @@ def speedup(rows: Sequence[dict], machine) -> ScoreRow:
         )
     slow = _newest(cpu)
     ratio = best["avg_ts"] / slow["avg_ts"]
-    verdict = PASS if ratio >= SEED_SPEEDUP else FAIL
+    verdict = PASS if ratio >= TARGET_SPEEDUP else FAIL
     measured = f"{ratio:.2f}× ({best['avg_ts']:.1f} t/s on {best['device']} vs {slow['avg_ts']:.1f} t/s on CPU)"
     reason = (
         f"{best['engine']} {best['test']}, the fastest accelerated configuration (newest run of each) over the "
@@ -239,14 +239,14 @@ def eight_b_on_m3_max(rows: Sequence[dict], machine) -> ScoreRow:
 
 def quality(rows: Sequence[dict], machine) -> ScoreRow:
     """ΔPPL % of Q4_K_M against the lab's reference."""
-    head = ("< 5 % quality loss for Q4_K_M", f"ΔPPL < {SEED_LIMIT_PCT:g} % vs the full-precision reference")
-    q = [r for r in rows if r.get("variant") == SEED_TYPE and _num(r.get("delta_ppl_pct")) is not None]
+    head = ("< 5 % quality loss for Q4_K_M", f"ΔPPL < {TARGET_LIMIT_PCT:g} % vs the full-precision reference")
+    q = [r for r in rows if r.get("variant") == TARGET_TYPE and _num(r.get("delta_ppl_pct")) is not None]
     valid = [r for r in q if "same type as the source" not in str(r.get("note", ""))]
     if not valid:
         why = (
-            f"the only {SEED_TYPE} rows compare the shipped {SEED_TYPE} file with itself"
+            f"the only {TARGET_TYPE} rows compare the shipped {TARGET_TYPE} file with itself"
             if q
-            else f"no quantization run with {SEED_TYPE} and a measured quality is stored: run `quant`"
+            else f"no quantization run with {TARGET_TYPE} and a measured quality is stored: run `quant`"
         )
         return ScoreRow(*head, "—", "", "", NOT_MEASURABLE, why, _ids(q))
     row = _newest(valid)
@@ -256,7 +256,7 @@ def quality(rows: Sequence[dict], machine) -> ScoreRow:
         reason += f"; most tensors fell back to legacy types (effective {float(row.get('bpw') or 0):.2f} bpw)"
     measured = f"{value:+.2f} % (mean KLD {float(row.get('kld_mean') or float('nan')):.4f})"
     return ScoreRow(
-        *head, measured, _model(row), machine(row), PASS if value < SEED_LIMIT_PCT else FAIL, reason, _ids([row])
+        *head, measured, _model(row), machine(row), PASS if value < TARGET_LIMIT_PCT else FAIL, reason, _ids([row])
     )
 
 

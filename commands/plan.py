@@ -1,7 +1,7 @@
 """`python app.py plan` — will this model fit? The memory planner on the command line.
 
 Example: python app.py plan --model smollm2-135m --quant Q4_K_M --ctx 8192 -o json
-The model can be a catalog name, a GGUF path, an HF or MLX folder, a seed planning entry
+The model can be a catalog name, a GGUF path, an HF or MLX folder, a planning entry of the design target (ADR 006)
 (qwen3:8b, gemma3:12b, qwen3:30b-a3b) or an Ollama model (ollama:NAME, asked at --host).
 """
 

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     from bench.ladder import parse_types
     from bench.quant_lab import QuantSettings, built_choices, compare_and_store, variant_choices
-    from bench.quant_summary import to_frame
+    from bench.quant_summary import summary_frame, to_frame
     from bench.store import ResultStore
     from commands.bench import cli_progress, emit
     from core.errors import BadParameter
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         f"Evaluation text: {report.eval_source}.",
         file=sys.stderr,
     )
-    emit(to_frame(report.rows), args.output, args.out, display_frame)
+    emit(to_frame(report.rows), args.output, args.out, summary_frame)  # the tab shows the same table
     return 0
 
 
@@ -145,31 +145,3 @@ def _ladder_names() -> set[str]:
     from models.quant_types import NOMINAL_BPW
 
     return set(NOMINAL_BPW)
-
-
-def display_frame(frame):
-    """The printed columns: variant, real type, size, bpw, quality and speed with units."""
-    import pandas as pd
-
-    from bench.export import mean_pm_column
-
-    def pm(avg, sd):
-        return mean_pm_column(avg, sd, digits=1)
-
-    return pd.DataFrame(
-        {
-            "variant": frame["variant"],
-            "main_type": frame["main_type"],
-            "size_MiB": (frame["model_size"] / 2**20).round(1),
-            "bpw": frame["bpw"].round(3),
-            "ppl": frame["ppl"].round(3),
-            "ΔPPL_%": frame["delta_ppl_pct"].round(2),
-            "KLD_mean": frame["kld_mean"].round(5),
-            "KLD_p99": frame["kld_p99"].round(4),
-            "same_top1_%": frame["same_top1_pct"].round(2),
-            "pp_t/s": pm(frame["pp_avg_ts"], frame["pp_stddev_ts"]),
-            "tg_t/s": pm(frame["tg_avg_ts"], frame["tg_stddev_ts"]),
-            "ttft_ms": frame["ttft_ms"].round(1),
-            "seed_5%": frame["seed_criterion"],
-        }
-    )

@@ -335,9 +335,27 @@ class MlxEngine(Engine):
         except (RuntimeError, MemoryError, ValueError) as err:
             raise as_localbench_error(err, "generating") from err
         finally:
-            responses.close()
+            _close(responses)
             tok.eos_token_ids = saved_eos
         timer.finish()
         if last is None:
             raise EngineUnavailable("mlx-lm produced no token for this prompt")
         yield Chunk(text="", t_s=timer.elapsed(), n_tokens=0, stats=response_stats(last, timer, stop_reason))
+
+
+def _close(responses) -> None:
+    """Close mlx-lm's generator, on whichever thread stops the stream.
+
+    mlx-lm's generate_step keeps `with mx.stream(...)` open across its yields, and MLX's StreamContext
+    raises "[StreamContext] Destroyed in a different thread" when a generator left midway (Stop, a stop
+    string, cancel) is closed on another thread than the one that resumed it first. In the app this
+    cannot happen: every request runs on its worker's one serving thread. An in-process caller that
+    resumes a stream from a thread pool (as Gradio did before engines ran in workers) still can; the
+    context's only remaining job there is to restore the first thread's default stream, which no
+    other thread can do, so that one error is dropped here instead of surfacing as a traceback.
+    """
+    try:
+        responses.close()
+    except RuntimeError as err:
+        if "different thread" not in str(err):
+            raise

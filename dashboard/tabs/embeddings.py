@@ -22,6 +22,17 @@ from engines.embeddings import BUNDLED_EMBED_MODEL, PRECISIONS, onnx_status
 from machine.devices import embeddings_auto_device
 
 SCOPE = "embed"
+COLUMN_WIDTHS = ("9%", "7%", "9%", "6%", "11%", "9%", "9%", "9%", "9%", "10%", "12%")
+"""Shares of the table's width per column of bench.embed_runner.summary_frame (together 100 %): the table
+fits its column instead of scrolling sideways; the CSV keeps every field."""
+
+
+def table_frame(frame):
+    """The summary with readable headers ('sentences/s', 'p50 batch ms', …) and '—' where a figure is
+    unknown (no device counter on the CPU), never an empty cell or 0."""
+    table = summary_frame(frame)
+    table = table.rename(columns=lambda c: c.replace("_per_s", "/s").replace("_", " ").replace("rss", "RSS"))
+    return table.astype(object).where(table.notna(), "—")
 
 
 def series_label(device: str, precision: str, backend: str) -> str:
@@ -124,7 +135,13 @@ def build(ctx: AppContext) -> None:
         with gr.Column(scale=3):
             status = gr.Markdown("Pick a model and the configurations, then press Run.", elem_id="embed-status")
             chart = gr.Plot(label="Throughput against batch size", elem_id="embed-chart")
-            table = gr.Dataframe(label="Results (all columns in the CSV)", interactive=False, elem_id="embed-table")
+            table = gr.Dataframe(
+                label="Results (the columns read first; every column is in the CSV)",
+                interactive=False,
+                wrap=True,
+                column_widths=list(COLUMN_WIDTHS),
+                elem_id="embed-table",
+            )
             download = gr.DownloadButton("Download CSV", elem_id="embed-download")
     gr.Markdown(
         "<sub>Method: an untimed warm-up per batch size (the first batch, or a whole pass), then every batch "
@@ -185,7 +202,7 @@ def build(ctx: AppContext) -> None:
             f"**Done**: {len(results)} rows ({len(plan.configs)} configuration(s) × {len(plan.batch_sizes)} "
             f"batch size(s), {len(texts)} texts), stored as run `{run_id}`.{notes}"
         )
-        return text, throughput_chart(frame), summary_frame(frame), csv_file(frame, "localbench-embed")
+        return text, throughput_chart(frame), table_frame(frame), csv_file(frame, "localbench-embed")
 
     def cancel_sweep(request: gr.Request):
         ctx.cancel(session_of(request), SCOPE)

@@ -1,11 +1,11 @@
-"""Memory tab: the live memory picture, the seed's allocation plan scaled to this machine, and the
-what-fits calculator.
+"""Memory tab: the live memory picture, the design target's (ADR 006) allocation plan scaled to
+this machine, and the what-fits calculator.
 
 The live view refreshes from a gr.Timer; every reading it shows is cheap (psutil, /proc, macOS
 commands with short timeouts) and Ollama's /api/ps is polled on a background thread, so a slow
 server never holds the page. Loaded models (this app's engine pool and Ollama's) each get an Unload
 button. The plan is editable shares of RAM drawn beside live usage in an altair stacked bar; it is a
-plan, not a measurement. The calculator plans any catalog model, GGUF file, HF/MLX folder, seed
+plan, not a measurement. The calculator plans any catalog model, GGUF file, HF/MLX folder, design-target
 planning entry or Ollama model (ollama:NAME) at a quantization and context.
 """
 
@@ -25,7 +25,7 @@ from dashboard.context import AppContext
 from dashboard.ui import as_int, warn
 from models.quant_types import BITS_PER_WEIGHT
 from planning.estimate import KV_BYTES_PER_ELEMENT, PLANNING_QUANTS
-from planning.report import SEED_PLAN_GB, allocation_plan, model_budget, plan_report
+from planning.report import allocation_plan, model_budget, plan_report
 from planning.specs import load_spec
 
 REFRESH_S = 3.0
@@ -323,14 +323,16 @@ def build(ctx: AppContext) -> None:
                 button = gr.Button("Unload", size="sm", variant="stop", scale=0, elem_id=f"memory-unload-{i}")
             button.click(lambda row=row: unload(row), None, [loaded, loaded_status])
 
-    gr.Markdown("### Allocation plan — the seed's table scaled to this machine's RAM (a plan, not a measurement)")
+    gr.Markdown(
+        "### Allocation plan — the design target's (ADR 006, docs/memory.md) table scaled to this machine's RAM "
+        "(a plan, not a measurement)"
+    )
     with gr.Row():
         with gr.Column(scale=1):
             plan_table = gr.Dataframe(
                 plan_frame(allocation_plan(ram)),
                 interactive=True,
                 static_columns=[0, 2, 3],
-                row_limits=(len(SEED_PLAN_GB), len(SEED_PLAN_GB)),
                 elem_id="memory-plan",
                 label="Edit the shares (%); the sizes follow",
             )
@@ -338,7 +340,7 @@ def build(ctx: AppContext) -> None:
                 f"Model share of the plan: {fmt_bytes(model_budget(allocation_plan(ram)))}",
                 elem_id="memory-plan-status",
             )
-            reset = gr.Button("Reset to the seed's plan", size="sm", elem_id="memory-plan-reset")
+            reset = gr.Button("Reset to the design target's plan", size="sm", elem_id="memory-plan-reset")
         with gr.Column(scale=1):
             chart = gr.Plot(usage_chart(allocation_plan(ram), snapshot()), elem_id="memory-chart", show_label=False)
 
@@ -351,7 +353,7 @@ def build(ctx: AppContext) -> None:
             allow_custom_value=True,
             label="Model",
             elem_id="memory-calc-model",
-            info="catalog name, GGUF path, HF/MLX folder, seed entry (qwen3:8b) or ollama:NAME",
+            info="catalog name, GGUF path, HF/MLX folder, planning entry (qwen3:8b) or ollama:NAME",
         )
         quant = gr.Dropdown(
             ["as file", *PLANNING_QUANTS, *[q for q in BITS_PER_WEIGHT if q not in PLANNING_QUANTS]],

@@ -5,7 +5,8 @@ sources other engines register), ticks variants, types a prompt and presses Comp
 in the tab and Cancel stops at the next step. The result: each variant's greedy answer in its own
 column (chat or plain completion, said above the answers), a metrics table, an altair chart of
 generation t/s against mean KLD with the Pareto frontier, size bars with effective bits per weight,
-the seed criterion's verdict and a CSV download. Every run is stored (kind 'quant').
+the design target's (ADR 006) verdict and a CSV download. The table is the CLI's
+(bench.quant_summary.summary_frame); every column is in the CSV. Every run is stored (kind 'quant').
 """
 
 from __future__ import annotations
@@ -16,48 +17,40 @@ import math
 import gradio as gr
 
 from bench import quant_lab, quant_summary
-from bench.export import mean_pm_column
 from bench.ladder import LADDER_TYPES
 from core.errors import LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import as_int, csv_file, session_of, warn
 
 SCOPE = "quant"
+COLUMN_WIDTHS = {
+    "variant": "13%",
+    "type": "8%",
+    "size MiB": "7%",
+    "bpw": "7%",
+    "ΔPPL %": "7%",
+    "KLD mean": "8%",
+    "pp t/s": "13%",
+    "tg t/s": "13%",
+    "TTFT ms": "8%",
+    "peak RSS MiB": "6%",
+    "design target (ADR 006)": "10%",
+}
+"""Shares of the table's width per column of quant_summary.summary_frame: together 100 %, so the table
+fits its column instead of scrolling sideways (the CSV keeps every column)."""
 
 
 def _mib(frame):
     return (frame["model_size"] / 2**20).round(1)
 
 
-def summary_frame(frame):
-    """The on-screen table: the columns a reader compares, units in the names."""
-    import pandas as pd
-
-    def pm(avg, sd):
-        return mean_pm_column(avg, sd, digits=1, missing="—")
-
-    return pd.DataFrame(
-        {
-            "variant": frame["variant"],
-            "real type (most bytes)": frame["main_type"] + frame["k_fallback"].map({True: " (K fallback)", False: ""}),
-            "size MiB": _mib(frame),
-            "bpw (derived)": frame["bpw"].round(3),
-            "PPL": frame["ppl"].round(3),
-            "ΔPPL %": frame["delta_ppl_pct"].round(2),
-            "KLD mean": frame["kld_mean"].round(5),
-            "KLD p99": frame["kld_p99"].round(4),
-            "same top-1 %": frame["same_top1_pct"].round(2),
-            "pp t/s": pm(frame["pp_avg_ts"], frame["pp_stddev_ts"]),
-            "tg t/s": pm(frame["tg_avg_ts"], frame["tg_stddev_ts"]),
-            "TTFT ms": frame["ttft_ms"].round(1),
-            "peak RSS MiB": (frame["peak_rss_bytes"] / 2**20).round(0),
-            "seed < 5 %": frame["seed_criterion"],
-        }
-    )
+KLD_TICKS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+"""x-axis ticks of the symlog KLD axis: far enough apart on it that their labels never collide."""
 
 
 def pareto_chart(frame):
-    """Generation t/s against mean KLD (symlog axis), each variant labelled, Pareto frontier drawn."""
+    """Generation t/s (mean ± sample stddev as error bars) against mean KLD (symlog axis), each variant
+    labelled, Pareto frontier drawn."""
     import altair as alt
 
     data = frame[["variant", "kld_mean", "tg_avg_ts", "tg_stddev_ts", "bpw", "delta_ppl_pct"]].copy()
@@ -66,9 +59,24 @@ def pareto_chart(frame):
         return None
     data["pareto"] = quant_summary.pareto_front(list(data["kld_mean"]), list(data["tg_avg_ts"]))
     data["frontier"] = data["pareto"].map({True: "on the Pareto frontier", False: "dominated"})
-    x = alt.X("kld_mean:Q", title="mean KLD vs reference (nats, symlog)", scale=alt.Scale(type="symlog", constant=0.01))
-    y = alt.Y("tg_avg_ts:Q", title="generation t/s (mean of repetitions)")
+    sd = data["tg_stddev_ts"].fillna(0.0)
+    data["tg_low"], data["tg_high"] = data["tg_avg_ts"] - sd, data["tg_avg_ts"] + sd
+    top = float(data["kld_mean"].max())
+    ticks = [t for t in KLD_TICKS if t <= max(top, 0.01) * 1.5] or [0.0]
+    x = alt.X(
+        "kld_mean:Q",
+        title="mean KLD vs reference (nats, symlog)",
+        scale=alt.Scale(type="symlog", constant=0.01, padding=14),  # the reference (KLD 0) off the axis line
+        axis=alt.Axis(values=ticks, format="~g", labelOverlap="greedy"),
+    )
+    y_title = "generation t/s (mean ± sd of repetitions)"
+    y = alt.Y("tg_avg_ts:Q", title=y_title, scale=alt.Scale(zero=False))
     base = alt.Chart(data).encode(x=x, y=y)
+    bars = (
+        alt.Chart(data)
+        .mark_errorbar(ticks=True, color="#666")
+        .encode(x=x, y=alt.Y("tg_low:Q", title=y_title), y2="tg_high:Q")
+    )
     points = base.mark_circle(size=90).encode(
         color=alt.Color("frontier:N", title=None),
         tooltip=[
@@ -83,8 +91,10 @@ def pareto_chart(frame):
     labels = base.mark_text(dx=8, dy=-8, align="left").encode(text="variant:N")
     front = alt.Chart(data[data["pareto"]].sort_values("kld_mean")).mark_line(strokeDash=[4, 3], color="gray")
     front = front.encode(x=x, y=y, order="kld_mean:Q")
-    return (front + points + labels).properties(
-        title="Speed against quality loss (up-left is better; dashed: Pareto frontier)", width=620, height=300
+    return (front + bars + points + labels).properties(
+        title="Speed against quality loss (up-left is better; bars: ± 1 sd; dashed: Pareto frontier)",
+        width=620,
+        height=300,
     )
 
 
@@ -182,11 +192,14 @@ def build(ctx: AppContext) -> None:
                 elem_id="quant-variants",
             )
             prompt = gr.Textbox(
-                quant_lab.DEFAULT_PROMPT, label="Prompt (greedy answers, same seed)", lines=2, elem_id="quant-prompt"
+                quant_lab.DEFAULT_PROMPT,
+                label="Prompt (greedy answers, same random seed)",
+                lines=2,
+                elem_id="quant-prompt",
             )
             with gr.Row():
                 max_tokens = gr.Number(48, precision=0, label="Answer tokens", elem_id="quant-max-tokens")
-                seed = gr.Number(0, precision=0, label="Seed", elem_id="quant-seed")
+                seed = gr.Number(0, precision=0, label="Random seed", elem_id="quant-seed")
             with gr.Row():
                 n_prompt = gr.Number(256, precision=0, label="pp tokens", elem_id="quant-pp")
                 n_gen = gr.Number(64, precision=0, label="tg tokens", elem_id="quant-tg")
@@ -203,7 +216,14 @@ def build(ctx: AppContext) -> None:
         with gr.Column(scale=3):
             status = gr.Markdown("Pick a model, tick variants and press Compare.", elem_id="quant-status")
             answers = gr.HTML("", elem_id="quant-answers")
-            table = gr.Dataframe(label="Metrics (all columns in the CSV)", interactive=False, elem_id="quant-table")
+            table = gr.Dataframe(
+                label="Metrics (the columns read first; every column is in the CSV)",
+                interactive=False,
+                wrap=True,
+                column_widths=list(COLUMN_WIDTHS.values()),
+                max_height=800,
+                elem_id="quant-table",
+            )
             chart = gr.Plot(label="Generation speed against KL divergence", show_label=False, elem_id="quant-chart")
             sizes = gr.Plot(label="File sizes", show_label=False, elem_id="quant-sizes")
             download = gr.DownloadButton("Download CSV", elem_id="quant-csv")
@@ -214,7 +234,7 @@ def build(ctx: AppContext) -> None:
         "in the correct token's probability. The reference logits are computed once and cached. Speed: "
         "llama-bench-style pp and tg tests, one warm-up then the repetitions, mean ± sample stddev, random-token "
         "prompts; TTFT is the mean over the pp runs; peak RSS is this process's while the variant ran. Sizes are "
-        f"file bytes; bpw = bytes × 8 / parameters (derived). {quant_lab.CRITERION_DEFINITION}</sub>"
+        f"file bytes; bpw = bytes × 8 / parameters (derived). {quant_summary.TARGET_DEFINITION}</sub>"
     )
 
     def run_compare(
@@ -264,7 +284,7 @@ def build(ctx: AppContext) -> None:
         return (
             status_markdown(report, report.run_id),
             answers_html(report),
-            summary_frame(frame),
+            quant_summary.summary_frame(frame),
             pareto_chart(frame),
             size_chart(frame),
             csv_file(frame, f"localbench-quant-{report.model}"),

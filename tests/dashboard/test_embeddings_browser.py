@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tests.conftest import open_tab
+from tests.conftest import open_tab, sideways_scrollers
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +34,8 @@ def test_small_sweep_table_chart_and_csv(page):
     assert "were truncated" in status  # the 48 built-in texts include long ones
     page.locator("#embed-chart .vega-embed, #embed-chart canvas, #embed-chart svg").first.wait_for(timeout=30_000)
     table = page.locator("#embed-table").inner_text()
-    assert "sentences_per_s" in table and "cpu" in table
+    assert "sentences/s" in table and "p95 batch ms" in table and "cpu" in table
+    assert sideways_scrollers(page, "#embed-table") == [], "the results table scrolls sideways"
     with page.expect_download() as download:
         page.locator("#embed-download").click()
     frame = pd.read_csv(download.value.path())

@@ -46,7 +46,7 @@ def test_live_view_chart_and_calculator(page):
     page.locator("#memory-calc-run").click()
     wait_text(page, "#memory-calc-result", "Recommended quantization")
     result = text_of(page, "#memory-calc-result")
-    assert "qwen3:8b (planning entry (seed)) at Q4_K_M, 8192 tokens" in result
+    assert "qwen3:8b (planning entry (ADR 006)) at Q4_K_M, 8192 tokens" in result
     total = re.search(r"total ([\d.]+) GiB \(([\d.]+) GB\)", result)
     assert total and 5.0 < float(total.group(2)) < 8.0  # 5.0 GB of weights + 1.2 GB of KV + buffers
     assert re.search(r"Available memory: (fits|tight|does not fit)", result)

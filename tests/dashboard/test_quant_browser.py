@@ -1,12 +1,13 @@
-"""Real-browser test of the Quantization tab: compare two variants of the bundled SmolLM2-135M, see the
-answers in columns, the table and both charts, download the CSV and parse it; bad input and Cancel."""
+"""Real-browser test of the Quantization tab: compare two variants of the bundled SmolLM2-135M (the reference
+joins them as a row), see the answers in columns, a table that fits without a sideways scroll, both charts,
+download the CSV and parse it; bad input and Cancel."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from tests.conftest import open_tab
+from tests.conftest import open_tab, sideways_scrollers
 
 pytestmark = pytest.mark.browser
 
@@ -44,20 +45,25 @@ def test_compare_two_variants_and_download_csv(page):
     _fill(page, "quant-prompt", "Name a colour of the sky.")
     page.locator("#quant-run").click()
     status = _wait_status(page, "Done|⚠️")
-    assert "Done" in status and "2 variants" in status, status
+    assert "Done" in status and "3 variants" in status, status  # Q8_0, Q4_0 and the reference
     assert "dequantized from the Q4_1 source" in status
-    assert "Not evaluated: tick Q4_K_M" in status  # the seed criterion says why it has no verdict
+    assert "Not evaluated: tick Q4_K_M" in status  # the design target (ADR 006) says why it has no verdict
     answers = page.locator("#quant-answers")
-    assert answers.locator(".quant-answer").count() == 2
+    assert answers.locator(".quant-answer").count() == 3
     assert "Mode: chat" in answers.inner_text()
     table = page.locator("#quant-table").inner_text()
-    assert "Q8_0" in table and "Q4_0" in table and "KLD mean" in table
+    assert "F16 (reference)" in table and "Q8_0" in table and "Q4_0" in table  # the reference is a row
+    for header in ("size MiB", "ΔPPL %", "KLD mean", "tg t/s", "peak RSS MiB", "design target (ADR 006)"):
+        assert header in table, header
+    assert " ± " in table  # t/s as mean ± sd
+    assert sideways_scrollers(page, "#quant-table") == [], "the metrics table scrolls sideways"
     for chart in ("#quant-chart", "#quant-sizes"):
         page.locator(f"{chart} .vega-embed").first.wait_for(timeout=30_000)
     with page.expect_download() as download:
         page.locator("#quant-csv").click()
     frame = pd.read_csv(download.value.path())
-    assert list(frame["variant"]) == ["Q8_0", "Q4_0"]
+    assert list(frame["variant"]) == ["F16", "Q8_0", "Q4_0"] and list(frame["is_reference"]) == [True, False, False]
+    assert "adr006_target" in frame.columns and "seed_criterion" not in frame.columns
     for col in (
         "model_size",
         "bpw",
@@ -74,10 +80,10 @@ def test_compare_two_variants_and_download_csv(page):
         "answer_mode",
     ):
         assert col in frame.columns, col
-    assert frame["kld_mean"].iloc[0] < frame["kld_mean"].iloc[1]
+    assert frame["kld_mean"].iloc[0] == 0.0 < frame["kld_mean"].iloc[1] < frame["kld_mean"].iloc[2]
     assert (frame["pp_avg_ts"] > 0).all() and (frame["tg_avg_ts"] > 0).all()
     assert (frame["n_eval_tokens"] == 512).all() and (frame["answer_mode"] == "chat").all()
-    assert frame["bpw"].iloc[0] > frame["bpw"].iloc[1]
+    assert frame["bpw"].iloc[0] > frame["bpw"].iloc[1] > frame["bpw"].iloc[2]
 
 
 def test_bad_input_then_cancel(page, localbench_home):

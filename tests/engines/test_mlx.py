@@ -89,6 +89,27 @@ def test_chat_stop_and_cancel(mlx_engine):  # noqa: F811
     assert parts[-1].stats.stop_reason == "cancelled" and parts[-1].stats.gen_tokens < 16
 
 
+def test_a_stream_stopped_on_another_thread_closes_quietly(mlx_engine):  # noqa: F811
+    """Started on one thread, left midway and closed on another (a thread pool resuming a stream):
+    MLX's StreamContext check must not surface as an error."""
+    stream = mlx_engine.stream("Count from one to fifty.", GenerationParams(max_tokens=32))
+    first, errors = [], []
+
+    def run(step) -> None:
+        try:
+            step()
+        except BaseException as err:  # reported by the assertion below
+            errors.append(err)
+
+    for step in (lambda: first.append(next(stream)), stream.close):
+        thread = threading.Thread(target=run, args=(step,))
+        thread.start()
+        thread.join()
+    assert first and first[0].text and errors == []
+    text, stats = mlx_engine.generate("What is the capital of France?", GenerationParams(max_tokens=8))
+    assert "Paris" in text and stats.gen_tokens > 0  # the engine serves on after it
+
+
 def test_logits_agree_with_torch(mlx_engine, torch_engine):  # noqa: F811
     """Same weights, same tokens: MLX bf16 and torch bf16 predict alike over 128 tokens of real text.
 

@@ -22,7 +22,7 @@ from machine import profile as hp
 from machine.detect import detect_hardware
 from machine.profile import HardwareProfile, profile_from_outputs
 from planning.estimate import QUANTIZATION_STRATEGY, quantization_for
-from planning.runtime import SEED_TARGETS, optimal_config
+from planning.runtime import ADR006_TARGETS, optimal_config
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "hardware"
@@ -293,18 +293,18 @@ def test_detection_imports_nothing_heavy():
 # --- optimal config ---------------------------------------------------------------------------------
 
 
-def test_quantization_strategy_follows_the_seed_table():
+def test_quantization_strategy_follows_the_design_target_table():
     assert [r.quantization for r in QUANTIZATION_STRATEGY] == ["Q8_0", "Q5_K_M", "Q4_K_M", "Q4_K_S"]
     sizes = {3.21: "Q8_0", 7.62: "Q5_K_M", 8.03: "Q4_K_M", 12.2: "Q4_K_M", 30.5: "Q4_K_M", 70.6: "Q4_K_S"}
     assert {b: quantization_for(b).quantization for b in sizes} == sizes
 
 
-def test_seed_targets_are_the_design_record():
-    assert (SEED_TARGETS.machine, SEED_TARGETS.model) == ("Apple M3 Max", "Qwen3-8B")
-    assert (SEED_TARGETS.gen_tps_min, SEED_TARGETS.ttft_s_max, SEED_TARGETS.memory_gb_max) == (40.0, 0.2, 8.0)
-    assert (SEED_TARGETS.power_w_max, SEED_TARGETS.quality_loss_pct_max) == (35.0, 5.0)
-    assert SEED_TARGETS.speedup_vs_cpu_min == 3.0
-    assert dict(SEED_TARGETS.baseline_gen_tps) == {"cpu": 8.0, "torch_mps": 22.0, "mlx_q4": 50.0}
+def test_design_targets_are_the_design_record():
+    assert (ADR006_TARGETS.machine, ADR006_TARGETS.model) == ("Apple M3 Max", "Qwen3-8B")
+    assert (ADR006_TARGETS.gen_tps_min, ADR006_TARGETS.ttft_s_max, ADR006_TARGETS.memory_gb_max) == (40.0, 0.2, 8.0)
+    assert (ADR006_TARGETS.power_w_max, ADR006_TARGETS.quality_loss_pct_max) == (35.0, 5.0)
+    assert ADR006_TARGETS.speedup_vs_cpu_min == 3.0
+    assert dict(ADR006_TARGETS.baseline_gen_tps) == {"cpu": 8.0, "torch_mps": 22.0, "mlx_q4": 50.0}
 
 
 def test_config_m3_max_with_mlx():
@@ -379,7 +379,7 @@ def test_doctor_prints_profile_config_and_engines():
     for heading in ("Hardware", "Recommended runtime", "Engines", "Why:"):
         assert heading in text
     assert "Linux CPU" in text and "GiB (" in text and "GB)" in text
-    assert "Q4_K_M" in text and "Seed table" in text
+    assert "Q4_K_M" in text and "design target (ADR 006) table" in text
     assert "llamacpp" in text
 
 

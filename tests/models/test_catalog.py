@@ -44,6 +44,6 @@ def test_unknown_names_give_clear_errors(tmp_path):
         resolve_model("")
 
 
-def test_seed_planning_entries_are_kept():
+def test_design_target_planning_entries_are_kept():
     assert set(MODEL_CONFIGS) == {"qwen3:8b", "gemma3:12b", "qwen3:30b-a3b"}
     assert all(cfg["quant"] == "Q4_K_M" for cfg in MODEL_CONFIGS.values())

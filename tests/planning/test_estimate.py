@@ -33,15 +33,15 @@ def test_llama3_8b_kv_cache_is_128_kib_per_token_and_1_gib_at_8k():
     assert estimate.kv_cache_bytes(32, 8, 128, 8192, n_parallel=4) == 4 * GiB
 
 
-def test_seed_planning_entry_qwen3_8b():
+def test_design_target_planning_entry_qwen3_8b():
     spec = specs.spec_from_planning("qwen3:8b")
     est = estimate.estimate(spec, "Q4_K_M", 4096)
     assert est.weights_bytes == int(8.2e9 * 4.8944 / 8)  # params × published bpw / 8
     assert est.kv_bytes_per_token == 2 * 36 * 8 * 128 * 2  # 144 KiB
-    # the seed planned 5.2 GB at Q4_K_M; our weights alone are within 5 % of it
+    # the design target (ADR 006) planned 5.2 GB at Q4_K_M; our weights alone are within 5 % of it
     assert est.weights_bytes / 1e9 == pytest.approx(5.2, rel=0.05)
     assert est.total_bytes > est.weights_bytes + est.kv_cache_bytes
-    assert estimate.estimate(spec, None, 4096).weights_bytes == est.weights_bytes  # "as file": the seed's planned type
+    assert estimate.estimate(spec, None, 4096).weights_bytes == est.weights_bytes  # "as file": the planned type
 
 
 def test_units_are_labelled():
@@ -231,10 +231,10 @@ def test_max_context_is_the_largest_that_fits():
     assert by_quant["F16"] == 0 and by_quant["Q4_K_M"] > by_quant["Q8_0"] > 0
 
 
-def test_recommendation_follows_the_seed_table_then_steps_down():
-    spec = specs.spec_from_planning("gemma3:12b")  # 12.2 B → the seed's 8B/12B/30B class → Q4_K_M
+def test_recommendation_follows_the_design_target_table_then_steps_down():
+    spec = specs.spec_from_planning("gemma3:12b")  # 12.2 B → the design target's 8B/12B/30B class → Q4_K_M
     roomy = estimate.recommend(spec, 8192, 64 * GiB, "test budget")
-    assert roomy.quantization == roomy.seed_choice == "Q4_K_M"
+    assert roomy.quantization == roomy.adr006_choice == "Q4_K_M"
     assert "There is room for Q5_K_M" in " ".join(roomy.reasons)
     q4 = estimate.estimate(spec, "Q4_K_M", 8192).total_bytes
     tight = estimate.recommend(spec, 8192, q4 - 1, "test budget")
@@ -243,7 +243,7 @@ def test_recommendation_follows_the_seed_table_then_steps_down():
     none = estimate.recommend(spec, 8192, 2 * GiB, "test budget")
     assert none.quantization is None and "Nothing" in none.reasons[-1]
     small = estimate.recommend(specs.spec_from_planning("qwen3:8b"), 4096, 64 * GiB, "x")
-    assert small.seed_choice == "Q4_K_M"  # 8.2 B is above the 7B class
+    assert small.adr006_choice == "Q4_K_M"  # 8.2 B is above the 7B class
 
 
 def test_plan_report_is_json_ready(smollm2_ref):
@@ -262,17 +262,17 @@ def test_plan_report_is_json_ready(smollm2_ref):
     assert out["fits"]["available_memory"]["verdict"] == "fits"
     assert out["fits"]["gpu_share"]["verdict"] == "fits"
     assert out["estimate"]["repack_bytes"] == 0  # offloaded: no CPU repack
-    assert out["recommendation"]["seed_choice"] == "Q8_0"  # 0.13 B is the 3B class
+    assert out["recommendation"]["adr006_choice"] == "Q8_0"  # 0.13 B is the 3B class
     assert out["max_context"][0]["quantization"] == "Q4_1 (as file)"
 
 
-# --- the seed's allocation plan -------------------------------------------------------------------------
+# --- the design target's allocation plan ----------------------------------------------------------------
 
 
-def test_allocation_plan_scales_the_seed_table():
-    seed = {r.component: r.bytes for r in report.allocation_plan(64 * 10**9)}
-    assert seed["OS"] == 6 * 10**9 and seed["Applications"] == 8 * 10**9
-    assert seed["Embeddings / RAG"] == 2 * 10**9 and seed["Buffers / cache"] == 4 * 10**9
+def test_allocation_plan_scales_the_design_target_table():
+    table = {r.component: r.bytes for r in report.allocation_plan(64 * 10**9)}
+    assert table["OS"] == 6 * 10**9 and table["Applications"] == 8 * 10**9
+    assert table["Embeddings / RAG"] == 2 * 10**9 and table["Buffers / cache"] == 4 * 10**9
     plan = report.allocation_plan(24 * GiB)
     assert sum(r.fraction for r in plan) == pytest.approx(1.0)
     assert report.model_budget(plan) == pytest.approx(24 * GiB * 44 / 64, rel=1e-6)
