@@ -20,7 +20,6 @@ from engines.base import Engine, LoadConfig
 
 TARGET_SPEEDUP = 3.0
 """The design target (ADR 006): accelerated ≥ 3× CPU."""
-SEED_SPEEDUP = TARGET_SPEEDUP  # the old name, still imported by dashboard/tabs/compare.py
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,6 @@ class SpeedupRow:
     """accelerated_avg_ts / cpu_avg_ts (derived)."""
     meets_target_3x: bool
     """speedup_x ≥ TARGET_SPEEDUP, the design target (ADR 006)."""
-
-    @property
-    def meets_seed_3x(self) -> bool:
-        """The old name of meets_target_3x, still read by dashboard/tabs/compare.py."""
-        return self.meets_target_3x
 
 
 def accelerated_device(engine: str, profile) -> tuple[str | None, str]:
