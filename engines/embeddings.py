@@ -33,8 +33,9 @@ from machine.devices import (
 )
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-BACKENDS = ("torch", "onnx", "ollama")
-"""'ollama' is implied by an `ollama:` model name; 'torch' and 'onnx' are the user's choice."""
+BACKENDS = ("torch", "onnx", "ollama", "coreml")
+"""'ollama' is implied by an `ollama:` model name; 'torch', 'onnx' and 'coreml' (a converted fp16 package, macOS
+only: engines.coreml) are the user's choice."""
 BUNDLED_EMBED_MODEL = "all-minilm-l6-v2"
 OLLAMA_PREFIX = "ollama:"
 ONNX_OPSET = 17
@@ -66,6 +67,8 @@ class EmbedConfig:
     """Ollama URL; None means OLLAMA_HOST or http://127.0.0.1:11434."""
     api_key: str | None = None
     """Bearer key for an Ollama server behind a proxy."""
+    compute_units: str = ""
+    """Core ML only: cpu_only | cpu_and_gpu | cpu_and_ne | all (the device field is then unused)."""
 
     def validate(self) -> EmbedConfig:
         if self.backend not in BACKENDS:
@@ -74,6 +77,10 @@ class EmbedConfig:
             raise BadParameter(f"unknown device '{self.device}' — choose auto, {', '.join(EMBEDDINGS_DEVICES)}")
         if self.precision not in PRECISIONS:
             raise BadParameter(f"unknown precision '{self.precision}' — choose one of: {', '.join(PRECISIONS)}")
+        if self.backend == "coreml":
+            from engines.coreml import check_compute_units
+
+            check_compute_units(self.compute_units)
         return self
 
 
@@ -96,6 +103,8 @@ class EmbedModelInfo:
     """Bytes of weights on disk."""
     load_s: float = 0.0
     versions: tuple[tuple[str, str], ...] = ()
+    compute_units: str = ""
+    """Core ML's compute units (then also the device); '' for the other backends."""
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -462,9 +471,14 @@ class Embedder:
                 "ollama",
                 (("ollama-python", _version("ollama")),),
             )
+        elif config.backend == "ollama":
+            raise BadParameter(f"the ollama backend runs ollama:<name> models, not {ref.name}")
+        elif config.backend == "coreml":  # a converted package; predicts on macOS only
+            from engines.coreml import embed_backend
+
+            backend, versions = embed_backend(ref, config.compute_units)
+            device, precision, name = config.compute_units, backend.precision, "coreml"
         else:
-            if config.backend == "ollama":
-                raise BadParameter(f"the ollama backend runs ollama:<name> models, not {ref.name}")
             device = embeddings_auto_device(accelerators) if config.device == "auto" else config.device
             check_embeddings_device(device)
             problem = combination_problem(config.backend, device, config.precision)
@@ -495,6 +509,7 @@ class Embedder:
             model_size_bytes=weights_bytes(ref.path),
             load_s=time.perf_counter() - t0,
             versions=versions,
+            compute_units=config.compute_units if name == "coreml" else "",
         )
         return self._info
 
