@@ -8,7 +8,8 @@ folder, and `ollama:<name>`. Device 'auto' follows the hardware profile (mps, th
 precision is fp32, fp16 or bf16 where the device supports it. The ONNX backend exports the model's
 transformer once (fp32, cached under LOCALBENCH_HOME/cache/onnx) and pools in numpy; it needs the
 `onnxruntime` and `onnx` modules, pinned in requirements.txt because — unlike
-`sentence-transformers[onnx]` — they downgrade nothing. torch, sentence_transformers and
+`sentence-transformers[onnx]` — they downgrade nothing. The Core ML backend (macOS) runs a converted fp16
+package with the config's compute units (engines.coreml.CoreMLEmbedBackend). torch, sentence_transformers and
 onnxruntime are imported on first use only.
 """
 
