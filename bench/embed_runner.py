@@ -364,7 +364,8 @@ def run_embed(
 
     reference_vectors = None
     prepare_coreml(plan.model, plan.configs, progress)  # converts once, in this process, with progress
-    embedder = RemoteObject.embedder()  # the model lives in its own worker process; its memory is its own
+    coreml = any(c.backend == "coreml" for c in plan.configs)
+    embedder = RemoteObject.embedder("coreml" if coreml else "sentence-transformers")  # its own worker process
     try:
         if need_ref:
             if progress:

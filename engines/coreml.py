@@ -35,6 +35,7 @@ from pathlib import Path
 
 from core.errors import BadParameter, EngineUnavailable
 from engines.base import Engine, LoadConfig, ModelInfo
+from engines.embeddings import COREML_COMPUTE_UNITS, Embedder
 from models.ref import ModelRef
 
 CONVERSION_BLOCKER = (
@@ -42,8 +43,8 @@ CONVERSION_BLOCKER = (
     "'diff' and 'new_ones' in the attention-mask code); embedding models convert (python app.py convert "
     "--model all-minilm-l6-v2 --to coreml)"
 )
-COMPUTE_UNITS = {"cpu_only": "CPU_ONLY", "cpu_and_gpu": "CPU_AND_GPU", "cpu_and_ne": "CPU_AND_NE", "all": "ALL"}
-"""Our names → coremltools.ComputeUnit members."""
+COMPUTE_UNITS = {u: u.upper() for u in COREML_COMPUTE_UNITS}
+"""Our names → coremltools.ComputeUnit members (CPU_ONLY, CPU_AND_GPU, CPU_AND_NE, ALL)."""
 MAX_BATCH = 64
 """Largest batch the converted package accepts (its batch dimension is a range 1..MAX_BATCH)."""
 MASK_NEGATIVE = -1e4
@@ -408,6 +409,22 @@ def embed_backend(ref, compute_units: str) -> tuple[CoreMLEmbedBackend, tuple[tu
         raise EngineUnavailable(unavailable_line(ref) or f"{ref.name} has no Core ML package yet — {convert_hint(ref)}")
     backend = CoreMLEmbedBackend(manifest, compute_units)
     return backend, tuple(_versions("coremltools", "transformers").items())
+
+
+class CoreMLEmbedder(Embedder):
+    """The embedder with the 'coreml' backend as well (registered as embedder 'coreml'; the runner starts this
+    one in its worker when a Core ML configuration is in the sweep)."""
+
+    label = "sentence-transformers (torch / ONNX Runtime), Ollama /api/embed and Core ML packages"
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        ok, why = super().availability()
+        blocked = predict_blocker() if ok else why
+        return (not blocked, blocked or "ok")
+
+    def _coreml_backend(self, ref, compute_units: str):
+        return embed_backend(ref, compute_units)
 
 
 def embed_texts(manifest: dict, texts: Sequence[str], compute_units: str = "all"):

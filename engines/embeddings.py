@@ -37,6 +37,8 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 BACKENDS = ("torch", "onnx", "ollama", "coreml")
 """'ollama' is implied by an `ollama:` model name; 'torch', 'onnx' and 'coreml' (a converted fp16 package, macOS
 only: engines.coreml) are the user's choice."""
+COREML_COMPUTE_UNITS = ("cpu_only", "cpu_and_gpu", "cpu_and_ne", "all")
+"""Core ML's compute units by our names (engines.coreml maps them to coremltools.ComputeUnit)."""
 BUNDLED_EMBED_MODEL = "all-minilm-l6-v2"
 OLLAMA_PREFIX = "ollama:"
 ONNX_OPSET = 17
@@ -78,10 +80,10 @@ class EmbedConfig:
             raise BadParameter(f"unknown device '{self.device}' — choose auto, {', '.join(EMBEDDINGS_DEVICES)}")
         if self.precision not in PRECISIONS:
             raise BadParameter(f"unknown precision '{self.precision}' — choose one of: {', '.join(PRECISIONS)}")
-        if self.backend == "coreml":
-            from engines.coreml import check_compute_units
-
-            check_compute_units(self.compute_units)
+        if self.backend == "coreml" and self.compute_units not in COREML_COMPUTE_UNITS:
+            raise BadParameter(
+                f"unknown compute units '{self.compute_units}' — choose one of: {', '.join(COREML_COMPUTE_UNITS)}"
+            )
         return self
 
 
@@ -475,9 +477,7 @@ class Embedder:
         elif config.backend == "ollama":
             raise BadParameter(f"the ollama backend runs ollama:<name> models, not {ref.name}")
         elif config.backend == "coreml":  # a converted package; predicts on macOS only
-            from engines.coreml import embed_backend
-
-            backend, versions = embed_backend(ref, config.compute_units)
+            backend, versions = self._coreml_backend(ref, config.compute_units)
             device, precision, name = config.compute_units, backend.precision, "coreml"
         else:
             device = embeddings_auto_device(accelerators) if config.device == "auto" else config.device
@@ -513,6 +513,10 @@ class Embedder:
             compute_units=config.compute_units if name == "coreml" else "",
         )
         return self._info
+
+    def _coreml_backend(self, ref: EmbedModelRef, compute_units: str):
+        """engines.coreml.CoreMLEmbedder provides it (Core ML sits above this module)."""
+        raise EngineUnavailable("the coreml backend loads through engines.coreml.CoreMLEmbedder (embedder 'coreml')")
 
     def info(self) -> EmbedModelInfo:
         if self._info is None:
