@@ -192,7 +192,8 @@ def plan_embed_sweep(
                 else:
                     configs.append(EmbedConfig(backend=backend, device=device, precision=precision))
     if not configs:
-        raise EngineUnavailable(skipped[0] if len(skipped) == 1 else "nothing can run: " + "; ".join(skipped))
+        alone = set(backends) == {"coreml"}  # Core ML alone off macOS: its own line says it all
+        raise EngineUnavailable(skipped[0] if alone else "nothing can run: " + "; ".join(skipped))
     configs.sort(key=lambda c: c != REFERENCE)
     model_key = ref.path if ref.source == "path" else ref.name  # a folder loads by its path, not its name
     return EmbedPlan(model_key, sizes, tuple(configs), tuple(skipped), REFERENCE)
