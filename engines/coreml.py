@@ -378,6 +378,8 @@ class CoreMLEmbedBackend:
         self.lower = bool(manifest.get("lower_case"))
         self.dim = int(manifest["embedding_dim"])
         self.n_params = int(manifest.get("n_params", 0))
+        self.size_bytes = sum(p.stat().st_size for p in Path(manifest["package"]).rglob("*") if p.is_file())
+        """The package's bytes on disk (fp16 weights), not the source model's."""
 
     def embed(self, texts: Sequence[str]):
         """(vectors float32 (n, dim), non-padding tokens, truncated texts)."""

@@ -507,7 +507,7 @@ class Embedder:
             embedding_dim=backend.dim,
             max_seq_length=backend.max_seq_length,
             n_params=int(backend.n_params),
-            model_size_bytes=weights_bytes(ref.path),
+            model_size_bytes=getattr(backend, "size_bytes", 0) or weights_bytes(ref.path),
             load_s=time.perf_counter() - t0,
             versions=versions,
             compute_units=config.compute_units if name == "coreml" else "",

@@ -189,6 +189,7 @@ def test_a_coreml_row_is_built_from_the_backend_and_its_timings(converted):
         embedding_dim=backend.dim,
         max_seq_length=backend.max_seq_length,
         n_params=backend.n_params,
+        model_size_bytes=backend.size_bytes,
         compute_units="cpu_and_ne",
         versions=tuple(converted["versions"].items()),
     )
@@ -213,6 +214,7 @@ def test_a_coreml_row_is_built_from_the_backend_and_its_timings(converted):
     assert row.avg_batch_ms == pytest.approx(statistics.mean(samples))
     assert row.stddev_batch_ms == pytest.approx(statistics.stdev(samples))
     assert row.cosine_min_vs_ref > 0.999 and row.cosine_mean_vs_ref > 0.9995 and row.reference == "torch cpu fp32"
+    assert 40e6 < row.model_size < 50e6  # the fp16 package (≈ 44 MB), not the fp32 source (≈ 90 MB)
     frame = to_frame([row])
     assert list(frame["compute_units"]) == ["cpu_and_ne"] and list(frame["embedding_dim"]) == [384]
 
