@@ -14,19 +14,26 @@ the corpus). Progress and cancel come in as a callable and an Event.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from bench.embed_coreml import coreml_configs, prepare_coreml
 from bench.embed_corpus import corpus_digest
-from bench.stats import summarize
+from bench.embed_record import (  # noqa: F401 - agreement, cosine_rows, throughput: re-exported
+    WARMUP_WORDS,
+    EmbedResult,
+    TimedPass,
+    agreement,
+    cosine_rows,
+    make_result,
+    throughput,
+)
 from core.errors import BadParameter, Cancelled, EngineUnavailable, InsufficientMemory
 from engines.base import current_rss_bytes
-from engines.embeddings import BACKENDS, PRECISIONS, EmbedConfig, Embedder, combination_problem, resolve_embed_model
+from engines.embeddings import PRECISIONS, EmbedConfig, Embedder, combination_problem, resolve_embed_model
 from engines.remote import RemoteObject
 from machine.devices import EMBEDDINGS_DEVICES, check_embeddings_device, embeddings_auto_device
 
@@ -37,11 +44,6 @@ REFERENCE_BATCH_SIZE = 32
 PROGRESS_EVERY_S = 0.1
 STORE_KIND = "embed"
 WARMUPS = ("none", "batch", "pass")
-WARMUP_WORDS = {
-    "none": "none",
-    "batch": "the first batch, untimed",
-    "pass": "one untimed pass over the corpus (every padded shape seen once)",
-}
 
 Progress = Callable[[float, str], None]
 
@@ -59,64 +61,6 @@ class EmbedPlan:
     """One reason per combination that cannot run here."""
     reference: EmbedConfig | None
     """The fp32 CPU configuration the agreement columns compare against; None for Ollama models."""
-
-
-@dataclass(frozen=True)
-class EmbedResult:
-    """One configuration at one batch size over the whole corpus."""
-
-    model: str
-    model_path: str
-    backend: str
-    """torch | onnx | ollama."""
-    device: str
-    precision: str
-    batch_size: int
-    n_texts: int
-    n_batches: int
-    n_tokens: int
-    """Non-padding tokens after truncation, special tokens included (Ollama: its prompt_eval_count)."""
-    truncated_texts: int | None
-    """Texts longer than max_seq_length, cut to it; None when the backend cannot tell (Ollama)."""
-    max_seq_length: int
-    embedding_dim: int
-    warmup: str
-    """'none', 'batch' (the first batch, untimed) or 'pass' (one untimed pass: every padded shape seen once)."""
-    sorted_by_length: bool
-    load_s: float
-    """Seconds to load the model for this configuration."""
-    total_s: float
-    """Sum of the timed batch latencies, seconds."""
-    sentences_per_s: float
-    """n_texts / total_s (derived)."""
-    tokens_per_s: float
-    """n_tokens / total_s (derived)."""
-    avg_batch_ms: float
-    stddev_batch_ms: float
-    p50_batch_ms: float
-    p95_batch_ms: float
-    peak_device_bytes: int | None
-    device_memory_source: str
-    peak_rss_bytes: int
-    """Peak resident set size of this process during the timed batches."""
-    peak_rss_source: str
-    """How the peak RSS was read (see PeakRss)."""
-    cosine_mean_vs_ref: float
-    """Mean cosine similarity of each text's vector with the fp32 CPU reference's (NaN without one)."""
-    cosine_min_vs_ref: float
-    reference: str
-    model_n_params: int
-    model_size: int
-    """Bytes of weights on disk."""
-    corpus: str
-    """'builtin-2000:<sha256 prefix>' or '<file name>:<sha256 prefix>'."""
-    samples_batch_ms: tuple[float, ...]
-    """Latency of every timed batch, milliseconds."""
-    method: str
-    test_time: str
-    cpu_info: str
-    gpu_info: str
-    versions: str
 
 
 # --- pure helpers (tested alone) ----------------------------------------------------------------
@@ -150,32 +94,6 @@ def batch_order(texts: Sequence[str], sort_by_length: bool) -> np.ndarray:
 def split_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Consecutive slices of `order`, `batch_size` each (the last may be shorter)."""
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity of two (n, dim) arrays; a zero row gives 0 (1 when both are zero)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 2:
-        raise BadParameter(f"cannot compare embeddings of shapes {a.shape} and {b.shape}")
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    dots = (a * b).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.where((na > 0) & (nb > 0), dots / (na * nb), np.where((na == 0) & (nb == 0), 1.0, 0.0))
-    return np.clip(cos, -1.0, 1.0)
-
-
-def agreement(vectors: np.ndarray, reference: np.ndarray | None) -> tuple[float, float]:
-    """(mean, min) cosine of each row with the reference's; (nan, nan) without a reference."""
-    if reference is None:
-        return math.nan, math.nan
-    cos = cosine_rows(vectors, reference)
-    return float(cos.mean()), float(cos.min())
-
-
-def throughput(n_items: int, latencies_s: Sequence[float]) -> float:
-    """Items per second over the summed latencies; 0 when nothing was timed."""
-    total = float(sum(latencies_s))
-    return n_items / total if total > 0 else 0.0
 
 
 def summary_frame(frame):
@@ -234,9 +152,11 @@ def plan_embed_sweep(
     host: str | None = None,
     api_key: str | None = None,
     accelerators: Sequence[str] = (),
+    compute_units: Sequence[str] = ("all",),
 ) -> EmbedPlan:
     """Validate every choice before any model loads. Raises BadParameter, ModelNotFound,
-    EngineUnavailable (a device not present; no combination that can run here)."""
+    EngineUnavailable (a device not present; no combination that can run here). Core ML configurations are
+    one per compute unit (the package's fp16; devices and precisions do not apply to it)."""
     sizes = parse_batch_sizes(batch_sizes)
     ref = resolve_embed_model(model)
     if ref.kind == "ollama":
@@ -244,7 +164,7 @@ def plan_embed_sweep(
     for name, values, allowed in (
         ("device", devices, ("auto", *EMBEDDINGS_DEVICES)),
         ("precision", precisions, PRECISIONS),
-        ("backend", backends, BACKENDS[:2]),
+        ("backend", backends, ("torch", "onnx", "coreml")),
     ):
         if not values:
             raise BadParameter(f"pick at least one {name}")
@@ -259,6 +179,9 @@ def plan_embed_sweep(
             resolved.append(device)
     configs, skipped = [], []
     for backend in dict.fromkeys(backends):
+        if backend == "coreml":
+            configs += coreml_configs(ref, compute_units, skipped)
+            continue
         for device in resolved:
             for precision in dict.fromkeys(precisions):
                 problem = combination_problem(backend, device, precision)
@@ -267,7 +190,8 @@ def plan_embed_sweep(
                 else:
                     configs.append(EmbedConfig(backend=backend, device=device, precision=precision))
     if not configs:
-        raise EngineUnavailable("nothing can run: " + "; ".join(skipped))
+        alone = set(backends) == {"coreml"}  # Core ML alone off macOS: its own line says it all
+        raise EngineUnavailable(skipped[0] if alone else "nothing can run: " + "; ".join(skipped))
     configs.sort(key=lambda c: c != REFERENCE)
     model_key = ref.path if ref.source == "path" else ref.name  # a folder loads by its path, not its name
     return EmbedPlan(model_key, sizes, tuple(configs), tuple(skipped), REFERENCE)
@@ -351,18 +275,6 @@ def _maxrss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
 
 
-@dataclass
-class _Pass:
-    """What one timed pass over the corpus produced."""
-
-    vectors: np.ndarray
-    latencies_s: list[float]
-    n_tokens: int
-    truncated: int | None
-    peak_rss_bytes: int
-    peak_rss_source: str
-
-
 def timed_pass(
     embedder: Embedder | RemoteObject,
     texts: Sequence[str],
@@ -371,7 +283,7 @@ def timed_pass(
     sort_by_length: bool = True,
     cancel: threading.Event | None = None,
     tick: Callable[[int], None] | None = None,
-) -> _Pass:
+) -> TimedPass:
     """Embed the whole corpus in batches, timing each embed_batch call; vectors come back in corpus order."""
     import time
 
@@ -403,7 +315,7 @@ def timed_pass(
             rss.sample()
             if tick is not None:
                 tick(len(idx))
-    return _Pass(out, latencies, n_tokens, truncated if known else None, rss.peak_bytes, rss.source)
+    return TimedPass(out, latencies, n_tokens, truncated if known else None, rss.peak_bytes, rss.source)
 
 
 def _hardware_strings() -> tuple[str, str]:
@@ -450,7 +362,9 @@ def run_embed(
             progress(min(done / units, 1.0), message)
 
     reference_vectors = None
-    embedder = RemoteObject.embedder()  # the model lives in its own worker process; its memory is its own
+    prepare_coreml(plan.model, plan.configs, progress)  # converts once, in this process, with progress
+    coreml = any(c.backend == "coreml" for c in plan.configs)
+    embedder = RemoteObject.embedder("coreml" if coreml else "sentence-transformers")  # its own worker process
     try:
         if need_ref:
             if progress:
@@ -466,7 +380,8 @@ def run_embed(
             embedder.unload()
         results = []
         for config in plan.configs:
-            label = f"{config.backend} {config.device} {config.precision}" if config.backend != "ollama" else "ollama"
+            label = f"{config.backend} {config.compute_units or config.device} {config.precision}"
+            label = "ollama" if config.backend == "ollama" else label
             if progress:
                 progress(done / units, f"{label}: loading")
             info = embedder.load(plan.model, config)
@@ -496,52 +411,19 @@ def run_embed(
                 )
                 if reference_vectors is None and config == plan.reference:
                     reference_vectors = run.vectors
-                device_bytes, device_source = embedder.peak_device_memory()
-                cos_mean, cos_min = agreement(run.vectors, reference_vectors)
-                ms = [s * 1e3 for s in run.latencies_s]
-                s = summarize(ms)
                 results.append(
-                    EmbedResult(
-                        model=info.name,
-                        model_path=info.path or "",
-                        backend=info.backend,
-                        device=info.device,
-                        precision=info.precision,
+                    make_result(
+                        info,
+                        run,
                         batch_size=batch_size,
                         n_texts=n,
-                        n_batches=len(ms),
-                        n_tokens=run.n_tokens,
-                        truncated_texts=run.truncated,
-                        max_seq_length=info.max_seq_length,
-                        embedding_dim=int(run.vectors.shape[1]),
                         warmup=warmup,
-                        sorted_by_length=sort_by_length,
-                        load_s=info.load_s,
-                        total_s=sum(run.latencies_s),
-                        sentences_per_s=throughput(n, run.latencies_s),
-                        tokens_per_s=throughput(run.n_tokens, run.latencies_s),
-                        avg_batch_ms=s.mean,
-                        stddev_batch_ms=s.stddev,
-                        p50_batch_ms=s.p50,
-                        p95_batch_ms=s.p95,
-                        peak_device_bytes=device_bytes,
-                        device_memory_source=device_source,
-                        peak_rss_bytes=run.peak_rss_bytes,
-                        peak_rss_source=run.peak_rss_source,
-                        cosine_mean_vs_ref=cos_mean,
-                        cosine_min_vs_ref=cos_min,
-                        reference="torch cpu fp32" if plan.reference else "none (Ollama model: no local fp32 copy)",
-                        model_n_params=info.n_params,
-                        model_size=info.model_size_bytes,
+                        sort_by_length=sort_by_length,
+                        reference_vectors=reference_vectors,
+                        reference=plan.reference,
+                        device_memory=embedder.peak_device_memory(),
                         corpus=corpus,
-                        samples_batch_ms=tuple(round(x, 4) for x in ms),
-                        method=f"warm-up: {WARMUP_WORDS[warmup]}; then every batch of the corpus timed once "
-                        f"({'longest first' if sort_by_length else 'corpus order'}); rates are totals over summed "
-                        "batch times (derived)",
-                        test_time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                        cpu_info=cpu_info,
-                        gpu_info=gpu_info,
-                        versions="; ".join(f"{k} {v}" for k, v in info.versions),
+                        hardware=(cpu_info, gpu_info),
                     )
                 )
             embedder.unload()

@@ -1,6 +1,7 @@
 """`python app.py embed-bench` — embeddings throughput over batch sizes, devices, precisions and backends.
 
 Example: python app.py embed-bench --model all-minilm-l6-v2 --batch-sizes 8,32,128 --devices cpu -o csv
+On a Mac: python app.py embed-bench --backends torch,coreml --devices cpu,mps --compute-units cpu_and_ne,all
 Every run is stored (kind 'embed'); notes (skipped combinations, truncated texts) go to stderr.
 """
 
@@ -39,7 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated: auto, cpu, cuda, mps (default auto: from the hardware)",
     )
     parser.add_argument("--precisions", "-P", type=word_list, default=["fp32"], help="fp32, fp16, bf16 (default fp32)")
-    parser.add_argument("--backends", type=word_list, default=["torch"], help="torch, onnx (default torch)")
+    parser.add_argument(
+        "--backends",
+        "--backend",
+        type=word_list,
+        default=["torch"],
+        help="torch, onnx, coreml (macOS: the fp16 Core ML package, converted first if needed) (default torch)",
+    )
+    parser.add_argument(
+        "--compute-units",
+        type=word_list,
+        default=["all"],
+        help="Core ML compute units, comma-separated: cpu_only, cpu_and_gpu, cpu_and_ne, all (default all)",
+    )
     parser.add_argument(
         "--sentences", "-n", type=int, default=2000, help="texts from the built-in corpus (default 2000)"
     )
@@ -90,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         api_key=args.api_key,
         accelerators=profile.accelerators,
+        compute_units=args.compute_units,
     )
     for note in sweep_notes(plan, []):
         print(f"note: {note}", file=sys.stderr)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from core.errors import BadParameter, EngineUnavailable
 from engines.base import Engine, LoadConfig, ModelInfo
+from engines.embeddings import COREML_COMPUTE_UNITS, Embedder
 from models.ref import ModelRef
 
 CONVERSION_BLOCKER = (
@@ -42,8 +43,8 @@ CONVERSION_BLOCKER = (
     "'diff' and 'new_ones' in the attention-mask code); embedding models convert (python app.py convert "
     "--model all-minilm-l6-v2 --to coreml)"
 )
-COMPUTE_UNITS = {"cpu_only": "CPU_ONLY", "cpu_and_gpu": "CPU_AND_GPU", "cpu_and_ne": "CPU_AND_NE", "all": "ALL"}
-"""Our names → coremltools.ComputeUnit members."""
+COMPUTE_UNITS = {u: u.upper() for u in COREML_COMPUTE_UNITS}
+"""Our names → coremltools.ComputeUnit members (CPU_ONLY, CPU_AND_GPU, CPU_AND_NE, ALL)."""
 MAX_BATCH = 64
 """Largest batch the converted package accepts (its batch dimension is a range 1..MAX_BATCH)."""
 MASK_NEGATIVE = -1e4
@@ -308,27 +309,133 @@ def _versions(*dists: str) -> dict[str, str]:
 # --- embedders: prediction (macOS) ----------------------------------------------------------------------
 
 
+def check_compute_units(units: str) -> str:
+    if units not in COMPUTE_UNITS:
+        raise BadParameter(f"unknown compute units '{units}' — choose one of: {', '.join(COMPUTE_UNITS)}")
+    return units
+
+
+def convert_hint(ref) -> str:
+    """The convert command for an embedding model ref (the bundled name, or the folder's path)."""
+    return f"python app.py convert --model {ref.name if ref.source.startswith('bundled') else ref.path} --to coreml"
+
+
+def unavailable_line(ref, os_name: str | None = None) -> str:
+    """'' where a package can predict; else one line: needs macOS, and where the package is (or would go)."""
+    why = predict_blocker(os_name)
+    if not why or "not installed" in why:
+        return why
+    folder = package_folder(ref.name)
+    manifest = read_manifest(folder)
+    where = (
+        f"the converted package is at {manifest['package']}"
+        if manifest
+        else f"convert it here with `{convert_hint(ref)}`; the package goes to {folder / PACKAGE}"
+    )
+    return f"Core ML needs macOS ({where}); this is {os_name or platform.system()}, where packages only convert"
+
+
+def embedding_rows(prediction: dict, n_texts: int, dim: int):
+    """The `embedding` output of one prediction as float32 (n_texts, dim); InvalidModelFile when it is not."""
+    import numpy as np
+
+    from core.errors import InvalidModelFile
+
+    rows = prediction.get("embedding") if isinstance(prediction, dict) else None
+    rows = None if rows is None else np.asarray(rows, dtype=np.float32)
+    if rows is None or rows.shape != (n_texts, dim):
+        got = "no 'embedding' output" if rows is None else f"shape {rows.shape}"
+        raise InvalidModelFile(
+            f"the Core ML package gave {got}, expected ({n_texts}, {dim}) — convert it again (--force)"
+        )
+    return rows
+
+
+class CoreMLEmbedBackend:
+    """A converted package under Core ML with the given compute units: the embedder's 'coreml' backend.
+
+    Texts are tokenized with the source model's tokenizer (padded to the longest, truncated to max_seq_length)
+    in chunks of at most MAX_BATCH (the package's batch range); one `embed` call times every chunk.
+    `predict` is MLModel.predict (macOS); it is loaded here when not given."""
+
+    precision = "fp16"
+
+    def __init__(self, manifest: dict, compute_units: str = "all", predict: Callable | None = None) -> None:
+        self.compute_units = check_compute_units(compute_units)
+        if predict is None:
+            why = predict_blocker()
+            if why:
+                raise EngineUnavailable(why)
+            import coremltools as ct
+
+            units = getattr(ct.ComputeUnit, COMPUTE_UNITS[compute_units])
+            predict = ct.models.MLModel(manifest["package"], compute_units=units).predict
+        from transformers import AutoTokenizer
+
+        self.predict = predict
+        self.tokenizer = AutoTokenizer.from_pretrained(manifest["source_path"])
+        self.max_seq_length = int(manifest["max_seq_length"])
+        self.lower = bool(manifest.get("lower_case"))
+        self.dim = int(manifest["embedding_dim"])
+        self.n_params = int(manifest.get("n_params", 0))
+        self.size_bytes = sum(p.stat().st_size for p in Path(manifest["package"]).rglob("*") if p.is_file())
+        """The package's bytes on disk (fp16 weights), not the source model's."""
+
+    def embed(self, texts: Sequence[str]):
+        """(vectors float32 (n, dim), non-padding tokens, truncated texts)."""
+        import numpy as np
+
+        from engines.embeddings import tokenize
+
+        texts = [t.lower() for t in texts] if self.lower else list(texts)
+        parts, n_tokens, truncated = [], 0, 0
+        for i in range(0, len(texts), MAX_BATCH):
+            chunk = texts[i : i + MAX_BATCH]
+            enc, n, cut = tokenize(self.tokenizer, chunk, self.max_seq_length, "np")
+            feed = {k: np.asarray(enc[k], dtype=np.int32) for k in ("input_ids", "attention_mask")}
+            parts.append(embedding_rows(self.predict(feed), len(chunk), self.dim))
+            n_tokens, truncated = n_tokens + n, truncated + cut
+        return np.concatenate(parts), n_tokens, truncated
+
+    def reset_peak(self) -> None:
+        return None
+
+    def peak_device(self) -> tuple[int | None, str]:
+        return None, ""  # Core ML reports no device memory counter
+
+
+def embed_backend(ref, compute_units: str) -> tuple[CoreMLEmbedBackend, tuple[tuple[str, str], ...]]:
+    """The 'coreml' backend for an embedding model already converted (bench converts it first, with progress)."""
+    manifest = read_manifest(package_folder(ref.name))
+    if manifest is None:
+        raise EngineUnavailable(unavailable_line(ref) or f"{ref.name} has no Core ML package yet — {convert_hint(ref)}")
+    backend = CoreMLEmbedBackend(manifest, compute_units)
+    return backend, tuple(_versions("coremltools", "transformers").items())
+
+
+class CoreMLEmbedder(Embedder):
+    """The embedder with the 'coreml' backend as well (registered as embedder 'coreml'; the runner starts this
+    one in its worker when a Core ML configuration is in the sweep)."""
+
+    label = "sentence-transformers (torch / ONNX Runtime), Ollama /api/embed and Core ML packages"
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        ok, why = super().availability()
+        blocked = predict_blocker() if ok else why
+        return (not blocked, blocked or "ok")
+
+    def _coreml_backend(self, ref, compute_units: str):
+        return embed_backend(ref, compute_units)
+
+
 def embed_texts(manifest: dict, texts: Sequence[str], compute_units: str = "all"):
     """Sentence vectors (float32 numpy, one row per text) from a converted package, on macOS; EngineUnavailable
-    with the reason elsewhere. Texts are tokenized with the source model's tokenizer, padded to the longest."""
-    if compute_units not in COMPUTE_UNITS:
-        raise BadParameter(f"unknown compute units '{compute_units}' — choose one of: {', '.join(COMPUTE_UNITS)}")
-    why = predict_blocker()
-    if why:
-        raise EngineUnavailable(why)
-    if not 1 <= len(texts) <= MAX_BATCH:
-        raise BadParameter(f"give 1 to {MAX_BATCH} texts per Core ML batch (got {len(texts)})")
-    import coremltools as ct
-    import numpy as np
-    from transformers import AutoTokenizer
-
-    units = getattr(ct.ComputeUnit, COMPUTE_UNITS[compute_units])
-    model = ct.models.MLModel(manifest["package"], compute_units=units)
-    tokenizer = AutoTokenizer.from_pretrained(manifest["source_path"])
-    batch = [t.lower() for t in texts] if manifest.get("lower_case") else list(texts)
-    enc = tokenizer(batch, padding=True, truncation=True, max_length=manifest["max_seq_length"], return_tensors="np")
-    feed = {k: enc[k].astype(np.int32) for k in ("input_ids", "attention_mask")}
-    return np.asarray(model.predict(feed)["embedding"], dtype=np.float32)
+    with the reason elsewhere."""
+    check_compute_units(compute_units)
+    if isinstance(texts, str) or not texts:
+        raise BadParameter("give at least one text")
+    return CoreMLEmbedBackend(manifest, compute_units).embed(texts)[0]
 
 
 # --- causal LMs: the remaining block ---------------------------------------------------------------------

@@ -8,7 +8,8 @@ folder, and `ollama:<name>`. Device 'auto' follows the hardware profile (mps, th
 precision is fp32, fp16 or bf16 where the device supports it. The ONNX backend exports the model's
 transformer once (fp32, cached under LOCALBENCH_HOME/cache/onnx) and pools in numpy; it needs the
 `onnxruntime` and `onnx` modules, pinned in requirements.txt because — unlike
-`sentence-transformers[onnx]` — they downgrade nothing. torch, sentence_transformers and
+`sentence-transformers[onnx]` — they downgrade nothing. The Core ML backend (macOS) runs a converted fp16
+package with the config's compute units (engines.coreml.CoreMLEmbedBackend). torch, sentence_transformers and
 onnxruntime are imported on first use only.
 """
 
@@ -33,8 +34,11 @@ from machine.devices import (
 )
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-BACKENDS = ("torch", "onnx", "ollama")
-"""'ollama' is implied by an `ollama:` model name; 'torch' and 'onnx' are the user's choice."""
+BACKENDS = ("torch", "onnx", "ollama", "coreml")
+"""'ollama' is implied by an `ollama:` model name; 'torch', 'onnx' and 'coreml' (a converted fp16 package, macOS
+only: engines.coreml) are the user's choice."""
+COREML_COMPUTE_UNITS = ("cpu_only", "cpu_and_gpu", "cpu_and_ne", "all")
+"""Core ML's compute units by our names (engines.coreml maps them to coremltools.ComputeUnit)."""
 BUNDLED_EMBED_MODEL = "all-minilm-l6-v2"
 OLLAMA_PREFIX = "ollama:"
 ONNX_OPSET = 17
@@ -66,6 +70,8 @@ class EmbedConfig:
     """Ollama URL; None means OLLAMA_HOST or http://127.0.0.1:11434."""
     api_key: str | None = None
     """Bearer key for an Ollama server behind a proxy."""
+    compute_units: str = ""
+    """Core ML only: cpu_only | cpu_and_gpu | cpu_and_ne | all (the device field is then unused)."""
 
     def validate(self) -> EmbedConfig:
         if self.backend not in BACKENDS:
@@ -74,6 +80,10 @@ class EmbedConfig:
             raise BadParameter(f"unknown device '{self.device}' — choose auto, {', '.join(EMBEDDINGS_DEVICES)}")
         if self.precision not in PRECISIONS:
             raise BadParameter(f"unknown precision '{self.precision}' — choose one of: {', '.join(PRECISIONS)}")
+        if self.backend == "coreml" and self.compute_units not in COREML_COMPUTE_UNITS:
+            raise BadParameter(
+                f"unknown compute units '{self.compute_units}' — choose one of: {', '.join(COREML_COMPUTE_UNITS)}"
+            )
         return self
 
 
@@ -96,6 +106,8 @@ class EmbedModelInfo:
     """Bytes of weights on disk."""
     load_s: float = 0.0
     versions: tuple[tuple[str, str], ...] = ()
+    compute_units: str = ""
+    """Core ML's compute units (then also the device); '' for the other backends."""
 
 
 # --- models ----------------------------------------------------------------------------------------
@@ -462,9 +474,12 @@ class Embedder:
                 "ollama",
                 (("ollama-python", _version("ollama")),),
             )
+        elif config.backend == "ollama":
+            raise BadParameter(f"the ollama backend runs ollama:<name> models, not {ref.name}")
+        elif config.backend == "coreml":  # a converted package; predicts on macOS only
+            backend, versions = self._coreml_backend(ref, config.compute_units)
+            device, precision, name = config.compute_units, backend.precision, "coreml"
         else:
-            if config.backend == "ollama":
-                raise BadParameter(f"the ollama backend runs ollama:<name> models, not {ref.name}")
             device = embeddings_auto_device(accelerators) if config.device == "auto" else config.device
             check_embeddings_device(device)
             problem = combination_problem(config.backend, device, config.precision)
@@ -492,11 +507,16 @@ class Embedder:
             embedding_dim=backend.dim,
             max_seq_length=backend.max_seq_length,
             n_params=int(backend.n_params),
-            model_size_bytes=weights_bytes(ref.path),
+            model_size_bytes=getattr(backend, "size_bytes", 0) or weights_bytes(ref.path),
             load_s=time.perf_counter() - t0,
             versions=versions,
+            compute_units=config.compute_units if name == "coreml" else "",
         )
         return self._info
+
+    def _coreml_backend(self, ref: EmbedModelRef, compute_units: str):
+        """engines.coreml.CoreMLEmbedder provides it (Core ML sits above this module)."""
+        raise EngineUnavailable("the coreml backend loads through engines.coreml.CoreMLEmbedder (embedder 'coreml')")
 
     def info(self) -> EmbedModelInfo:
         if self._info is None:

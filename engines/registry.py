@@ -22,6 +22,7 @@ ENGINES: dict[str, str] = {
 
 EMBEDDERS: dict[str, str] = {
     "sentence-transformers": "engines.embeddings:Embedder",
+    "coreml": "engines.coreml:CoreMLEmbedder",
 }
 """Embedding engines: name -> 'module:Class'."""
 

@@ -5,7 +5,8 @@ the devices, precisions, backends and batch sizes, and presses Run. Progress sho
 stops at the next batch, and the result comes as a table, an altair chart of sentences/s against
 batch size (one line per device/precision/backend) and a CSV download. Every run is stored (kind
 'embed'); a cancelled or failed one is stored with that status. The ONNX option is offered only when
-onnxruntime and onnx are installed; otherwise the tab says why.
+onnxruntime and onnx are installed; otherwise the tab says why. "Core ML (macOS)" shows a compute-units choice;
+off macOS a run asking only for it gets the one-line reason as a warning and nothing is stored.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bench.export import to_frame
 from core.errors import LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import as_int, csv_file, session_of, warn
+from engines.coreml import COMPUTE_UNITS
 from engines.embeddings import BUNDLED_EMBED_MODEL, PRECISIONS, onnx_status
 from machine.devices import embeddings_auto_device
 
@@ -89,6 +91,7 @@ def build(ctx: AppContext) -> None:
     auto = embeddings_auto_device(accelerators, live=False)
     onnx_ok, onnx_reason = onnx_status()
     backends = ["torch", "onnx"] if onnx_ok else ["torch"]
+    backends = [(b, b) for b in backends] + [("Core ML (macOS)", "coreml")]
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(
@@ -106,6 +109,18 @@ def build(ctx: AppContext) -> None:
                 list(PRECISIONS), value=["fp32"], label="Precisions", elem_id="embed-precisions"
             )
             backend_pick = gr.CheckboxGroup(backends, value=["torch"], label="Backends", elem_id="embed-backends")
+            compute_units = gr.Dropdown(
+                list(COMPUTE_UNITS),
+                value=["all"],
+                multiselect=True,
+                label="Core ML compute units",
+                info="one row set per choice; Core ML runs the converted fp16 package (converted first if needed)",
+                visible=False,
+                elem_id="embed-compute-units",
+            )
+            backend_pick.change(
+                lambda picked: gr.update(visible="coreml" in (picked or [])), backend_pick, compute_units, queue=False
+            )
             if not onnx_ok:
                 gr.Markdown(f"<sub>{onnx_reason}</sub>", elem_id="embed-onnx-note")
             batch_sizes = gr.Textbox(
@@ -161,6 +176,7 @@ def build(ctx: AppContext) -> None:
         n_sentences,
         warmup_mode,
         corpus_path,
+        units_list,
         request: gr.Request,
         progress=gr.Progress(),
     ):
@@ -181,6 +197,7 @@ def build(ctx: AppContext) -> None:
                 host=server.get("host"),
                 api_key=server.get("api_key"),
                 accelerators=accelerators,
+                compute_units=units_list or [],
             )
             progress(0.0, desc="starting")
             results, run_id = run_and_store(
@@ -209,7 +226,7 @@ def build(ctx: AppContext) -> None:
 
     run_button.click(
         run_sweep,
-        [model, device_pick, precision_pick, backend_pick, batch_sizes, sentences, warmup, corpus_file],
+        [model, device_pick, precision_pick, backend_pick, batch_sizes, sentences, warmup, corpus_file, compute_units],
         [status, chart, table, download],
         concurrency_id="embed",
         show_progress_on=status,  # one progress bar, not one per output

@@ -3,6 +3,8 @@ and table, the CSV download parsed with pandas, and bad input answered with a me
 
 from __future__ import annotations
 
+import platform
+
 import pandas as pd
 import pytest
 
@@ -76,3 +78,34 @@ def test_cancel_stops_a_long_sweep(page, localbench_home):
     assert "cancelled by the user" in _wait_status(page, "cancelled", 60_000)
     runs = ResultStore().runs("embed")
     assert runs[0]["status"] == "cancelled" and runs[0]["n_rows"] == 0
+
+
+@pytest.mark.skipif(platform.system() == "Darwin", reason="off macOS only: there Core ML measures")
+def test_coreml_choice_warns_off_macos_and_the_tab_keeps_serving(page, localbench_home):
+    from bench.store import ResultStore
+
+    before = len(ResultStore().runs("embed"))
+    open_tab(page, "Embeddings")
+    units = page.locator("#embed-compute-units")
+    assert units.count() == 0 or not units.is_visible()  # shown only for Core ML
+    backends = page.locator("#embed-backends")
+    backends.get_by_label("Core ML (macOS)").check()
+    backends.get_by_label("torch", exact=True).uncheck()
+    units.wait_for(state="visible", timeout=30_000)
+    units.locator("input").click()
+    page.get_by_role("option", name="cpu_and_ne", exact=True).click()
+    _fill(page, "embed-sentences", "8")
+    _fill(page, "embed-batch-sizes", "8")
+    page.locator("#embed-run").click()
+    status = _wait_status(page, "Core ML needs macOS", 120_000)
+    line = next(x for x in status.splitlines() if "Core ML needs macOS" in x)
+    assert line.startswith("⚠️ Core ML needs macOS (") and line.endswith("where packages only convert"), status
+    assert "@coreml-fp16/model.mlpackage" in status and "Traceback" not in status
+    assert len(ResultStore().runs("embed")) == before  # nothing stored
+
+    backends.get_by_label("torch", exact=True).check()
+    backends.get_by_label("Core ML (macOS)").uncheck()
+    units.wait_for(state="hidden", timeout=30_000)
+    page.locator("#embed-run").click()
+    status = _wait_status(page, "Done")  # the warning above stays until this run ends
+    assert "1 rows" in status and "Core ML" not in status, status

@@ -127,3 +127,169 @@ def test_coreml_agrees_with_fp32_on_macos(converted, units):
     vectors = coreml.embed_texts(converted, TEXTS, units)
     assert vectors.shape == (len(TEXTS), 384)
     assert min(_cos(a, b) for a, b in zip(vectors, reference, strict=True)) > 0.999
+
+
+# --- the embed-bench 'coreml' backend ---------------------------------------------------------------------
+
+
+def _stand_in_predict(model, feeds: list):
+    """The traced module in fp16 — what was converted, at the package's compute precision — answering as
+    MLModel.predict does ({'embedding': float32 (n, dim)}); Linux has no Core ML.framework to predict with.
+    Every feed is kept, to check what the backend sends."""
+    import torch
+
+    module = coreml.embedding_module(model)[0].half()
+
+    def predict(feed: dict) -> dict:
+        feeds.append(feed)
+        with torch.no_grad():
+            out = module(torch.from_numpy(feed["input_ids"]).long(), torch.from_numpy(feed["attention_mask"]).long())
+        return {"embedding": out[0].float().numpy(), "last_hidden_state": out[1].float().numpy()}
+
+    return predict
+
+
+def test_a_coreml_row_is_built_from_the_backend_and_its_timings(converted):
+    """The parts of a Core ML row that do not need Core ML.framework: the backend's tokenization, chunking to
+    the package's batch range and output parsing, and the runner's record from the timed batches."""
+    import statistics
+    import time
+
+    from bench.embed_corpus import make_corpus
+    from bench.embed_runner import REFERENCE, TimedPass, batch_order, make_result, split_batches
+    from bench.export import to_frame
+    from engines.embeddings import EmbedModelInfo
+
+    model = coreml._sentence_model(resolve_embed_model(BUNDLED_EMBED_MODEL).path)
+    texts = make_corpus(70)
+    reference = model.encode(texts, batch_size=32, convert_to_numpy=True)
+    feeds: list = []
+    backend = coreml.CoreMLEmbedBackend(converted, "cpu_and_ne", predict=_stand_in_predict(model, feeds))
+    whole, _, _ = backend.embed(texts)  # one call of 70 texts: two package batches
+    assert [f["input_ids"].shape[0] for f in feeds] == [coreml.MAX_BATCH, 70 - coreml.MAX_BATCH]
+    out, latencies, n_tokens, truncated = np.empty((70, backend.dim), np.float32), [], 0, 0
+    for idx in split_batches(batch_order(texts, True), 32):  # the runner's longest-first batches, timed
+        t0 = time.perf_counter()
+        vectors, n, cut = backend.embed([texts[i] for i in idx])
+        latencies.append(time.perf_counter() - t0)
+        out[idx], n_tokens, truncated = vectors, n_tokens + n, truncated + cut
+    np.testing.assert_allclose(out, whole, atol=2e-3)  # same vectors whatever the batching (fp16 padding noise)
+    assert all(f[k].dtype == np.int32 for f in feeds for k in ("input_ids", "attention_mask"))
+    assert max(f["input_ids"].shape[1] for f in feeds) == converted["max_seq_length"]  # long texts cut to 256
+    expected = model.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="np")
+    assert n_tokens == int(expected["attention_mask"].sum()) and truncated >= 1
+
+    info = EmbedModelInfo(
+        name=BUNDLED_EMBED_MODEL,
+        path=converted["source_path"],
+        source="bundled",
+        backend="coreml",
+        device="cpu_and_ne",
+        precision=backend.precision,
+        embedding_dim=backend.dim,
+        max_seq_length=backend.max_seq_length,
+        n_params=backend.n_params,
+        model_size_bytes=backend.size_bytes,
+        compute_units="cpu_and_ne",
+        versions=tuple(converted["versions"].items()),
+    )
+    run = TimedPass(out, latencies, n_tokens, truncated, 0, "not read")
+    row = make_result(
+        info,
+        run,
+        batch_size=32,
+        n_texts=70,
+        warmup="batch",
+        sort_by_length=True,
+        reference_vectors=reference,
+        reference=REFERENCE,
+        device_memory=(None, ""),
+        corpus="builtin-70:test",
+        hardware=("cpu", "gpu"),
+    )
+    samples = [s * 1e3 for s in latencies]
+    assert row.backend == "coreml" and row.compute_units == "cpu_and_ne" and row.precision == "fp16"
+    assert row.samples_batch_ms == tuple(round(s, 4) for s in samples) and row.n_batches == len(latencies)
+    assert row.sentences_per_s == pytest.approx(70 / sum(latencies))
+    assert row.avg_batch_ms == pytest.approx(statistics.mean(samples))
+    assert row.stddev_batch_ms == pytest.approx(statistics.stdev(samples))
+    assert row.cosine_min_vs_ref > 0.999 and row.cosine_mean_vs_ref > 0.9995 and row.reference == "torch cpu fp32"
+    assert 40e6 < row.model_size < 50e6  # the fp16 package (≈ 44 MB), not the fp32 source (≈ 90 MB)
+    frame = to_frame([row])
+    assert list(frame["compute_units"]) == ["cpu_and_ne"] and list(frame["embedding_dim"]) == [384]
+
+
+def test_a_bad_prediction_is_one_line():
+    from core.errors import InvalidModelFile
+
+    assert coreml.embedding_rows({"embedding": np.ones((2, 3))}, 2, 3).dtype == np.float32
+    with pytest.raises(InvalidModelFile, match="no 'embedding' output"):
+        coreml.embedding_rows({"last_hidden_state": np.ones((2, 3))}, 2, 3)
+    with pytest.raises(InvalidModelFile, match=r"shape \(1, 3\), expected \(2, 3\)"):
+        coreml.embedding_rows({"embedding": np.ones((1, 3))}, 2, 3)
+
+
+@pytest.mark.skipif(platform.system() == "Darwin", reason="off macOS only: there Core ML measures")
+def test_embed_bench_coreml_says_it_needs_macos_in_one_line(converted):
+    from bench.store import ResultStore
+
+    before = len(ResultStore().runs("embed"))
+    out = run_app("embed-bench", "--backend", "coreml", "--compute-units", "cpu_and_ne", "-b", "8", "-n", "16")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == (
+        f"error: Core ML needs macOS (the converted package is at {converted['package']}); "
+        f"this is {platform.system()}, where packages only convert"
+    )
+    assert len(ResultStore().runs("embed")) == before  # nothing stored
+    bad = run_app("embed-bench", "--backend", "coreml", "--compute-units", "npu")
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "unknown compute units 'npu'" in bad.stderr
+
+
+@pytest.mark.skipif(platform.system() == "Darwin", reason="off macOS only: there Core ML measures")
+def test_beside_torch_coreml_is_skipped_with_the_line(converted):
+    import io
+
+    import pandas as pd
+
+    out = run_app("embed-bench", "--backends", "torch,coreml", "--devices", "cpu", "-b", "8", "-n", "8", "-o", "csv")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"note: skipped — Core ML needs macOS (the converted package is at {converted['package']})" in out.stderr
+    frame = pd.read_csv(io.StringIO(out.stdout))
+    assert list(frame["backend"]) == ["torch"] and frame["compute_units"].isna().all()
+
+
+@pytest.mark.skipif(platform.system() == "Darwin", reason="off macOS only")
+def test_before_conversion_the_line_says_where_the_package_goes(tmp_path, monkeypatch):
+    from bench.embed_runner import plan_embed_sweep
+
+    monkeypatch.setenv("LOCALBENCH_HOME", str(tmp_path))
+    with pytest.raises(EngineUnavailable) as err:
+        plan_embed_sweep(BUNDLED_EMBED_MODEL, [8], ["cpu"], ["fp32"], ["coreml"], compute_units=["all"])
+    folder = tmp_path / "cache" / "coreml" / f"{BUNDLED_EMBED_MODEL}@coreml-fp16"
+    assert str(err.value) == (
+        "Core ML needs macOS (convert it here with `python app.py convert --model all-minilm-l6-v2 --to coreml`; "
+        f"the package goes to {folder / coreml.PACKAGE}); this is {platform.system()}, where packages only convert"
+    )
+
+
+@pytest.mark.metal
+@pytest.mark.skipif(platform.system() != "Darwin", reason="Core ML predicts only on macOS")
+def test_embed_bench_measures_coreml_beside_torch_on_macos(converted):
+    """The real path on a Mac: Core ML in each compute unit beside torch on CPU (and MPS where present), one run
+    with the fp32 reference."""
+    import io
+
+    import pandas as pd
+    import torch
+
+    devices = "cpu,mps" if torch.backends.mps.is_available() else "cpu"
+    units = ",".join(coreml.COMPUTE_UNITS)
+    args = ["--backends", "torch,coreml", "--devices", devices, "--compute-units", units, "-b", "8,32", "-n", "48"]
+    out = run_app("embed-bench", *args, "-o", "csv")
+    assert out.returncode == 0, out.stderr[-2000:]
+    frame = pd.read_csv(io.StringIO(out.stdout))
+    ml = frame[frame["backend"] == "coreml"]
+    assert sorted(set(ml["compute_units"])) == sorted(coreml.COMPUTE_UNITS) and len(ml) == 2 * len(coreml.COMPUTE_UNITS)
+    assert (ml["device"] == ml["compute_units"]).all() and (ml["precision"] == "fp16").all()
+    assert (ml["cosine_min_vs_ref"] > 0.999).all() and (ml["sentences_per_s"] > 0).all()
+    assert set(frame[frame["backend"] == "torch"]["device"]) == set(devices.split(","))
