@@ -225,6 +225,7 @@ class RemoteObject:
         self._target, self._label, self._limits = target, label, limits
         self._worker: Worker | None = None
         self._lock = threading.Lock()
+        self._methods: set[str] = set()  # names the worker said are methods: later calls skip that round trip
 
     @classmethod
     def embedder(cls, name: str = "sentence-transformers", limits: dict | None = None) -> RemoteObject:
@@ -250,11 +251,13 @@ class RemoteObject:
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
-        with self._lock:
-            kind, value = self._ensure().call("getattr", name, f"reading {name}", 30)
-        if kind == "callable":
-            return lambda *args, **kwargs: self.call(name, *args, **kwargs)
-        return value
+        if name not in self._methods:
+            with self._lock:
+                kind, value = self._ensure().call("getattr", name, f"reading {name}", 30)
+            if kind != "callable":
+                return value
+            self._methods.add(name)
+        return lambda *args, **kwargs: self.call(name, *args, **kwargs)
 
     def close(self) -> None:
         with self._lock:

@@ -183,3 +183,22 @@ def test_ollama_errors_are_actionable(ollama_url):
         Embedder().load("ollama:smollm2:135m", EmbedConfig(host=f"http://127.0.0.1:{free_port()}"))
     with pytest.raises(BadParameter, match="runs on the Ollama server"):
         Embedder().load("ollama:smollm2:135m", EmbedConfig(backend="onnx", host=ollama_url))
+
+
+def test_remote_embedder_calls_methods_in_one_round_trip_and_reads_values_fresh(minilm):
+    from engines.remote import RemoteObject
+
+    remote = RemoteObject.embedder()
+    try:
+        remote.load(BUNDLED_EMBED_MODEL, EmbedConfig(device="cpu"))
+        first = remote.embed_batch(TEXTS)
+        assert "embed_batch" in remote._methods  # known as a method: the next call skips the getattr request
+        assert remote.last_stats.n_texts == len(TEXTS)
+        again = remote.embed_batch(TEXTS[:2])
+        assert remote.last_stats.n_texts == 2  # a value attribute is still read from the worker each time
+        here = minilm.embed_batch(TEXTS)
+        assert np.allclose(first, here, atol=1e-5) and np.allclose(again, here[:2], atol=1e-5)
+        remote.embed_batch(TEXTS)
+        assert remote.last_stats.n_tokens == minilm.last_stats.n_tokens > 0  # the numpy token count
+    finally:
+        remote.close()
