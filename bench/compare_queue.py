@@ -227,14 +227,15 @@ def grid(store, queue_id: str):
 
 def cells_frame(store, plan: Plan):
     """One line per stored (prompt, entry) answer in plan order: the ok answer where there is one, else the
-    last failure with its error. Statistics columns carry their units; a figure not measured is empty."""
+    last failure with its error (an answer stopped midway is a missing cell, as before it ran). Statistics
+    columns carry their units; a figure not measured is empty."""
     import pandas as pd
 
     ok = {(r["prompt_index"], r["entry"]): r for r in store.rows(KIND) if r.get("queue_id") == plan.queue_id}
     failed = {}
     for run in reversed(store.runs(KIND)):  # oldest first, so the last failure wins
         s = json.loads(run["settings_json"])
-        if run["status"] != "ok" and s.get("queue_id") == plan.queue_id:
+        if run["status"] == "failed" and s.get("queue_id") == plan.queue_id:  # a stopped answer stays missing
             failed[(s["prompt_index"], s["entry"])] = run
     lines = []
     for i, prompt in enumerate(plan.prompts):

@@ -206,7 +206,8 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int, tensors: str):
     """(features, n_tokens, n_truncated): one padded batch, its non-padding tokens (special tokens
     included) and how many texts were longer than `max_length` tokens and so truncated."""
     enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors=tensors)
-    n_tokens = int(np.asarray(enc["attention_mask"]).sum())  # numpy: a torch CPU sum of a big batch wakes its thread pool
+    # numpy: a torch CPU sum of a big batch wakes torch's thread pool for a trivial count
+    n_tokens = int(np.asarray(enc["attention_mask"]).sum())
     encodings = getattr(enc, "encodings", None)
     if encodings:  # fast tokenizers keep what truncation cut off
         truncated = sum(1 for e in encodings if e.overflowing)

@@ -8,6 +8,7 @@ Slow preparation (model loads, the served app) happens once per session.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +17,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+# A test run started in the background (`make test &`, nohup) inherits SIGINT ignored, and an ignored
+# signal stays ignored across exec: the CLI children that the Ctrl-C tests signal would never see it.
+# A handler here is reset to the default on exec, so every child gets Python's KeyboardInterrupt again.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -84,6 +84,18 @@ def embeddings(page, fake_ollama) -> None:
     page.locator("#embed-chart .vega-embed").first.wait_for(timeout=30_000)
 
 
+def queue(page, fake_ollama) -> None:
+    for seed in ("1", "2"):
+        page.locator("#queue-temp input").fill("0.8")
+        page.locator("#queue-seed input").fill(seed)
+        page.locator("#queue-add").click()
+        _wait(page, "queue-entries", f"seed={seed}")
+    page.get_by_label("Built-in short set (3 prompts)").check()
+    page.locator("#queue-max-tokens input").fill("8")
+    page.locator("#queue-run").click()
+    assert "Done: queue" in _wait(page, "queue-status", "Done: queue|⚠️", 300_000)
+
+
 def memory(page, fake_ollama) -> None:
     model = page.locator("#memory-calc-model input")
     model.fill("qwen3:8b")
@@ -119,6 +131,7 @@ ACTIONS = {
     "Quantization": quantization,
     "Compare": compare,
     "Arena": arena,
+    "Queue": queue,
     "Embeddings": embeddings,
     "Memory": memory,
     "Benchmarks": benchmarks,
