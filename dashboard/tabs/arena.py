@@ -61,9 +61,47 @@ def pool_markdown(entries: list[Entry]) -> str:
     return "Pool: " + " | ".join(f"`{x}`" for x in labels) + ("" if len(labels) > 1 else " — add one more.")
 
 
+def entry_picker(ctx: AppContext, prefix: str, add_label: str, clear_label: str):
+    """The engine · model · temperature · seed row and its Add / Clear buttons (Arena pool, Queue entries);
+    the model list follows the engine. Returns (engine, model, temperature, seed, add, clear)."""
+    engines = list(ENGINES)
+    with gr.Row():
+        engine = gr.Dropdown(engines, value=engines[0], label="Engine", elem_id=f"{prefix}-engine")
+        model = gr.Dropdown(
+            choices=_models(ctx, engines[0]),
+            value="smollm2-135m",
+            label="Model",
+            allow_custom_value=True,
+            elem_id=f"{prefix}-model",
+        )
+        temperature = gr.Number(value=0.0, label="Temperature (0 = greedy)", elem_id=f"{prefix}-temp")
+        seed = gr.Number(value=0, precision=0, label="Seed", elem_id=f"{prefix}-seed")
+    with gr.Row():
+        add = gr.Button(add_label, elem_id=f"{prefix}-add")
+        clear = gr.Button(clear_label, elem_id=f"{prefix}-clear")
+    engine.change(lambda e: gr.update(choices=_models(ctx, e)), engine, model)
+    return engine, model, temperature, seed, add, clear
+
+
+def with_entry(entries: list[Entry], engine_name, model_name, temp, seed_value, limit: int | None = None):
+    """`entries` plus the picked one; on bad input a one-line warning and `entries` unchanged."""
+    try:
+        name = (model_name or "").strip()
+        if not name:
+            raise BadParameter("pick a model to add")
+        if limit is not None and len(entries) >= limit:
+            raise BadParameter(f"the queue takes at most {limit} entries — clear and start again")
+        t = float(temp or 0.0)
+        if not 0.0 <= t <= 2.0:
+            raise BadParameter(f"temperature must be between 0 and 2, got {t}")
+        return [*entries, Entry(engine_name, name, t, as_int(seed_value, "seed", 0))]
+    except (LocalbenchError, ValueError) as err:
+        warn(err if isinstance(err, LocalbenchError) else BadParameter(f"temperature: {err}"))
+        return entries
+
+
 def build(ctx: AppContext) -> None:
     store = VoteStore(Path(ctx.store.path).with_name("arena.db"))
-    engines = list(ENGINES)
     rng = random.SystemRandom()
 
     def board_view():
@@ -87,20 +125,7 @@ def build(ctx: AppContext) -> None:
         "Blind arena: two entries from your pool answer the same prompt; both answers appear together, "
         "so speed does not give an engine away. Vote, then see who was who."
     )
-    with gr.Row():
-        engine = gr.Dropdown(engines, value=engines[0], label="Engine", elem_id="arena-engine")
-        model = gr.Dropdown(
-            choices=_models(ctx, engines[0]),
-            value="smollm2-135m",
-            label="Model",
-            allow_custom_value=True,
-            elem_id="arena-model",
-        )
-        temperature = gr.Number(value=0.0, label="Temperature (0 = greedy)", elem_id="arena-temp")
-        seed = gr.Number(value=0, precision=0, label="Seed", elem_id="arena-seed")
-    with gr.Row():
-        add = gr.Button("Add to pool", elem_id="arena-add")
-        clear_pool = gr.Button("Clear pool", elem_id="arena-clear-pool")
+    engine, model, temperature, seed, add, clear_pool = entry_picker(ctx, "arena", "Add to pool", "Clear pool")
     pool_state = gr.State([])
     pool_md = gr.Markdown(pool_markdown([]), elem_id="arena-pool")
     with gr.Row():
@@ -137,16 +162,7 @@ def build(ctx: AppContext) -> None:
     board_csv = gr.DownloadButton("Download leaderboard CSV", elem_id="arena-csv")
 
     def add_entry(engine_name, model_name, temp, seed_value, entries):
-        try:
-            name = (model_name or "").strip()
-            if not name:
-                raise BadParameter("pick a model to add")
-            t = float(temp or 0.0)
-            if not 0.0 <= t <= 2.0:
-                raise BadParameter(f"temperature must be between 0 and 2, got {t}")
-            entries = [*entries, Entry(engine_name, name, t, as_int(seed_value, "seed", 0))]
-        except (LocalbenchError, ValueError) as err:
-            warn(err if isinstance(err, LocalbenchError) else BadParameter(f"temperature: {err}"))
+        entries = with_entry(entries, engine_name, model_name, temp, seed_value)
         return entries, pool_markdown(entries)
 
     def votes_locked(locked: bool):
@@ -217,7 +233,6 @@ def build(ctx: AppContext) -> None:
     round_outputs = [status, round_state, *answers, *reveals, *vote_buttons]
     add.click(add_entry, [engine, model, temperature, seed, pool_state], [pool_state, pool_md])
     clear_pool.click(lambda: ([], pool_markdown([])), None, [pool_state, pool_md])
-    engine.change(lambda e: gr.update(choices=_models(ctx, e)), engine, model)
     send.click(send_round, [pool_state, prompt, max_tokens, n_ctx], round_outputs, concurrency_id="generate")
     regenerate.click(regenerate_round, [round_state, max_tokens, n_ctx], round_outputs, concurrency_id="generate")
     stop.click(stop_round, None, None, queue=False)

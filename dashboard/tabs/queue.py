@@ -32,9 +32,9 @@ from bench.compare_queue import (
 )
 from core.errors import BadParameter, Cancelled, LocalbenchError
 from dashboard.context import AppContext
-from dashboard.tabs.chat import _models, load_config
+from dashboard.tabs.arena import entry_picker, with_entry
+from dashboard.tabs.chat import load_config
 from dashboard.ui import as_int, session_of, warn
-from engines.registry import ENGINES
 
 SOURCES = ["Built-in short set (3 prompts)", "Paste (one prompt per line)", "Upload a .txt or .jsonl file"]
 MAX_ENTRIES = 4
@@ -128,7 +128,6 @@ def plan_choices(store) -> list[tuple[str, str]]:
 
 
 def build(ctx: AppContext) -> None:
-    engines = list(ENGINES)
     gr.Markdown(
         "Unattended compare queue: every prompt on every entry, one answer at a time (fair timing), each "
         "answer stored as soon as it is done. Stop, or a crash, loses at most the answer in flight: "
@@ -139,20 +138,7 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         pasted = gr.Textbox(label="Prompts (one per line)", lines=4, elem_id="queue-paste")
         upload = gr.File(label="Prompt file (.txt or .jsonl)", file_types=[".txt", ".jsonl"], elem_id="queue-upload")
-    with gr.Row():
-        engine = gr.Dropdown(engines, value=engines[0], label="Engine", elem_id="queue-engine")
-        model = gr.Dropdown(
-            choices=_models(ctx, engines[0]),
-            value="smollm2-135m",
-            label="Model",
-            allow_custom_value=True,
-            elem_id="queue-model",
-        )
-        temperature = gr.Number(value=0.0, label="Temperature (0 = greedy)", elem_id="queue-temp")
-        seed = gr.Number(value=0, precision=0, label="Seed", elem_id="queue-seed")
-    with gr.Row():
-        add = gr.Button("Add entry", elem_id="queue-add")
-        clear = gr.Button("Clear entries", elem_id="queue-clear")
+    engine, model, temperature, seed, add, clear = entry_picker(ctx, "queue", "Add entry", "Clear entries")
     entries_state = gr.State([])
     entries_md = gr.Markdown(entries_markdown([]), elem_id="queue-entries")
     with gr.Row():
@@ -182,18 +168,7 @@ def build(ctx: AppContext) -> None:
         return gr.update(choices=choices, value=selected if selected in {c[1] for c in choices} else None)
 
     def add_entry(engine_name, model_name, temp, seed_value, entries):
-        try:
-            name = (model_name or "").strip()
-            if not name:
-                raise BadParameter("pick a model to add")
-            if len(entries) >= MAX_ENTRIES:
-                raise BadParameter(f"the queue takes at most {MAX_ENTRIES} entries — clear and start again")
-            t = float(temp or 0.0)
-            if not 0.0 <= t <= 2.0:
-                raise BadParameter(f"temperature must be between 0 and 2, got {t}")
-            entries = [*entries, Entry(engine_name, name, t, as_int(seed_value, "seed", 0))]
-        except (LocalbenchError, ValueError) as err:
-            warn(err if isinstance(err, LocalbenchError) else BadParameter(f"temperature: {err}"))
+        entries = with_entry(entries, engine_name, model_name, temp, seed_value, limit=MAX_ENTRIES)
         return entries, entries_markdown(entries)
 
     def shown(plan, message: str):
@@ -271,7 +246,6 @@ def build(ctx: AppContext) -> None:
     outputs = [status, grid, csv_button, jsonl_button, stored]
     add.click(add_entry, [engine, model, temperature, seed, entries_state], [entries_state, entries_md])
     clear.click(lambda: ([], entries_markdown([])), None, [entries_state, entries_md])
-    engine.change(lambda e: gr.update(choices=_models(ctx, e)), engine, model)
     run_button.click(
         run_new,
         [source, pasted, upload, entries_state, max_tokens, n_ctx],
