@@ -36,6 +36,7 @@ from pathlib import Path
 from core.errors import BadParameter, EngineUnavailable
 from engines.base import Engine, LoadConfig, ModelInfo
 from engines.embeddings import COREML_COMPUTE_UNITS, Embedder
+from models.convert import library_versions
 from models.ref import ModelRef
 
 CONVERSION_BLOCKER = (
@@ -221,7 +222,7 @@ def convert_embedder(name_or_path: str, *, force: bool = False, progress: Progre
             "cpu_and_ne | all)",
             "convert_s": round(time.perf_counter() - t0, 2),
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "versions": _versions("coremltools", "torch", "transformers", "sentence-transformers"),
+            "versions": library_versions("coremltools", "torch", "transformers", "sentence-transformers"),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     progress(1.0, f"{folder.name} ready")
@@ -292,18 +293,6 @@ def describe_package(path) -> dict:
         "outputs": [{"name": f["name"], "dtype": f["dtype"]} for f in map(feature, spec.description.output)],
         "weight_blobs": weights,
     }
-
-
-def _versions(*dists: str) -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for d in dists:
-        try:
-            out[d] = metadata.version(d)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 # --- embedders: prediction (macOS) ----------------------------------------------------------------------
@@ -410,7 +399,7 @@ def embed_backend(ref, compute_units: str) -> tuple[CoreMLEmbedBackend, tuple[tu
     if manifest is None:
         raise EngineUnavailable(unavailable_line(ref) or f"{ref.name} has no Core ML package yet — {convert_hint(ref)}")
     backend = CoreMLEmbedBackend(manifest, compute_units)
-    return backend, tuple(_versions("coremltools", "transformers").items())
+    return backend, tuple(library_versions("coremltools", "transformers").items())
 
 
 class CoreMLEmbedder(Embedder):

@@ -152,7 +152,8 @@ def _finish(tmp: Path, manifest: dict) -> None:
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
-def _versions(*dists: str) -> dict[str, str]:
+def library_versions(*dists: str) -> dict[str, str]:
+    """Installed versions of these distributions (the ones not installed are left out)."""
     from importlib import metadata
 
     out = {}
@@ -288,7 +289,7 @@ def gguf_to_hf(source: ModelRef, final: Path, progress: Progress, cancel: thread
                 f"(dequantized: it holds the precision of {meta.file_type}, not of the original model)",
                 "convert_s": round(time.perf_counter() - t0, 2),
                 "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "versions": _versions("transformers", "torch", "accelerate", "gguf"),
+                "versions": library_versions("transformers", "torch", "accelerate", "gguf"),
             }
             _finish(tmp, manifest)
     finally:
@@ -362,7 +363,7 @@ def hf_to_mlx(
             "note": f"MLX {kind}, converted by mlx_lm.convert{lineage}",
             "convert_s": round(time.perf_counter() - t0, 2),
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "versions": _versions("mlx", "mlx-lm"),
+            "versions": library_versions("mlx", "mlx-lm"),
         }
         _finish(tmp, manifest)
     return manifest
