@@ -7,6 +7,7 @@ Slow preparation (model loads, the served app) happens once per session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -109,29 +111,36 @@ def run_app(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
     )
 
 
-@pytest.fixture(scope="session")
-def app_url(localbench_home) -> str:
-    """The real app, served by `python app.py serve` on a free loopback port for the session."""
+@contextlib.contextmanager
+def served_app(log_path: Path, *args: str, env: dict | None = None) -> Iterator[str]:
+    """The real app, `python app.py ARGS --port N` on a free loopback port, its output in `log_path`;
+    yields its URL once it answers, and stops it on exit."""
     port = free_port()
-    log = open(localbench_home / "app-server.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "serve", "--port", str(port)],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=dict(os.environ),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url, proc=proc)
-        yield url
-    finally:
-        proc.terminate()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), *args, "--port", str(port)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            wait_http(url, proc=proc)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="session")
+def app_url(localbench_home) -> Iterator[str]:
+    """The real app, served by `python app.py serve` on a free loopback port for the session."""
+    with served_app(localbench_home / "app-server.log", "serve") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,11 @@ different thread" when a stopped MLX stream was closed on another thread than th
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT, free_port, open_tab, wait_http
+from tests.conftest import open_tab, served_app
 
 pytestmark = pytest.mark.browser
 
@@ -46,22 +43,12 @@ def _chat_and_stop(page, engine_label: str) -> str:
 
 
 def test_an_app_session_logs_no_traceback_and_no_warning(browser, localbench_home, tmp_path):
-    port = free_port()
     log_path = tmp_path / "app.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--port", str(port)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ),
-        )
-    try:
-        wait_http(f"http://127.0.0.1:{port}", proc=proc)
+    with served_app(log_path) as url:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(60_000)
-        page.goto(f"http://127.0.0.1:{port}")
+        page.goto(url)
         page.wait_for_selector("gradio-app", state="attached")
         assert "cancelled" in _chat_and_stop(page, "llama.cpp")
         assert "cancelled" in _chat_and_stop(page, "MLX (mlx-lm)")
@@ -70,12 +57,6 @@ def test_an_app_session_logs_no_traceback_and_no_warning(browser, localbench_hom
         page.wait_for_function("() => /Total memory/.test(document.querySelector('#memory-live')?.innerText)")
         page.wait_for_timeout(8_000)  # two or three live refreshes
         context.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     text = log_path.read_text()
     assert "localbench serving at" in text
     noisy = [line for line in text.splitlines() if NOISE.search(line)]

@@ -4,17 +4,14 @@ id and machine, the second adds nothing — and a foreign file is rejected with 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from bench.store import ResultStore
 from tests.bench.test_scorecard import XEON
-from tests.conftest import ROOT, free_port, wait_http
+from tests.conftest import ROOT, served_app
 from tests.dashboard.test_benchmarks_browser import stored
 
 pytestmark = pytest.mark.browser
@@ -23,26 +20,9 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def fresh_app(tmp_path):
     """A second real app, served on its own empty LOCALBENCH_HOME."""
-    home, port = tmp_path / "fresh-home", free_port()
-    log = open(tmp_path / "fresh-app.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "serve", "--port", str(port)],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "LOCALBENCH_HOME": str(home)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url, proc=proc)
+    home = tmp_path / "fresh-home"
+    with served_app(tmp_path / "fresh-app.log", "serve", env={"LOCALBENCH_HOME": str(home)}) as url:
         yield url, home
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def import_file(page, path) -> str:
