@@ -88,6 +88,7 @@ def test_stop_mid_queue_then_resume_runs_only_the_rest(page, localbench_home):
     store = ResultStore(localbench_home / "results.db")
     page.get_by_role("tab", name="Queue").click()
     add_entry(page, "0.7", "3")
+    wait_text(page, "#queue-entries", "seed=3")  # as a user sees the first entry before typing the next
     add_entry(page, "0.7", "4")
     wait_text(page, "#queue-entries", "seed=4")
     page.get_by_label("Paste (one prompt per line)").check()
