@@ -8,7 +8,9 @@ Tests: pp (max_tokens 1: prompt t/s), tg after an 8-token prompt, and tg after a
 Variants (--variants): mlx-bf16, mlx-8bit, mlx-4bit, converted by models.convert from SmolLM2-135M's
 architecture with *random weights* (gpu_bench.make_random_model). Also per variant: NVML per-process GPU
 memory (worker and this process), MLX's peak counters, GPU power over each timed run (NVML energy), and
-roofline_pct for tg against --bandwidth-tbps (weights on disk + bf16 KV bytes at that depth), derived.
+roofline_pct for tg against --bandwidth-tbps (weights on disk + bf16 KV bytes at that depth), derived, and
+per tg run the host readings of gpu_worker_bench.timed (the decoding process's CPU seconds, steal time, a
+host probe) with the inter-token gaps on this process's clock (both arms stream their tokens here).
 
     python benchmarks/gpu_mlx_bench.py --config-dir .devcarry/smollm2-config --out OUT --prefix gpu_h200_mlx
 Dry run on the CPU (mlx[cpu]): --device cpu --variants mlx-4bit -p 32 -n 8 --depths 64 --reps 2.
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from gpu_bench import MODEL_NAME, log, make_random_model, write_csv  # noqa: E402
-from gpu_worker_bench import Nvml, kv_bytes, stream_run, summarize, timed  # noqa: E402
+from gpu_worker_bench import Nvml, itl_stats, kv_bytes, stream_run, summarize, timed  # noqa: E402
 
 
 def bare_run(model, tok, tokens: list[int], n: int) -> dict:
@@ -38,16 +40,16 @@ def bare_run(model, tok, tokens: list[int], n: int) -> dict:
     saved = tok.eos_token_ids
     tok.eos_token_ids = ()  # mlx_lm.benchmark's way to force the length
     try:
-        t0, first, response = time.perf_counter(), None, None
+        t0, times, response = time.perf_counter(), [], None
         for response in mlx_lm.stream_generate(model, tok, tokens, max_tokens=n):  # noqa: B007
-            if first is None:
-                first = time.perf_counter()
+            times.append(time.perf_counter())
     finally:
         tok.eos_token_ids = saved
     return {
         "tps": float(response.generation_tps if n > 1 else response.prompt_tps),
-        "ttft_s": round(first - t0, 6),
+        "ttft_s": round(times[0] - t0, 6),
         "peak_memory_gb": float(response.peak_memory),
+        **(itl_stats(times) if n > 1 else {}),
     }
 
 
@@ -90,7 +92,7 @@ def variant_rows(model_dir: Path, variant: str, args, nvml: Nvml) -> tuple[list[
         for rep in range(args.reps * (3 if n == 1 else 1)):
             runs = impls(tokens, n)
             for impl, fn in runs if rep % 2 == 0 else runs[::-1]:
-                got, energy = timed(nvml, fn)
+                got, energy = timed(nvml, fn, pid=(ours.pid if impl == "ours" else os.getpid()) if n > 1 else None)
                 row = {"engine": "mlx", "variant": variant, "device": args.device, "card": card, "test": test}
                 row |= {"n_prompt": len(tokens), "n_gen": n, "n_depth": depth, "impl": impl, "rep": rep, **got}
                 if n > 1:  # the KV read per token: the prompt plus half the generation, on average

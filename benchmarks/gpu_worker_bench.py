@@ -21,6 +21,11 @@ Also recorded: each process's GPU memory from NVML (`nvmlDeviceGetComputeRunning
 against this process's), the worker's torch counters (`RemoteEngine.memory()`), GPU energy over each timed
 generation (NVML's energy counter; mean W derived), and roofline_pct = tg ÷ (--bandwidth-tbps ÷ bytes read
 per token: weights + the KV cache at that depth), derived.
+Host side, per timed generation (decode here is host-bound, so its noise may be the host's): the CPU seconds
+of the process that decodes (/proc/PID/stat utime + stime, all threads: the worker for ours, this process for
+bare), the host's steal time over the run (/proc/stat, a VM's stolen CPU), a fixed pure-Python loop timed just
+before the run (host_probe_ms: a slower CPU or a busier host shows in it), and for streamed or manual decodes
+the inter-token gaps on the clock of the process that sees the tokens (itl p50, p99, max; derived).
 
     python benchmarks/gpu_worker_bench.py --config-dir .devcarry/smollm2-config \
         --embed-config-dir .devcarry/minilm-config --out OUT --prefix gpu_h200 [--device cuda]
@@ -31,6 +36,7 @@ Dry run on the CPU: --device cpu --dtypes bf16 --precisions fp32 -p 32 -n 8 --de
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -94,15 +100,70 @@ class Nvml:
             return None
 
 
-def timed(nvml: Nvml, fn):
-    """fn()'s result with the GPU energy (J) and mean power (W) over its run (NVML energy counter)."""
+def timed(nvml: Nvml, fn, pid: int | None = None):
+    """fn()'s result with the GPU energy (J) and mean power (W) over its run (NVML energy counter); with `pid`
+    (the process that does the work) also the host side: host_probe_ms just before, wall_s, that process's
+    CPU seconds (decoder_cpu_s) and the host's steal seconds (host_steal_s) over the run."""
+    host = {"host_probe_ms": round(host_probe_ms(), 4)} if pid else {}
+    cpu0, steal0 = (process_cpu_s(pid), steal_s()) if pid else (None, None)
     e0, t0 = nvml.energy_mj(), time.perf_counter()
     result = fn()
     seconds, e1 = time.perf_counter() - t0, nvml.energy_mj()
+    if pid:
+        cpu1, steal1 = process_cpu_s(pid), steal_s()
+        host["wall_s"] = round(seconds, 6)
+        if cpu0 is not None and cpu1 is not None:
+            host["decoder_cpu_s"] = round(cpu1 - cpu0, 3)
+        if steal0 is not None and steal1 is not None:
+            host["host_steal_s"] = round(steal1 - steal0, 3)
     if e0 is None or e1 is None:
-        return result, {}
+        return result, host
     joules = (e1 - e0) / 1000
-    return result, {"energy_j": round(joules, 3), "mean_power_w": round(joules / seconds, 1)}
+    return result, {"energy_j": round(joules, 3), "mean_power_w": round(joules / seconds, 1), **host}
+
+
+# --- the host side ----------------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """utime + stime of `pid`, all its threads, seconds (/proc/PID/stat; None off Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5), after pid and comm
+
+
+def steal_s() -> float | None:
+    """The host's steal time summed over all CPUs, seconds (/proc/stat: time a hypervisor gave to others)."""
+    try:
+        cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    return int(cpu[8]) / CLOCK_TICKS if len(cpu) > 8 else None
+
+
+def host_probe_ms(n: int = 100_000) -> float:
+    """Milliseconds of a fixed pure-Python loop: the host's single-thread speed right now."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(n):
+        total += i & 7
+    return (time.perf_counter() - t0) * 1e3
+
+
+def itl_stats(times: list[float]) -> dict:
+    """p50, p99 and max of the gaps between successive token times (seconds in), milliseconds; derived."""
+    gaps = sorted(b - a for a, b in itertools.pairwise(times))
+    if not gaps:
+        return {}
+
+    def pick(q: float) -> float:
+        return round(gaps[min(len(gaps) - 1, int(q * len(gaps)))] * 1e3, 4)
+
+    return {"itl_p50_ms": pick(0.5), "itl_p99_ms": pick(0.99), "itl_max_ms": round(gaps[-1] * 1e3, 4)}
 
 
 NOSAMPLE = "ours, sampling off"
@@ -145,6 +206,7 @@ def stream_run(engine, tokens: list[int], n: int) -> dict:
         "ttft_s": stats.ttft_s,
         "engine_ttft_s": stats.engine_ttft_s,
         "peak_device_bytes": stats.peak_device_bytes,
+        **(itl_stats(times) if n > 1 else {}),
     }
 
 
@@ -220,12 +282,15 @@ def torch_rows(model_dir: Path, args, dtype: str, nvml: Nvml) -> tuple[list[dict
             nxt = out.logits[:, -1].argmax(-1, keepdim=True)
             nxt.item()  # the host needs each token (streaming does too)
             t1 = time.perf_counter()
+            times = [t1]
             for _ in range(n - 1):
                 out = net(input_ids=nxt, past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
                 nxt = out.logits[:, -1].argmax(-1, keepdim=True)
                 nxt.item()
-            t2 = time.perf_counter()
-        return {"ttft_s": t1 - t0, "tps": (n - 1) / (t2 - t1) if n > 1 else len(tokens) / (t1 - t0)}
+                times.append(time.perf_counter())
+            t2 = times[-1]
+        got = {"ttft_s": t1 - t0, "tps": (n - 1) / (t2 - t1) if n > 1 else len(tokens) / (t1 - t0)}
+        return got | (itl_stats(times) if n > 1 else {})
 
     def ours_run(tokens: list[int], n: int, engine=ours) -> dict:
         return stream_run(engine, tokens, n)
@@ -262,7 +327,8 @@ def torch_rows(model_dir: Path, args, dtype: str, nvml: Nvml) -> tuple[list[dict
         for rep in range(reps):
             runs = impls(tokens, n)
             for impl, fn in runs if rep % 2 == 0 else list(reversed(runs)):
-                got, energy = timed(nvml, fn)
+                pid = {"ours": ours.pid, NOSAMPLE: quiet.pid if quiet else None}.get(impl, os.getpid())
+                got, energy = timed(nvml, fn, pid=pid if n > 1 else None)
                 row = {
                     "engine": "torch",
                     "variant": dtype,
