@@ -23,6 +23,10 @@ import statistics
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.stats import cv_pct
+
 
 def num(row: dict, key: str) -> float | None:
     value = row.get(key)
@@ -46,27 +50,23 @@ def group_line(rows: list[dict]) -> dict:
     tps = [float(r["tps"]) for r in rows]
     probe = [num(r, "host_probe_ms") for r in rows]
     p50 = [1000 / v for v in (num(r, "itl_p50_ms") for r in rows) if v]
-    cpu = [
-        num(r, "decoder_cpu_s") / num(r, "wall_s")
-        for r in rows
-        if num(r, "decoder_cpu_s") is not None and num(r, "wall_s")
-    ]
+    cpu = [c / w for c, w in ((num(r, "decoder_cpu_s"), num(r, "wall_s")) for r in rows) if c is not None and w]
     steal = mean_of(rows, "host_steal_s")
+    itl_max = mean_of(rows, "itl_max_ms")
     probes = [p for p in probe if p is not None]
-    out = {
+    return {
         "n": len(tps),
         "mean_tps": round(statistics.mean(tps), 2),
-        "cv_pct": round(100 * statistics.stdev(tps) / statistics.mean(tps), 1) if len(tps) > 1 else 0.0,
+        "cv_pct": round(cv_pct(tps), 1) if len(tps) > 1 else 0.0,
         "p50_tps": round(statistics.mean(p50), 1) if p50 else None,
-        "p50_cv_pct": round(100 * statistics.stdev(p50) / statistics.mean(p50), 1) if len(p50) > 1 else None,
-        "itl_max_ms": round(mean_of(rows, "itl_max_ms"), 2) if mean_of(rows, "itl_max_ms") is not None else None,
+        "p50_cv_pct": round(cv_pct(p50), 1) if len(p50) > 1 else None,
+        "itl_max_ms": round(itl_max, 2) if itl_max is not None else None,
         "cpu_per_wall": round(statistics.mean(cpu), 2) if cpu else None,
         "steal_ms": round(1000 * steal, 1) if steal is not None else None,
         "probe_ms": round(statistics.mean(probes), 3) if probes else None,
-        "probe_cv_pct": round(100 * statistics.stdev(probes) / statistics.mean(probes), 1) if len(probes) > 1 else None,
+        "probe_cv_pct": round(cv_pct(probes), 1) if len(probes) > 1 else None,
         "r_probe": corr(tps, probe),
     }
-    return out
 
 
 def main() -> int:
