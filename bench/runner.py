@@ -225,7 +225,8 @@ def run_speed(
                 "n_ctx": run.n_ctx,
                 "timing_source": TIMING_SOURCE,
                 "bench_method": "llama-bench",
-                "memory_source": "peak RSS of the model's worker (llama-bench method)",
+                "memory_source": "peak RSS of the model's worker, read after the warm-up and each repetition "
+                "(llama-bench method)",
                 "method": f"{run.warmup_runs} warm-up + {repetitions} repetitions; mean ± sample stddev; "
                 "random token ids; llama_decode only (pp in n_batch batches, tg one token per decode, no "
                 f"sampling), fresh context per test, threadpool {'attached' if run.threadpool else 'per graph'}",

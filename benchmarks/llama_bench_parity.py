@@ -11,6 +11,15 @@ ours ÷ llama-bench per test as mean ± sd over rounds, with the machine's CPU f
 quantization lab's own ladder code, and both tools then read the same file for each variant.
 
     python benchmarks/llama_bench_parity.py --variants F16,Q8_0,Q4_0 -p 128,512 --threads 2 --repack 0 --rounds 2
+
+--per-sample pairs the two tools one repetition at a time, for a shared VM whose speed drifts by 10-30 %
+over seconds to minutes (more than the gap being tested): ours is loaded once through the CLI's own path
+(planning.guard.guarded_pool -> the model's worker process -> LlamaCppEngine.bench_decode, the call `app.py
+bench` makes), and each round runs one warm-up + one repetition of every test in ours, then one `llama-bench
+-r 1` run (its own warm-up), in alternating order. The ratio is the geometric mean of the per-round ratios
+with a 95 % interval (normal, over rounds); the raw per-round figures go to the .csv beside it.
+
+    python benchmarks/llama_bench_parity.py --per-sample --rounds 60 -p 128 --depth 0 --repack 1
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import argparse
 import csv
 import glob
 import json
+import math
 import os
 import platform
 import statistics
@@ -170,6 +180,106 @@ def report(a, ours, ref, loads, flags, model_paths, rounds_done: int) -> None:
         w.writerows(table)
 
 
+def paired_stats(ours: list[float], ref: list[float]) -> dict:
+    """Geometric mean of ours/ref per round and its 95 % interval (normal approximation over rounds)."""
+    logs = [math.log(o / b) for o, b in zip(ours, ref, strict=True) if o > 0 and b > 0]
+    m = statistics.fmean(logs)
+    half = 1.96 * statistics.stdev(logs) / math.sqrt(len(logs)) if len(logs) > 1 else math.inf
+    return {"ratio": math.exp(m), "low": math.exp(m - half), "high": math.exp(m + half), "rounds": len(logs)}
+
+
+def run_per_sample(a: argparse.Namespace, exe: Path, models: list[tuple[str, str]], flags: str) -> None:
+    """Ours and llama-bench one repetition each per round, alternating order; see the module docstring."""
+    from engines.base import LoadConfig
+    from planning.guard import guarded_pool
+
+    prompts = [int(x) for x in a.n_prompt.split(",") if x.strip()]
+    depths = [0, a.depth] if a.depth else [0]
+    tests = [(p, 0, d) for d in depths for p in prompts] + ([(0, a.n_gen, d) for d in depths] if a.n_gen else [])
+    repack = a.repack.strip().lower() not in ("0", "false", "off", "no")
+    needed = max(p + n + d for p, n, d in tests) + 16
+    config = LoadConfig(
+        n_ctx=max(2048, 1 << needed.bit_length()), n_threads=a.threads, options=(("repack", repack),)
+    ).validate()
+    ref_flags = ["-p", a.n_prompt, "-n", str(a.n_gen), "-d", ",".join(map(str, depths)), "-r", "1"]
+    ref_flags += ["-t", str(a.threads), "-fa", a.flash_attn, "--repack", a.repack, "-o", "json"]
+    samples: list[dict] = []
+    pool = guarded_pool(max_loaded=1)
+    try:
+        for variant, path in models:
+            engine = pool.get("llamacpp", path, config)
+            for rnd in range(a.rounds):
+                order = ("ours", "llama-bench") if rnd % 2 == 0 else ("llama-bench", "ours")
+                for arm in order:
+                    if arm == "ours":
+                        for p, n, d in tests:
+                            run = engine.bench_decode(p, n, d, 1, n_threads=a.threads, flash_attn=a.flash_attn)
+                            samples.append(
+                                {"variant": variant, "round": rnd, "arm": arm, "position": order.index(arm)}
+                                | {"test": test_name({"n_prompt": p, "n_gen": n, "n_depth": d}, variant)}
+                                | {"ts": (p + n) / (run.samples_ns[0] / 1e9), "load1": os.getloadavg()[0]}
+                            )
+                    else:
+                        out = subprocess.run([str(exe), "-m", path, *ref_flags], check=True, capture_output=True)
+                        for r in json.loads(out.stdout):
+                            samples.append(
+                                {"variant": variant, "round": rnd, "arm": arm, "position": order.index(arm)}
+                                | {"test": test_name(r, variant), "ts": r["samples_ts"][0]}
+                                | {"load1": os.getloadavg()[0]}
+                            )
+                print(f"{variant or Path(path).name} round {rnd + 1}/{a.rounds}", flush=True)
+            pool.unload_all()
+    finally:
+        pool.unload_all()
+    report_per_sample(a, samples, flags, [p for _, p in models])
+
+
+def report_per_sample(a: argparse.Namespace, samples: list[dict], flags: str, model_paths: list[str]) -> None:
+    by: dict[tuple[str, str], dict[int, float]] = {}
+    for s in samples:
+        by.setdefault((s["test"], s["arm"]), {})[s["round"]] = s["ts"]
+    lines = [
+        "# ours ÷ llama-bench (llama.cpp, CPU), paired per repetition",
+        "",
+        f"model {a.model} ({', '.join(Path(m).name for m in model_paths)}), {a.threads} threads, -fa {a.flash_attn}, "
+        f"--repack {a.repack}; {a.rounds} rounds, each one warm-up + one repetition of every test in ours (the "
+        "model's worker, LlamaCppEngine.bench_decode) and one `llama-bench -r 1` run, order alternating; "
+        f"llama-cpp-python {metadata.version('llama_cpp_python')}, llama-bench built from its vendored llama.cpp "
+        f"(static, GGML_NATIVE=ON); {os.cpu_count()} logical CPUs; load average (1 min) "
+        f"{min(s['load1'] for s in samples):.2f}-{max(s['load1'] for s in samples):.2f}",
+        "",
+        f"CPU SIMD flags (/proc/cpuinfo): {flags}",
+        "",
+        "Ratio: geometric mean over rounds of ours ÷ llama-bench in the same round, with its 95 % interval "
+        "(derived). t/s: mean ± sample stddev over rounds (measured, one repetition per round).",
+        "",
+        "| test | ours t/s | llama-bench t/s | ours ÷ llama-bench | 95 % interval | rounds |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    table = []
+    for test in dict.fromkeys(s["test"] for s in samples):
+        o, b = by.get((test, "ours"), {}), by.get((test, "llama-bench"), {})
+        rounds = sorted(set(o) & set(b))
+        if not rounds:
+            continue
+        ov, bv = [o[r] for r in rounds], [b[r] for r in rounds]
+        st = paired_stats(ov, bv)
+        (om, osd), (bm, bsd) = mean_sd(ov), mean_sd(bv)
+        table.append({"test": test, "ours_ts": om, "ours_sd": osd, "llama_bench_ts": bm, "llama_bench_sd": bsd} | st)
+        lines.append(
+            f"| {test} | {om:.2f} ± {osd:.2f} | {bm:.2f} ± {bsd:.2f} | {st['ratio']:.3f} | "
+            f"{st['low']:.3f}-{st['high']:.3f} | {st['rounds']} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out + ".md").write_text(text, encoding="utf-8")
+    with open(a.out + ".csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(samples[0]))
+        w.writeheader()
+        w.writerows(samples)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2-135m")
@@ -183,6 +293,7 @@ def main() -> int:
     parser.add_argument("--flash-attn", default="auto")
     parser.add_argument("--repack", default="0", help="0 on AMX CPUs (llama.cpp#20824 crashes with repack)")
     parser.add_argument("--build-dir", default=str(ROOT / ".gl"))
+    parser.add_argument("--per-sample", action="store_true", help="pair one repetition of each tool per round")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llama_bench_parity_cpu"))
     a = parser.parse_args()
 
@@ -200,6 +311,9 @@ def main() -> int:
     simd = ("avx", "amx", "fma", "f16c", "sse4", "vnni", "neon", "sve", "dotprod", "i8mm")
     flags = " ".join(f for f in cpu_flags().split() if f.startswith(simd) or "vnni" in f)
     print(f"CPU: {platform.processor() or platform.machine()}, flags: {flags}")
+    if a.per_sample:
+        run_per_sample(a, exe, models, flags)
+        return 0
     ours: dict[str, list[list[float]]] = {}
     ref: dict[str, list[list[float]]] = {}
     loads = []

@@ -77,7 +77,8 @@ class DecodeBench:
     depth_prefill_ns: int
     """Time of the one untimed KV prefill to n_depth tokens (0 at depth 0)."""
     peak_rss_bytes: int
-    """Resident memory of the process after the test (weights plus this test's KV cache), bytes."""
+    """Highest resident memory of the process read after the warm-up and after each repetition, while the
+    test's context (weights plus its KV cache) is alive; outside the timed window, bytes."""
     seed: int
 
 
@@ -241,6 +242,7 @@ def bench_decode(
                 prompt(n_prompt)
             if n_gen:
                 gen(1)
+        peak_rss = current_rss_bytes()
         samples, starts, ends = [], [], []
         state = None
         prefill_ns = 0
@@ -263,6 +265,7 @@ def bench_decode(
                 gen(n_gen)
             samples.append(time.perf_counter_ns() - t0)
             ends.append(pos())
+            peak_rss = max(peak_rss, current_rss_bytes())
     return DecodeBench(
         n_prompt=n_prompt,
         n_gen=n_gen,
@@ -280,6 +283,6 @@ def bench_decode(
         warmup_runs=int(warmup),
         threadpool=attached,
         depth_prefill_ns=prefill_ns,
-        peak_rss_bytes=current_rss_bytes(),
+        peak_rss_bytes=peak_rss,
         seed=seed,
     )

@@ -42,3 +42,20 @@ def test_bad_settings_are_refused(llama_engine, kwargs, message):
     args = {"n_prompt": 0, "n_gen": 2, "repetitions": 1, **kwargs}
     with pytest.raises(BadParameter, match=message):
         llama_engine.bench_decode(**args)
+
+
+def test_peak_rss_is_read_while_the_tests_kv_cache_is_resident(llama_engine):
+    """The memory figure is taken inside the test, not after its context is freed: it holds the KV cache."""
+    import llama_cpp
+
+    from engines.base import current_rss_bytes
+
+    model = llama_engine._llm._model.model
+    n_layer, n_head = llama_cpp.llama_model_n_layer(model), llama_cpp.llama_model_n_head(model)
+    kv_width = llama_cpp.llama_model_n_head_kv(model) * llama_cpp.llama_model_n_embd(model) // n_head
+    depth = 1024
+    kv_bytes = 2 * n_layer * depth * kv_width * 4  # K and V, f32, the prefilled cells only
+    llama_engine.bench_decode(0, 2, 0, 1)  # the weights paged in (mmap), so only the test's own memory is new
+    before = current_rss_bytes()
+    run = llama_engine.bench_decode(0, 2, depth, 1, type_k="f32", type_v="f32", flash_attn="off")
+    assert run.peak_rss_bytes - before >= 0.9 * kv_bytes
