@@ -228,11 +228,20 @@ def bench_decode(
         def prompt(n: int) -> None:  # llama-bench's test_prompt: BOS first, then random ids
             decode(_rng_tokens(rng, n, n_vocab, bos))
 
+        one = llama_cpp.llama_batch_get_one(buf, 1)  # a view of buf[0]: reused for every generated token
+
         def gen(n: int) -> None:  # llama-bench's test_gen: one token per decode, synchronized
-            token = bos if bos is not None else int(rng.integers(0, n_vocab))
-            for _ in range(n):
-                decode([token])
-                token = int(rng.integers(0, n_vocab))
+            # All ids are drawn in one call before the loop (the same draws, in the same order, as one per
+            # token), so the loop does only what llama-bench's does: set the token, decode, synchronize.
+            draws = [int(t) for t in rng.integers(0, n_vocab, size=n if bos is not None else n + 1)]
+            tokens = ([bos] + draws)[:n] if bos is not None else draws[:n]
+            llama_decode, synchronize = llama_cpp.llama_decode, llama_cpp.llama_synchronize
+            for token in tokens:
+                buf[0] = token
+                rc = llama_decode(ctx, one)
+                if rc != 0:
+                    raise EngineUnavailable(f"llama_decode failed with {rc} generating one token")
+                synchronize(ctx)
 
         def pos() -> int:
             return int(llama_cpp.llama_memory_seq_pos_max(mem, 0)) + 1
