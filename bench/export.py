@@ -107,5 +107,5 @@ def render_speed(frame: pd.DataFrame, fmt: str) -> str:
     if fmt == "jsonl":
         return llama_format.to_jsonl(lb)
     if fmt == "sql":
-        return llama_format.to_sql(lb)
+        return llama_format.to_speed_sql(lb)
     raise ValueError(f"not a llama-bench output format: {fmt!r}")

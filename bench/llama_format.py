@@ -8,8 +8,11 @@ llama.cpp vendored by the pinned llama-cpp-python 0.3.36: `test::get_fields`, `g
 sql, empty in csv), never a made-up default: llama.cpp's fixed settings (split mode, cpu mask, ...) are
 filled for llama.cpp rows only, with what our llama.cpp engine actually passes.
 
-sql is llama-bench's: `CREATE TABLE IF NOT EXISTS llama_bench (...)` then one `INSERT INTO llama_bench`
-per row; ours types each value (INTEGER, REAL, TEXT, NULL) where llama-bench quotes all of them.
+sql is llama-bench's: `CREATE TABLE IF NOT EXISTS llama_bench (...)` with exactly llama-bench's columns,
+then one `INSERT INTO llama_bench` per row, so our files and `llama-bench -o sql` append to one database in
+either order (its compare script reads both). The whole row (samples and our fields too) goes to a second
+table, `localbench_speed`, in the same file. Ours types each value (INTEGER, REAL, TEXT, NULL) where
+llama-bench quotes all of them.
 """
 
 from __future__ import annotations
@@ -206,6 +209,11 @@ def to_sql(frame: pd.DataFrame, table: str = "llama_bench") -> str:
         values = ", ".join(_sql_literal(r[c]) for c in columns)
         lines.append(f"INSERT INTO {table} ({names}) VALUES ({values});")
     return "\n".join(lines) + "\n"
+
+
+def to_speed_sql(frame: pd.DataFrame) -> str:
+    """A llama_bench_frame() as llama-bench's table (its columns only) plus `localbench_speed` (every column)."""
+    return to_sql(frame[list(LLAMA_BENCH_FIELDS)], "llama_bench") + "\n" + to_sql(frame, "localbench_speed")
 
 
 def to_json(frame: pd.DataFrame) -> str:

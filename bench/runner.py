@@ -275,7 +275,7 @@ def run_speed(
             model=info.name,
             engine=info.engine,
             model_filename=info.path or info.name,
-            model_type=model_type(info.arch, info.n_params, info.file_type),
+            model_type=info.library_desc or model_type(info.arch, info.n_params, info.file_type),
             model_size=int(info.model_size_bytes or 0),
             model_n_params=int(info.n_params or 0),
             backends=info.backend,
@@ -311,7 +311,8 @@ def run_speed(
 
 
 def model_type(arch: str, n_params: int | None, file_type: str) -> str:
-    """llama-bench's model_type: 'llama 135M Q4_1'."""
+    """llama-bench's model_type as 'llama 135M Q4_1', for engines whose library has no description of its
+    own (llama.cpp rows take `llama_model_desc`, as llama-bench does)."""
     if not n_params:
         size = "?"
     elif n_params >= 1e9:

@@ -67,8 +67,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser, lists: bool = False) -
         "--batch",
         "-b",
         type=int_list if lists else int,
-        default=[512] if lists else 512,
-        help="prompt batch size in tokens" + (", e.g. 256,512" if lists else ""),
+        default=None if lists else 512,
+        help="prompt batch size in tokens"
+        + (f", e.g. 256,512 (default: llama-bench's {LLAMA_BENCH_N_BATCH} on llama.cpp, else 512)" if lists else ""),
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, mps or metal (default: detected)")
     parser.add_argument("--dtype", default=None, help="fp32, fp16 or bf16 (torch/MLX engines)")
@@ -157,6 +158,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+LLAMA_BENCH_N_BATCH = 2048
+"""llama-bench's default -b: `bench` on llama.cpp uses it when -b is not given, as llama-bench does."""
+
+
+def default_batches(args: argparse.Namespace, engine_name: str) -> list[int]:
+    """-b as given, else [2048] on llama.cpp (llama-bench's default) and [512] on the other engines."""
+    if args.batch is not None:
+        return list(args.batch)
+    return [LLAMA_BENCH_N_BATCH if engine_name == "llamacpp" else 512]
+
+
 def load_config_from(args: argparse.Namespace, needed_ctx: int = 0):
     """LoadConfig from CLI flags, defaults from the hardware's optimal config."""
     from engines.base import LoadConfig
@@ -229,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
     from planning.guard import guarded_pool
 
     engine_name = default_engine(args)
+    args.batch = default_batches(args, engine_name)
     tests, loads = bench_plan(args, per_test_threads=engine_name == "llamacpp" and args.method != "stream")
     if not 1 <= args.repetitions <= 1000:  # before any load: bad input costs nothing
         raise BadParameter(f"repetitions must be between 1 and 1000, got {args.repetitions}")
@@ -420,6 +433,7 @@ def run_serving_cli(args: argparse.Namespace) -> int:
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool
 
+    args.batch = default_batches(args, default_engine(args))
     if len(args.threads or ()) > 1 or len(args.batch) > 1:
         raise BadParameter("the serving benchmark runs one configuration: give one -t and one -b")
     n_prompt, n_gen = args.n_prompt[0], args.n_gen[0]

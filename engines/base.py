@@ -128,6 +128,9 @@ class ModelInfo:
     """Engine settings the model was loaded with, under llama-bench's names: (('repack', '0'),)."""
     notes: tuple[str, ...] = ()
     """Why a setting is what it is, e.g. a known-fault fallback with its upstream issue."""
+    library_desc: str = ""
+    """The engine library's own one-line name of the model, where it has one (llama.cpp's
+    `llama_model_desc`, 'llama 256M Q4_1': llama-bench's model_type; its size is llama.cpp's type bucket)."""
 
     def setting(self, name: str, default: str = "") -> str:
         return dict(self.settings).get(name, default)

@@ -9,6 +9,7 @@ re-processed and prompt t/s stays honest. Metadata comes from the GGUF header vi
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import math
 import threading
 from collections.abc import Iterator
@@ -263,6 +264,8 @@ class LlamaCppEngine(Engine):
         # llama.cpp pads small contexts (to 256); the window we promise is the one asked for.
         self._n_ctx = min(config.n_ctx, self._llm.n_ctx())
         self._eos = self._llm.token_eos()
+        desc = ctypes.create_string_buffer(256)
+        llama_cpp.llama_model_desc(self._llm._model.model, desc, len(desc))
         backend = "CPU"
         if config.n_gpu_layers != 0 and llama_cpp.llama_supports_gpu_offload():
             import platform
@@ -291,6 +294,7 @@ class LlamaCppEngine(Engine):
             dtype=meta.file_type,
             load_s=load_s,
             versions=(("llama-cpp-python", metadata.version("llama_cpp_python")),),
+            library_desc=desc.value.decode("utf-8", "replace"),
             settings=(
                 ("repack", str(int(repack))),
                 ("use_mmap", str(int(use_mmap))),

@@ -22,9 +22,11 @@ def test_sql_output_loads_into_sqlite(tmp_path):
     db = sqlite3.connect(tmp_path / "bench.sqlite")
     db.executescript(proc.stdout)
     columns = [row[1] for row in db.execute("PRAGMA table_info(llama_bench)")]
-    assert tuple(columns[: len(LLAMA_BENCH_FIELDS)]) == LLAMA_BENCH_FIELDS
-    assert {"samples_ns", "samples_ts", "engine", "test", "bench_method"} <= set(columns)
-    types = {row[1]: row[2] for row in db.execute("PRAGMA table_info(llama_bench)")}
+    assert tuple(columns) == LLAMA_BENCH_FIELDS  # llama-bench's table exactly: both tools append to one database
+    full = [row[1] for row in db.execute("PRAGMA table_info(localbench_speed)")]
+    assert tuple(full[: len(LLAMA_BENCH_FIELDS)]) == LLAMA_BENCH_FIELDS
+    assert {"samples_ns", "samples_ts", "engine", "test", "bench_method"} <= set(full)
+    types = {row[1]: row[2] for row in db.execute("PRAGMA table_info(localbench_speed)")}
     assert (types["n_threads"], types["avg_ts"], types["model_type"], types["repack"]) == (
         "INTEGER",
         "REAL",
@@ -33,7 +35,7 @@ def test_sql_output_loads_into_sqlite(tmp_path):
     )
     rows = db.execute(
         "SELECT n_prompt, n_gen, n_threads, avg_ts, stddev_ts, repack, flash_attn, samples_ts, build_number "
-        "FROM llama_bench ORDER BY n_gen"
+        "FROM localbench_speed ORDER BY n_gen"
     ).fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == [(16, 0, 2), (0, 4, 2)]
     assert all(r[3] > 0 and r[4] >= 0 and r[5] == 0 and r[6] == -1 for r in rows)
@@ -41,6 +43,18 @@ def test_sql_output_loads_into_sqlite(tmp_path):
     assert all(r[8] is None for r in rows)  # unknown is NULL, never 0
     db.executescript(proc.stdout)  # llama-bench appends: a second file into the same database adds rows
     assert db.execute("SELECT COUNT(*) FROM llama_bench").fetchone()[0] == 4
+    assert db.execute("SELECT COUNT(*) FROM localbench_speed").fetchone()[0] == 4
+
+
+def test_sql_output_appends_to_a_database_llama_bench_made_first(tmp_path):
+    """`llama-bench -o sql | sqlite3 db` makes llama_bench with its fields only (no samples); ours then adds to it."""
+    proc = run_app(*SMALL, "-p", "8", "-n", "0", "-r", "1", "-t", "2", "-o", "sql")
+    assert proc.returncode == 0, proc.stderr
+    db = sqlite3.connect(tmp_path / "llama-bench.sqlite")
+    db.execute(f"CREATE TABLE llama_bench ({', '.join(LLAMA_BENCH_FIELDS)})")  # as llama-bench's sql printer
+    db.executescript(proc.stdout)
+    rows = db.execute("SELECT n_prompt, n_gen, n_threads, n_batch, model_type FROM llama_bench").fetchall()
+    assert rows == [(8, 0, 2, 2048, "llama 256M Q4_1")]  # llama-bench's default -b; llama_model_desc, as it prints
 
 
 def test_jsonl_thread_and_batch_lists_one_load_in_llama_bench_order():
