@@ -199,7 +199,7 @@ def run_per_sample(a: argparse.Namespace, exe: Path, models: list[tuple[str, str
     repack = a.repack.strip().lower() not in ("0", "false", "off", "no")
     needed = max(p + n + d for p, n, d in tests) + 16
     config = LoadConfig(
-        n_ctx=max(2048, 1 << needed.bit_length()), n_threads=a.threads, options=(("repack", repack),)
+        n_ctx=max(2048, 1 << needed.bit_length()), n_threads=a.threads, n_batch=2048, options=(("repack", repack),)
     ).validate()
     ref_flags = ["-p", a.n_prompt, "-n", str(a.n_gen), "-d", ",".join(map(str, depths)), "-r", "1"]
     ref_flags += ["-t", str(a.threads), "-fa", a.flash_attn, "--repack", a.repack, "-o", "json"]
