@@ -59,6 +59,9 @@ class SpeedResult:
     gpu_info: str
     versions: str
     """'library version; ...' of what ran it."""
+    file_type: str = ""
+    """The weights' quantization or dtype as our reader names it (Q4_1, Q4_K_M, F16, 4bit): model_type's last
+    word is not one on llama.cpp, whose `llama_model_desc` says 'Q4_K - Medium'."""
     repack: str = ""
     """llama.cpp: '1' when weights were repacked at load, '0' when not (llama-bench's column); '' elsewhere."""
     n_ubatch: int = 0
@@ -124,3 +127,13 @@ class SpeedResult:
     """In an interleaved A/B comparison (bench.interleave): this row's arm, 'A', 'B', ...; '' otherwise."""
     run_order: str = ""
     """In an interleaved A/B comparison: the order the repetitions ran in, e.g. 'A1 B1 A2 B2 A3 B3'."""
+
+
+def quant_of(row: dict) -> str:
+    """A stored speed row's quantization label: `file_type`, else model_type's last word (rows stored before
+    file_type existed, all from engines that write 'arch size type'), else the ladder variant."""
+    if row.get("file_type"):
+        return str(row["file_type"])
+    if row.get("model_type"):
+        return str(row["model_type"]).split(" ")[-1]
+    return str(row.get("variant") or "")

@@ -276,6 +276,7 @@ def run_speed(
             engine=info.engine,
             model_filename=info.path or info.name,
             model_type=info.library_desc or model_type(info.arch, info.n_params, info.file_type),
+            file_type=info.file_type,
             model_size=int(info.model_size_bytes or 0),
             model_n_params=int(info.n_params or 0),
             backends=info.backend,

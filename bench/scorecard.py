@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bench.quant_summary import TARGET_LIMIT_PCT, TARGET_TYPE
+from bench.records import quant_of
 from bench.speedup import TARGET_SPEEDUP
 
 PASS, FAIL, NOT_MEASURABLE = "pass", "fail", "not measurable"
@@ -61,7 +62,7 @@ def _params(n: float | int | None) -> str:
 def _model(row: dict) -> str:
     n = row.get("model_n_params") or row.get("n_params")
     name = row.get("model") or row.get("model_name") or "?"
-    quant = row.get("model_type", "").split(" ")[-1] if row.get("model_type") else row.get("variant", "")
+    quant = quant_of(row)
     return f"{name} ({_params(n)}{', ' + quant if quant else ''})"
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.export import FORMULA_PREFIXES, render, to_csv
+from bench.records import quant_of
 from bench.scorecard import machine_label
 from core.errors import BadParameter
 
@@ -53,7 +54,7 @@ def _first(run: dict, key: str) -> str:
 
 def _quant(run: dict) -> str:
     rows = run.get("rows") or []
-    types = {r.get("model_type", "").split(" ")[-1] for r in rows if r.get("model_type")}
+    types = {quant_of(r) for r in rows if r.get("file_type") or r.get("model_type")}
     types |= {r["variant"] for r in rows if r.get("variant")}
     return ", ".join(sorted(types))
 
@@ -99,7 +100,7 @@ def export_text(runs: Sequence[dict], fmt: str) -> str:
             "hardware_json": json.dumps(run.get("hardware") or {}, default=str),
         }
         for row in run.get("rows") or [{}]:
-            quant = row.get("model_type", "").split(" ")[-1] if row.get("model_type") else row.get("variant", "")
+            quant = quant_of(row)
             readable = {"quant": quant, "test": row.get("test", ""), "avg_ts": row.get("avg_ts", "")}
             lines.append({**base, **readable, "row_json": json.dumps(row, default=str) if row else ""})
     return to_csv(pd.DataFrame(lines))

@@ -21,6 +21,7 @@ import pandas as pd
 
 from bench.export import mean_pm_column, to_frame
 from bench.interleave import Arm, ab_rows, labels, run_interleaved
+from bench.records import quant_of
 from bench.runner import plan_tests, run_speed
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
@@ -55,7 +56,7 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
             "arm": frame.get("arm", ""),
             "model": frame["model"],
             "engine": frame["engine"].map(display_name),
-            "quant": frame["model_type"].str.split().str[-1],  # "llama 135M Q4_1" → "Q4_1"
+            "quant": [quant_of(r) for r in frame.to_dict("records")],  # file_type: Q4_1, Q4_K_M, 4bit
             "size MiB": (frame["model_size"] / 2**20).round(1),
             "threads": frame["n_threads"],
             "backend": frame["backends"],

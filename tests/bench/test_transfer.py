@@ -88,3 +88,12 @@ def test_a_run_twice_in_one_file_is_rejected_the_second_time(store):
     text = json.dumps({"schema": SCHEMA, "runs": [*runs, runs[0]]})
     good, rejected = parse_export(text)
     assert len(good) == 2 and "appears earlier" in rejected[0].reason
+
+
+def test_quant_label_comes_from_file_type_not_llama_cpps_description():
+    from bench.records import quant_of
+
+    # llama.cpp's llama_model_desc (llama-bench's model_type) names K-quants 'Q4_K - Medium'
+    assert quant_of({"model_type": "gemma3 270M Q4_K - Medium", "file_type": "Q4_K_M"}) == "Q4_K_M"
+    assert quant_of({"model_type": "llama 135M Q4_1"}) == "Q4_1"  # a row stored before file_type
+    assert quant_of({"variant": "Q8_0"}) == "Q8_0" and quant_of({}) == ""
