@@ -170,14 +170,19 @@ def report(a, ours, ref, loads, flags, model_paths, rounds_done: int) -> None:
             f"| {r['test']} | {r['ours_ts']:.2f} ± {r['ours_sd']:.2f} | {r['llama_bench_ts']:.2f} ± "
             f"{r['llama_bench_sd']:.2f} | {r['ratio']:.3f} ± {r['ratio_sd']:.3f} | {r['ratios_per_round']} |"
         )
+    write_report(a.out, lines, table)
+
+
+def write_report(out: str, lines: list[str], rows: list[dict]) -> None:
+    """Print the markdown lines and write them to out.md, and the rows to out.csv."""
     text = "\n".join(lines) + "\n"
     print(text)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out + ".md").write_text(text, encoding="utf-8")
-    with open(a.out + ".csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(table[0]))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out + ".md").write_text(text, encoding="utf-8")
+    with open(out + ".csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
-        w.writerows(table)
+        w.writerows(rows)
 
 
 def paired_stats(ours: list[float], ref: list[float]) -> dict:
@@ -190,19 +195,21 @@ def paired_stats(ours: list[float], ref: list[float]) -> dict:
 
 def run_per_sample(a: argparse.Namespace, exe: Path, models: list[tuple[str, str]], flags: str) -> None:
     """Ours and llama-bench one repetition each per round, alternating order; see the module docstring."""
+    from commands.bench import LLAMA_BENCH_N_BATCH
     from engines.base import LoadConfig
     from planning.guard import guarded_pool
 
     prompts = [int(x) for x in a.n_prompt.split(",") if x.strip()]
     depths = [0, a.depth] if a.depth else [0]
     tests = [(p, 0, d) for d in depths for p in prompts] + ([(0, a.n_gen, d) for d in depths] if a.n_gen else [])
-    repack = a.repack.strip().lower() not in ("0", "false", "off", "no")
     needed = max(p + n + d for p, n, d in tests) + 16
     config = LoadConfig(
-        n_ctx=max(2048, 1 << needed.bit_length()), n_threads=a.threads, n_batch=2048, options=(("repack", repack),)
+        n_ctx=max(2048, 1 << needed.bit_length()),
+        n_threads=a.threads,
+        n_batch=LLAMA_BENCH_N_BATCH,
+        options=(("repack", a.repack),),
     ).validate()
-    ref_flags = ["-p", a.n_prompt, "-n", str(a.n_gen), "-d", ",".join(map(str, depths)), "-r", "1"]
-    ref_flags += ["-t", str(a.threads), "-fa", a.flash_attn, "--repack", a.repack, "-o", "json"]
+    ref_flags = common_flags(argparse.Namespace(**{**vars(a), "repetitions": 1})) + ["-o", "json"]
     samples: list[dict] = []
     pool = guarded_pool(max_loaded=1)
     try:
@@ -210,23 +217,19 @@ def run_per_sample(a: argparse.Namespace, exe: Path, models: list[tuple[str, str
             engine = pool.get("llamacpp", path, config)
             for rnd in range(a.rounds):
                 order = ("ours", "llama-bench") if rnd % 2 == 0 else ("llama-bench", "ours")
-                for arm in order:
+                for position, arm in enumerate(order):
+                    base = {"variant": variant, "round": rnd, "arm": arm, "position": position}
                     if arm == "ours":
                         for p, n, d in tests:
                             run = engine.bench_decode(p, n, d, 1, n_threads=a.threads, flash_attn=a.flash_attn)
-                            samples.append(
-                                {"variant": variant, "round": rnd, "arm": arm, "position": order.index(arm)}
-                                | {"test": test_name({"n_prompt": p, "n_gen": n, "n_depth": d}, variant)}
-                                | {"ts": (p + n) / (run.samples_ns[0] / 1e9), "load1": os.getloadavg()[0]}
-                            )
+                            name = test_name({"n_prompt": p, "n_gen": n, "n_depth": d}, variant)
+                            ts = (p + n) / (run.samples_ns[0] / 1e9)
+                            samples.append(base | {"test": name, "ts": ts, "load1": os.getloadavg()[0]})
                     else:
                         out = subprocess.run([str(exe), "-m", path, *ref_flags], check=True, capture_output=True)
                         for r in json.loads(out.stdout):
-                            samples.append(
-                                {"variant": variant, "round": rnd, "arm": arm, "position": order.index(arm)}
-                                | {"test": test_name(r, variant), "ts": r["samples_ts"][0]}
-                                | {"load1": os.getloadavg()[0]}
-                            )
+                            name, ts = test_name(r, variant), r["samples_ts"][0]
+                            samples.append(base | {"test": name, "ts": ts, "load1": os.getloadavg()[0]})
                 print(f"{variant or Path(path).name} round {rnd + 1}/{a.rounds}", flush=True)
             pool.unload_all()
     finally:
@@ -256,7 +259,6 @@ def report_per_sample(a: argparse.Namespace, samples: list[dict], flags: str, mo
         "| test | ours t/s | llama-bench t/s | ours ÷ llama-bench | 95 % interval | rounds |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    table = []
     for test in dict.fromkeys(s["test"] for s in samples):
         o, b = by.get((test, "ours"), {}), by.get((test, "llama-bench"), {})
         rounds = sorted(set(o) & set(b))
@@ -265,19 +267,11 @@ def report_per_sample(a: argparse.Namespace, samples: list[dict], flags: str, mo
         ov, bv = [o[r] for r in rounds], [b[r] for r in rounds]
         st = paired_stats(ov, bv)
         (om, osd), (bm, bsd) = mean_sd(ov), mean_sd(bv)
-        table.append({"test": test, "ours_ts": om, "ours_sd": osd, "llama_bench_ts": bm, "llama_bench_sd": bsd} | st)
         lines.append(
             f"| {test} | {om:.2f} ± {osd:.2f} | {bm:.2f} ± {bsd:.2f} | {st['ratio']:.3f} | "
             f"{st['low']:.3f}-{st['high']:.3f} | {st['rounds']} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out + ".md").write_text(text, encoding="utf-8")
-    with open(a.out + ".csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(samples[0]))
-        w.writeheader()
-        w.writerows(samples)
+    write_report(a.out, lines, samples)
 
 
 def main() -> int:
