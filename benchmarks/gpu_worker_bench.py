@@ -51,6 +51,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from gpu_bench import card_name, log, make_random_model, write_csv  # noqa: E402
 
+from bench.stats import summarize as stats_summary  # noqa: E402
+
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
 
@@ -155,15 +157,14 @@ def host_probe_ms(n: int = 100_000) -> float:
 
 
 def itl_stats(times: list[float]) -> dict:
-    """p50, p99 and max of the gaps between successive token times (seconds in), milliseconds; derived."""
-    gaps = sorted(b - a for a, b in itertools.pairwise(times))
+    """p50, p99 and max of the gaps between successive token times (seconds in), milliseconds; derived
+    (bench.stats.summarize: linear-interpolated percentiles, as every other table of ours)."""
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     if not gaps:
         return {}
-
-    def pick(q: float) -> float:
-        return round(gaps[min(len(gaps) - 1, int(q * len(gaps)))] * 1e3, 4)
-
-    return {"itl_p50_ms": pick(0.5), "itl_p99_ms": pick(0.99), "itl_max_ms": round(gaps[-1] * 1e3, 4)}
+    s = stats_summary(gaps)
+    ms = {"p50": s.p50, "p99": s.p99, "max": s.max}
+    return {f"itl_{k}_ms": round(v * 1e3, 4) for k, v in ms.items()}
 
 
 NOSAMPLE = "ours, sampling off"

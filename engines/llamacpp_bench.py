@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import time
 from dataclasses import dataclass
 
@@ -83,15 +82,18 @@ class DecodeBench:
 
 
 class _Threadpool:
-    """ggml_threadpool_new/free through ctypes (llama-cpp-python binds neither)."""
+    """ggml_threadpool_new/free through ctypes (llama-cpp-python binds neither).
+
+    The symbols are looked up through llama-cpp-python's own libllama handle, whose scope holds the libggml-base
+    and libggml-cpu it loaded: opening those libraries again by path would map a second copy of ggml into the
+    process (the wheel ships libggml-cpu.so and libggml-cpu.so.0 as separate files), and with
+    LLAMA_CPP_LIB_PATH (another build) a ggml from another build.
+    """
 
     def __init__(self, n_threads: int) -> None:
         import llama_cpp.llama_cpp as capi
 
-        libdir = os.path.dirname(capi.__file__)
-        libdir = os.path.join(libdir, "lib") if os.path.isdir(os.path.join(libdir, "lib")) else libdir
-        base = ctypes.CDLL(os.path.join(libdir, "libggml-base.so"))
-        cpu = ctypes.CDLL(os.path.join(libdir, "libggml-cpu.so"))
+        lib = capi._lib
 
         class Params(ctypes.Structure):
             _fields_ = [
@@ -103,29 +105,29 @@ class _Threadpool:
                 ("paused", ctypes.c_bool),
             ]
 
-        base.ggml_threadpool_params_init.argtypes = [ctypes.POINTER(Params), ctypes.c_int]
-        base.ggml_threadpool_params_init.restype = None
-        cpu.ggml_threadpool_new.argtypes = [ctypes.POINTER(Params)]
-        cpu.ggml_threadpool_new.restype = ctypes.c_void_p
-        cpu.ggml_threadpool_free.argtypes = [ctypes.c_void_p]
-        cpu.ggml_threadpool_free.restype = None
-        capi._lib.llama_attach_threadpool.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
-        capi._lib.llama_attach_threadpool.restype = None
+        lib.ggml_threadpool_params_init.argtypes = [ctypes.POINTER(Params), ctypes.c_int]
+        lib.ggml_threadpool_params_init.restype = None
+        lib.ggml_threadpool_new.argtypes = [ctypes.POINTER(Params)]
+        lib.ggml_threadpool_new.restype = ctypes.c_void_p
+        lib.ggml_threadpool_free.argtypes = [ctypes.c_void_p]
+        lib.ggml_threadpool_free.restype = None
+        lib.llama_attach_threadpool.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        lib.llama_attach_threadpool.restype = None
         params = Params()
-        base.ggml_threadpool_params_init(ctypes.byref(params), n_threads)
+        lib.ggml_threadpool_params_init(ctypes.byref(params), n_threads)
         params.poll = THREADPOOL_POLL
-        self._cpu, self._capi = cpu, capi
-        self.handle = cpu.ggml_threadpool_new(ctypes.byref(params))
+        self._lib = lib
+        self.handle = lib.ggml_threadpool_new(ctypes.byref(params))
 
     def attach(self, ctx) -> bool:
         if not self.handle:
             return False
-        self._capi._lib.llama_attach_threadpool(ctx, self.handle, self.handle)
+        self._lib.llama_attach_threadpool(ctx, self.handle, self.handle)
         return True
 
     def free(self) -> None:
         if self.handle:
-            self._cpu.ggml_threadpool_free(self.handle)
+            self._lib.ggml_threadpool_free(self.handle)
             self.handle = None
 
 

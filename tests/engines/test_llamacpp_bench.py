@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import pytest
@@ -15,7 +16,31 @@ def test_bench_decode_returns_one_positive_sample_per_repetition(llama_engine):
     assert run.kv_pos_start == (0, 0, 0) and run.kv_pos_end == (16, 16, 16)
     assert run.n_ctx == 16 and run.flash_attn == -1 and run.type_k == run.type_v == "f16"
     assert run.warmup_runs == 1 and run.n_threads == 2
+    assert run.threadpool  # a ggml threadpool (poll 50) was attached, as llama-bench attaches one
     assert pickle.loads(pickle.dumps(run)) == run  # crosses a worker process unchanged
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads Linux's /proc/self/maps")
+def test_the_threadpool_uses_the_ggml_already_loaded_not_a_second_copy(llama_engine):
+    """The wheel ships libggml-cpu.so and libggml-cpu.so.0 as separate files: a threadpool made by opening the
+    first by path ran on a second copy of ggml. One copy of each library stays mapped through a test."""
+
+    def ggml_files() -> dict[str, set[tuple[int, int]]]:
+        files: dict[str, set[tuple[int, int]]] = {}
+        with open("/proc/self/maps") as maps:
+            paths = [line.split()[-1] for line in maps]
+        for path in paths:
+            for lib in ("libggml-base", "libggml-cpu"):
+                if f"/{lib}." in path:
+                    st = os.stat(path)
+                    files.setdefault(lib, set()).add((st.st_dev, st.st_ino))
+        return files
+
+    run = llama_engine.bench_decode(0, 2, 0, 1)
+    assert run.threadpool
+    files = ggml_files()
+    assert set(files) == {"libggml-base", "libggml-cpu"}
+    assert all(len(copies) == 1 for copies in files.values()), files
 
 
 def test_depth_prefills_the_kv_cache_before_the_timed_decodes(llama_engine):
