@@ -159,12 +159,17 @@ class _Server:
             self.conn.send(msg)
 
     def serve(self) -> None:
-        threading.Thread(target=self._read, name="worker-reader", daemon=True).start()
+        # The heartbeat (builtins only) runs during the target's import; the reader starts after it. Unpickling
+        # a request imports modules, and on its own thread that raced the import: dataclasses peeks at
+        # sys.modules["typing"], so a class defined while the reader was importing typing failed with
+        # "partially initialized module 'typing' has no attribute 'ClassVar'" (seen loading a model).
+        # Requests sent meanwhile wait in the pipe.
         threading.Thread(target=self._beat, name="worker-heartbeat", daemon=True).start()
         try:
             self.obj = construct(self.target)
         except Exception as err:  # reported on the first request
             self.obj = err
+        threading.Thread(target=self._read, name="worker-reader", daemon=True).start()
         while True:
             msg = self.work.get()
             if msg is None:

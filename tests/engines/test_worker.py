@@ -227,3 +227,15 @@ def test_stop_ends_a_stuck_server_stream_within_a_second(stalling):
     _, stats = engine.generate(STORY, GenerationParams(max_tokens=64), cancel)
     assert stats.stop_reason == "cancelled" and stats.gen_tokens >= 0
     assert time.monotonic() - stopped_at[0] < 1.0
+
+
+def test_the_worker_reads_requests_only_after_its_target_is_imported():
+    """Unpickling a request imports modules; on the reader thread that raced the target's import (dataclasses
+    peeks at a partly imported typing). The target is imported with only the heartbeat running, and the
+    request sent at once is answered after it."""
+    worker = supervisor.Worker("tests.engines.worker_target:ThreadsAtImport", "threads at import")
+    try:
+        names = worker.call("call", ("names", (), {}), "asking the target", 60)
+    finally:
+        worker.close()
+    assert "worker-heartbeat" in names and "worker-reader" not in names
