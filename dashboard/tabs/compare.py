@@ -70,15 +70,17 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def speed_chart(frame: pd.DataFrame) -> alt.Chart:
-    """Mean t/s per model and test with ± stddev error bars (measured)."""
+    """Mean t/s per model and test with ± stddev error bars (measured). One bar a row: interleaved arms of the
+    same model · engine get their arm in the label, and bars never stack (a stacked bar would show a sum)."""
+    arm = frame["arm"].fillna("").astype(str) if "arm" in frame else pd.Series("", index=frame.index)
     data = frame.assign(
-        label=frame["model"] + " · " + frame["engine"],
+        label=arm.where(arm == "", arm + " · ") + frame["model"] + " · " + frame["engine"],
         lo=frame["avg_ts"] - frame["stddev_ts"],
         hi=frame["avg_ts"] + frame["stddev_ts"],
     )
     base = alt.Chart(data).encode(y=alt.Y("label:N", title=None))
     bars = base.mark_bar().encode(
-        x=alt.X("avg_ts:Q", title="tokens/s (mean of repetitions)"),
+        x=alt.X("avg_ts:Q", title="tokens/s (mean of repetitions)", stack=None),
         color=alt.Color("label:N", legend=None),
         tooltip=["model", "engine", "test", "avg_ts", "stddev_ts", "avg_ttft_ms"],
     )
