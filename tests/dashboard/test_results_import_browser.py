@@ -30,6 +30,9 @@ def import_file(page, path) -> str:
     return the status line."""
     before = page.locator("#results-import-status").inner_text().strip()
     field = page.locator("#results-import-file")
+    # The tab's content mounts after the tab is clicked: wait until the control shows either its file input or a
+    # file from the last import (Clear), or an empty, not yet mounted control reads as "a file is shown".
+    field.locator("input[type=file], button[aria-label=Clear]").first.wait_for(state="attached")
     if field.locator("input[type=file]").count() == 0:  # a file from the last import is still shown: clear it
         field.hover()  # Gradio shows the file's Clear button on hover
         field.locator("button[aria-label=Clear]").click()
