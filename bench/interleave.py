@@ -116,7 +116,7 @@ def run_interleaved(
     total, done = len(arms) * repetitions, 0
     for rep in range(repetitions):
         for arm in arms:
-            fresh_context = method != "stream" and cancel is None and decode_method(arm.engine, method) is not None
+            fresh_context = method != "stream" and decode_method(arm.engine, method) is not None
             report = None
             if progress:
 

@@ -172,14 +172,12 @@ def run_speed(
     contention — `others_resident` models loaded beside this one —, receipt, roofline).
 
     method 'auto' uses the engine's llama-bench method (llama.cpp: `llama_decode` only) where it has
-    one and the streaming path elsewhere, and streams when a `cancel` event is given (the dashboard's
-    runs: the llama-bench method cannot stop mid-test); 'stream' forces the streaming path; 'llama-bench' refuses
-    engines without it. Every row's `bench_method` says which produced it.
+    one and the streaming path elsewhere; 'stream' forces the streaming path; 'llama-bench' refuses
+    engines without it. Every row's `bench_method` says which produced it. Both stop within one decode
+    batch or token once `cancel` is set (Cancelled; the test under way leaves no row).
     """
     if not 1 <= repetitions <= 1000:
         raise BadParameter(f"repetitions must be between 1 and 1000, got {repetitions}")
-    if method == "auto" and cancel is not None:
-        method = "stream"  # a run that can be cancelled mid-test (the dashboard's) streams: bench_decode can't stop
     bench = decode_method(engine, method)
     info = engine.info()
     n_ctx = int(info.n_ctx or config.n_ctx)
@@ -210,6 +208,7 @@ def run_speed(
                 warmup=warmup,
                 seed=seed,
                 **{"n_batch": config.n_batch, **test.settings.given()},
+                **({"cancel": cancel} if cancel is not None else {}),
             )
             tokens = test.n_prompt + test.n_gen
             ns = list(run.samples_ns)

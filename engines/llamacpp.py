@@ -375,12 +375,14 @@ class LlamaCppEngine(Engine):
         n_threads: int | None = None,
         warmup: bool = True,
         seed: int = 0,
+        cancel: threading.Event | None = None,
     ) -> DecodeBench:
         """llama-bench's pp/tg/pg test at KV depth `n_depth`: raw nanoseconds per repetition.
 
         Times `llama_decode` only, on synthetic token ids (the same trace for the same seed), in a
         fresh context with llama-bench's parameters; settings left None are the loaded ones. Picklable
-        arguments and result, so it runs unchanged through a worker (engines.llamacpp_bench).
+        arguments and result, so it runs unchanged through a worker (engines.llamacpp_bench); `cancel`
+        stops it within one decode batch (Cancelled).
         """
         with self._lock:
             llm = self._require()
@@ -399,6 +401,7 @@ class LlamaCppEngine(Engine):
                 type_v=type_v or loaded["type_v"],
                 warmup=warmup,
                 seed=seed,
+                cancel=cancel,
             )
 
     def synthetic_prompt(self, n_tokens: int, seed: int = 0) -> Prompt:

@@ -139,10 +139,19 @@ class RemoteEngine(Engine):
             self._worker.kill()
 
     def _call(self, method: str, *args, doing: str | None = None, **kwargs):
+        """`method` on the worker's engine. A `cancel` event among the keyword arguments stays here: the
+        engine gets the worker's own event in its place, set when this one is (Worker.call)."""
+        cancel = kwargs.pop("cancel", None)
+        if cancel is not None:
+            kwargs["cancel"] = CANCEL
         with self._lock:
             self._ensure_worker()
             return self._worker.call(
-                "call", (method, args, kwargs), doing or f"running {method} on {self._ref.name}", self.total_timeout_s
+                "call",
+                (method, args, kwargs),
+                doing or f"running {method} on {self._ref.name}",
+                self.total_timeout_s,
+                cancel=cancel,
             )
 
     def tokenize(self, text: str) -> list[int]:
@@ -150,7 +159,7 @@ class RemoteEngine(Engine):
 
     def logits(self, tokens, cancel: threading.Event | None = None):
         tokens = [int(t) for t in tokens]
-        return self._call("logits", tokens, CANCEL, doing=f"computing logits of {len(tokens)} tokens")
+        return self._call("logits", tokens, cancel=cancel, doing=f"computing logits of {len(tokens)} tokens")
 
     def synthetic_prompt(self, n_tokens: int, seed: int = 0) -> Prompt:
         return self._call("synthetic_prompt", n_tokens, seed)

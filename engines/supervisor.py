@@ -128,11 +128,18 @@ class Worker:
             raise self.death_error(doing)
         return kind, payload, t
 
-    def call(self, op: str, payload, doing: str, timeout_s: float | None = None):
+    def call(self, op: str, payload, doing: str, timeout_s: float | None = None, cancel=None):
+        """Send a request and wait for its answer. `cancel` (a threading.Event): once set, the worker is told
+        to cancel the request (its own event, see engines.worker) and the call waits for its answer, which is
+        Cancelled where the request looks at its event."""
         rid, box = self.send(op, payload)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        told = False
         try:
             while True:
+                if cancel is not None and not told and cancel.is_set():
+                    self.cancel(rid)
+                    told = True
                 got = self.next(box, 0.1, doing)
                 if got is None:
                     if deadline is not None and time.monotonic() > deadline:

@@ -56,6 +56,19 @@ def test_interleaved_rows_keep_every_sample_and_the_order(llama_engine, gemma_en
 
 
 def test_streaming_turns_warm_up_once_per_arm(llama_engine):
+    config = LoadConfig(n_ctx=2048, n_threads=2)
+    rows = run_interleaved(
+        [Arm("A", llama_engine, config), Arm("B", llama_engine, config)],
+        plan_tests([0], [4]),
+        repetitions=2,
+        method="stream",
+    )
+    assert [r.warmup_runs for r in rows] == [1, 1] and all(r.bench_method == "stream" for r in rows)
+    assert rows[0].run_order == "A1 B1 A2 B2" and len(ab_rows(rows)) == 1
+
+
+def test_a_cancellable_run_measures_the_llama_bench_way(llama_engine):
+    """The dashboard passes a Cancel event: llama.cpp still goes through bench_decode (it stops on the event)."""
     import threading
 
     config = LoadConfig(n_ctx=2048, n_threads=2)
@@ -63,7 +76,6 @@ def test_streaming_turns_warm_up_once_per_arm(llama_engine):
         [Arm("A", llama_engine, config), Arm("B", llama_engine, config)],
         plan_tests([0], [4]),
         repetitions=2,
-        cancel=threading.Event(),  # a cancellable run streams, as the dashboard's
+        cancel=threading.Event(),
     )
-    assert [r.warmup_runs for r in rows] == [1, 1] and all(r.bench_method == "stream" for r in rows)
-    assert rows[0].run_order == "A1 B1 A2 B2" and len(ab_rows(rows)) == 1
+    assert all(r.bench_method == "llama-bench" for r in rows) and [r.warmup_runs for r in rows] == [2, 2]

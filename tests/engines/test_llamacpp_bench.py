@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
+import time
 
 import pytest
 
-from core.errors import BadParameter
+from core.errors import BadParameter, Cancelled
 
 
 def test_bench_decode_returns_one_positive_sample_per_repetition(llama_engine):
@@ -84,3 +86,18 @@ def test_peak_rss_is_read_while_the_tests_kv_cache_is_resident(llama_engine):
     before = current_rss_bytes()
     run = llama_engine.bench_decode(0, 2, depth, 1, type_k="f32", type_v="f32", flash_attn="off")
     assert run.peak_rss_bytes - before >= 0.9 * kv_bytes
+
+
+def test_cancel_stops_a_run_mid_test_and_the_engine_measures_on(llama_engine):
+    """Cancel reaches the decode loop: 1000 repetitions of tg1500 (hours here) stop once the event is set."""
+    cancel = threading.Event()
+    timer = threading.Timer(0.5, cancel.set)
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled, match="cancelled by the user"):
+        llama_engine.bench_decode(0, 1500, 0, 1000, cancel=cancel)
+    assert cancel.is_set() and time.monotonic() - t0 < 60  # stopped inside the first repetitions, not after them
+    with pytest.raises(Cancelled):  # an event already set stops it before any decode
+        llama_engine.bench_decode(16, 0, 64, 3, cancel=cancel)
+    run = llama_engine.bench_decode(0, 2, 0, 1, cancel=threading.Event())  # the engine is usable afterwards
+    assert len(run.samples_ns) == 1 and run.samples_ns[0] > 0

@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 import engines.supervisor as supervisor
-from core.errors import EngineCrashed, InsufficientMemory
+from core.errors import Cancelled, EngineCrashed, InsufficientMemory
 from engines.base import GenerationParams, LoadConfig
 from engines.pool import EnginePool
 from engines.remote import RemoteEngine
@@ -136,6 +136,20 @@ def test_stop_returns_within_a_second_and_the_worker_stays(llama_remote):
             assert chunk.stats.stop_reason == "cancelled"
     assert time.monotonic() - t0 < 1.5
     assert llama_remote.pid == pid, "a local engine stops at its next token: no restart needed"
+
+
+def test_cancel_reaches_the_llama_bench_method_in_the_worker_and_the_worker_stays(llama_remote):
+    """The parent's event is relayed to the worker's own (Worker.call): the run stops, the model stays loaded."""
+    engine = llama_remote
+    pid = engine.pid
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled):
+        engine.bench_decode(0, 1500, 0, 1000, cancel=cancel)  # hours if the event never reached the loop
+    assert time.monotonic() - t0 < 60
+    run = engine.bench_decode(0, 2, 0, 1)
+    assert engine.pid == pid and len(run.samples_ns) == 1 and run.samples_ns[0] > 0
 
 
 def test_memory_limit_gives_an_out_of_memory_message(smollm2_ref, llama_remote):
