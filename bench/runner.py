@@ -207,8 +207,8 @@ def run_speed(
                 repetitions,
                 warmup=warmup,
                 seed=seed,
+                cancel=cancel,
                 **{"n_batch": config.n_batch, **test.settings.given()},
-                **({"cancel": cancel} if cancel is not None else {}),
             )
             tokens = test.n_prompt + test.n_gen
             ns = list(run.samples_ns)

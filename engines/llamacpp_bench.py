@@ -7,9 +7,9 @@ restored from a saved sequence state, as llama-bench caches it), one warm-up run
 repetitions times pp (batches of n_batch tokens, output only for the last) and/or tg (one token per
 decode, no sampling) on the wall clock around the decodes. Raw nanoseconds are returned in a
 picklable record, so the call works unchanged through a worker process. A `cancel` event is looked at
-before every n_batch chunk and every CANCEL_EVERY generated tokens (a flag read, ~0.1 µs, against
-milliseconds per decode), so a run stops within one decode batch and raises Cancelled. The streaming path
-(engines.llamacpp) is untouched by this module; the model weights are shared.
+before every n_batch chunk and every CANCEL_EVERY generated tokens (a flag read between decodes), so a
+run stops within one decode batch and raises Cancelled. The streaming path (engines.llamacpp) is
+untouched by this module; the model weights are shared.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import ctypes
 import time
 from dataclasses import dataclass
 
-from core.errors import BadParameter, Cancelled, EngineUnavailable
+from core.errors import BadParameter, EngineUnavailable
 
 KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 """Cache types llama-bench's -ctk/-ctv accept (ggml type names)."""
@@ -165,7 +165,7 @@ def bench_decode(
     import llama_cpp
     import numpy as np
 
-    from engines.base import current_rss_bytes
+    from engines.base import check_cancel, current_rss_bytes
 
     fa = flash_attn_type(flash_attn)
     tk, tv = kv_type(type_k), kv_type(type_v)
@@ -224,13 +224,9 @@ def bench_decode(
         rng = np.random.default_rng(seed)
         buf = (llama_cpp.llama_token * max(n_batch, 1))()
 
-        def check() -> None:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("benchmark cancelled by the user")
-
         def decode(tokens: list[int]) -> None:
             for start in range(0, len(tokens), n_batch):
-                check()
+                check_cancel(cancel)
                 piece = tokens[start : start + n_batch]
                 for i, t in enumerate(piece):
                     buf[i] = t
@@ -251,7 +247,7 @@ def bench_decode(
             tokens = ([bos] + draws)[:n] if bos is not None else draws[:n]
             llama_decode, synchronize = llama_cpp.llama_decode, llama_cpp.llama_synchronize
             for start in range(0, len(tokens), CANCEL_EVERY):
-                check()
+                check_cancel(cancel)
                 for token in tokens[start : start + CANCEL_EVERY]:
                     buf[0] = token
                     rc = llama_decode(ctx, one)
@@ -272,7 +268,7 @@ def bench_decode(
         state = None
         prefill_ns = 0
         for _ in range(repetitions):
-            check()
+            check_cancel(cancel)
             llama_cpp.llama_memory_clear(mem, False)
             if n_depth:
                 restored = state is not None and llama_cpp.llama_state_seq_set_data(ctx, state, len(state), 0) != 0

@@ -4,6 +4,7 @@ difference tested on the raw samples; real llama.cpp runs of the bundled models.
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 
@@ -55,27 +56,20 @@ def test_interleaved_rows_keep_every_sample_and_the_order(llama_engine, gemma_en
     assert math.isclose(tg.diff_pct, (b_tg.avg_ts - a_tg.avg_ts) / a_tg.avg_ts * 100)
 
 
-def test_streaming_turns_warm_up_once_per_arm(llama_engine):
+@pytest.mark.parametrize(
+    "kwargs, bench_method, warmups",
+    [
+        ({"method": "stream"}, "stream", [1, 1]),  # streaming turns warm up once per arm
+        # the dashboard passes a Cancel event: llama.cpp still goes through bench_decode (it stops on the event),
+        # a fresh context per turn, so a warm-up per turn
+        ({"cancel": threading.Event()}, "llama-bench", [2, 2]),
+    ],
+    ids=["stream", "cancellable"],
+)
+def test_turns_warm_up_as_their_method_needs(llama_engine, kwargs, bench_method, warmups):
     config = LoadConfig(n_ctx=2048, n_threads=2)
     rows = run_interleaved(
-        [Arm("A", llama_engine, config), Arm("B", llama_engine, config)],
-        plan_tests([0], [4]),
-        repetitions=2,
-        method="stream",
+        [Arm("A", llama_engine, config), Arm("B", llama_engine, config)], plan_tests([0], [4]), repetitions=2, **kwargs
     )
-    assert [r.warmup_runs for r in rows] == [1, 1] and all(r.bench_method == "stream" for r in rows)
+    assert [r.warmup_runs for r in rows] == warmups and all(r.bench_method == bench_method for r in rows)
     assert rows[0].run_order == "A1 B1 A2 B2" and len(ab_rows(rows)) == 1
-
-
-def test_a_cancellable_run_measures_the_llama_bench_way(llama_engine):
-    """The dashboard passes a Cancel event: llama.cpp still goes through bench_decode (it stops on the event)."""
-    import threading
-
-    config = LoadConfig(n_ctx=2048, n_threads=2)
-    rows = run_interleaved(
-        [Arm("A", llama_engine, config), Arm("B", llama_engine, config)],
-        plan_tests([0], [4]),
-        repetitions=2,
-        cancel=threading.Event(),
-    )
-    assert all(r.bench_method == "llama-bench" for r in rows) and [r.warmup_runs for r in rows] == [2, 2]
