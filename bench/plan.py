@@ -5,7 +5,8 @@ llama-bench reloads the model only when a model-level parameter changes (`cmd_pa
 equal_mparams`: layers, split mode, load mode, repack, ...); n_batch, n_ubatch, the KV types, flash
 attention, threads and depth are context parameters, set on a fresh context per test. Our llama-bench
 method (engines.llamacpp_bench) makes a fresh context per test too, so for it `-t` and `-b` are per-test
-settings like `-fa`, and the loads are only `-mmp` × `--repack`. On the streaming path (every other engine,
+settings like `-fa`, and the loads are only `-mmp` × `--repack` (× n_gpu_layers in a `bench --sweep` on
+Metal or CUDA). On the streaming path (every other engine,
 and llama.cpp with `--method stream`) threads and the batch are fixed when the model loads, so each
 (`-t`, `-b`) pair is a load of its own. Loads are the outer loop either way; inside a load the context
 settings nest in llama-bench's order (n_batch, n_ubatch, type_k, type_v, flash_attn, n_threads), then the
@@ -60,14 +61,16 @@ class Load:
     n_batch: int | None = None
     use_mmap: bool | None = None
     repack: bool | str | None = None
+    n_gpu_layers: int | None = None
 
     def options(self) -> dict[str, object]:
         """The engine options of this load (llama.cpp's use_mmap and repack) that were given."""
         return {k: v for k, v in (("use_mmap", self.use_mmap), ("repack", self.repack)) if v is not None}
 
     def config(self, base):
-        """`base` (a LoadConfig) with this load's threads, batch and options."""
-        changes = {k: v for k, v in (("n_threads", self.n_threads), ("n_batch", self.n_batch)) if v is not None}
+        """`base` (a LoadConfig) with this load's threads, batch, offloaded layers and options."""
+        given = (("n_threads", self.n_threads), ("n_batch", self.n_batch), ("n_gpu_layers", self.n_gpu_layers))
+        changes = {k: v for k, v in given if v is not None}
         return dataclasses.replace(base, options=(*base.options, *self.options().items()), **changes)
 
 
@@ -95,6 +98,7 @@ def cross_product(
     type_v: Sequence[str | None] = (None,),
     use_mmap: Sequence[bool | None] = (None,),
     repack: Sequence[bool | str | None] = (None,),
+    n_gpu_layers: Sequence[int | None] = (None,),
     per_test_threads: bool = True,
 ) -> tuple[list[SpeedTest], list[Load]]:
     """(tests, loads): run every test under every load (loads outermost, see the module docstring).
@@ -113,7 +117,7 @@ def cross_product(
     ]
     tests = plan_tests(n_prompt, n_gen, pg, depths, settings)
     loads = [
-        Load(n_threads=nt, n_batch=nb, use_mmap=m, repack=r)
-        for m, r, nb, nt in itertools.product(use_mmap, repack, load_batches, load_threads)
+        Load(n_threads=nt, n_batch=nb, use_mmap=m, repack=r, n_gpu_layers=g)
+        for g, m, r, nb, nt in itertools.product(n_gpu_layers, use_mmap, repack, load_batches, load_threads)
     ]
     return tests, loads

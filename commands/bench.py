@@ -127,6 +127,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: llama_decode only for llama.cpp (llama-bench's method), streaming elsewhere",
     )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="llama.cpp: run threads × n_batch × flash_attn (× n_gpu_layers on Metal/CUDA) and report the "
+        "fastest per test beside the default configuration (a -t, -b or -fa you give fixes that setting)",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="skip the warm-up run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -236,13 +242,20 @@ def run(args: argparse.Namespace) -> int:
     from bench.export import to_frame
     from bench.runner import run_speed
     from bench.store import ResultStore
+    from bench.tune import key_label
     from core.errors import BadParameter
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool
 
     engine_name = default_engine(args)
+    grid = sweep_grid(args, engine_name) if getattr(args, "sweep", False) else None
     args.batch = default_batches(args, engine_name)
-    tests, loads = bench_plan(args, per_test_threads=engine_name == "llamacpp" and args.method != "stream")
+    tests, loads = bench_plan(
+        args,
+        per_test_threads=engine_name == "llamacpp" and args.method != "stream",
+        n_gpu_layers=grid.n_gpu_layers if grid and len(grid.n_gpu_layers) > 1 else None,
+    )
+    plan = [(load, tests) for load in loads] if grid is None else sweep_plan(args, grid, tests, loads)
     if not 1 <= args.repetitions <= 1000:  # before any load: bad input costs nothing
         raise BadParameter(f"repetitions must be between 1 and 1000, got {args.repetitions}")
     needed = max(t.n_depth + t.n_prompt + t.n_gen for t in tests) + 16
@@ -259,20 +272,21 @@ def run(args: argparse.Namespace) -> int:
         "repetitions": args.repetitions,
         "method": args.method,
         "config": dataclasses.asdict(base_config),
+        **({"sweep": {"grid": grid.describe(), "default": key_label(grid.default)}} if grid else {}),
     }
     hardware = dataclasses.asdict(detect_hardware())
-    bar, progress = cli_progress(f"{args.model} on {engine_name}")
+    bar, progress = cli_progress(f"{args.model} on {engine_name}" + (f", sweep of {grid.points()}" if grid else ""))
     pool = guarded_pool(max_loaded=1)
     results, again = [], None
     with store.recording("speed", {**settings, **({"aa": "A1"} if args.aa else {})}, hardware) as run:
         try:
-            for load in loads:  # model-level settings outermost: one load each (bench.plan)
+            for load, load_tests in plan:  # model-level settings outermost: one load each (bench.plan)
                 config = load.config(base_config)
                 engine = pool.get(engine_name, args.model, config)
                 apply_timeout(engine, args)
                 results += run_speed(
                     engine,
-                    tests,
+                    load_tests,
                     config=config,
                     repetitions=args.repetitions,
                     warmup=not args.no_warmup,
@@ -297,7 +311,82 @@ def run(args: argparse.Namespace) -> int:
     if again is not None:
         return emit_aa(store, results, again, run.run_id, settings, hardware, args)
     emit(to_frame(results), args.output, args.out, display_frame)
+    if grid is not None:
+        from bench.tune import sweep_report, sweep_summary
+
+        inline = args.output in ("md", "table") and not args.out
+        report = sweep_report(sweep_summary(results, grid.default), results, grid)
+        print(report, end="", file=sys.stdout if inline else sys.stderr)
     return 0
+
+
+def sweep_grid(args: argparse.Namespace, engine_name: str):
+    """bench.tune.Grid for `--sweep`, after checking the flags; fills args' -t, -b and -fa with the grid's
+    values where they were not given (bad combinations raise BadParameter before anything loads)."""
+    import os
+
+    from bench.tune import make_grid
+    from core.errors import BadParameter
+    from engines.llamacpp_bench import flash_attn_type
+    from machine.detect import detect_hardware
+    from planning.runtime import optimal_config
+
+    if engine_name != "llamacpp" or args.method == "stream":
+        raise BadParameter(
+            "--sweep varies llama.cpp's context settings (threads × n_batch × flash_attn) with llama-bench's "
+            f"method; engine {engine_name}"
+            + (" with --method stream" if engine_name == "llamacpp" else "")
+            + " has none — give -t and -b lists for a plain cross-product"
+        )
+    if args.aa:
+        raise BadParameter("--sweep and --aa: run one at a time")
+    for flag, text in (
+        ("-ub", args.ubatch_size),
+        ("-ctk", args.cache_type_k),
+        ("-ctv", args.cache_type_v),
+        ("-mmp", args.mmap),
+        ("--repack", args.repack),
+    ):
+        if text is not None and len(str_list(text)) > 1:
+            raise BadParameter(f"--sweep: give one value of {flag} (it sweeps threads, n_batch and flash_attn)")
+    fa = None
+    if args.flash_attn is not None:
+        try:
+            fa = [flash_attn_type(x) for x in str_list(args.flash_attn)]
+        except ValueError:
+            raise BadParameter(f"-fa: cannot read {args.flash_attn!r}") from None
+    cfg = optimal_config(detect_hardware())
+    grid = make_grid(
+        n_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+        default=(cfg.n_threads, LLAMA_BENCH_N_BATCH, -1, cfg.n_gpu_layers),
+        threads=args.threads,
+        batches=args.batch,
+        flash_attn=fa,
+        n_gpu_layers=args.n_gpu_layers,
+    )
+    args.threads, args.batch = grid.threads, grid.batches
+    args.flash_attn = ",".join(str(x) for x in grid.flash_attn)
+    return grid
+
+
+def sweep_plan(args: argparse.Namespace, grid, tests, loads):
+    """[(load, tests)] for a sweep: the grid's tests under every load, plus the default point's tests
+    (explicit threads, n_batch and flash_attn auto) under the load with the default's n_gpu_layers,
+    unless the grid already holds that point."""
+    from bench.runner import DecodeSettings, plan_tests
+
+    t, b, fa, ngl = grid.default
+    extra = []
+    if not grid.in_grid():
+        depths = sorted({x.n_depth for x in tests}, key=[x.n_depth for x in tests].index)
+        settings = DecodeSettings(
+            flash_attn=fa,
+            n_batch=b,
+            n_threads=t,
+            **{k: v for k, v in tests[0].settings.given().items() if k in ("n_ubatch", "type_k", "type_v")},
+        )
+        extra = plan_tests(args.n_prompt, args.n_gen, args.pg, depths, [settings])
+    return [(load, tests + (extra if load.n_gpu_layers in (None, ngl) else [])) for load in loads]
 
 
 def emit_aa(store, first, second, first_id: str, settings: dict, hardware: dict, args: argparse.Namespace) -> int:
@@ -315,9 +404,10 @@ def emit_aa(store, first, second, first_id: str, settings: dict, hardware: dict,
     return 0
 
 
-def bench_plan(args: argparse.Namespace, per_test_threads: bool = True):
+def bench_plan(args: argparse.Namespace, per_test_threads: bool = True, n_gpu_layers=None):
     """(tests, loads) from the flags, as bench.plan.cross_product orders them: the tests with their
-    context settings, and one bench.plan.Load per model load. Bad values raise BadParameter."""
+    context settings, and one bench.plan.Load per model load (`n_gpu_layers`: a list of them makes one
+    load each, `--sweep` on Metal/CUDA). Bad values raise BadParameter."""
     from bench.plan import checked, cross_product
     from core.errors import BadParameter
     from engines.llamacpp_bench import flash_attn_type, kv_type
@@ -364,6 +454,7 @@ def bench_plan(args: argparse.Namespace, per_test_threads: bool = True):
         type_v=values("-ctv", args.cache_type_v, kv_type),
         use_mmap=values("-mmp", args.mmap, choice({"0": False, "1": True})),
         repack=values("--repack", args.repack, choice({"0": False, "1": True, "auto": "auto"})),
+        n_gpu_layers=n_gpu_layers or [None],
         per_test_threads=per_test_threads,
     )
 
@@ -400,12 +491,30 @@ def write_output(text: str, out: str | None, what: str) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+VARYING_COLUMNS = {
+    "n_gpu_layers": "ngl",
+    "n_batch": "n_batch",
+    "n_ubatch": "n_ubatch",
+    "type_k": "type_k",
+    "type_v": "type_v",
+    "flash_attn": "fa",
+    "use_mmap": "mmap",
+    "repack": "repack",
+}
+"""Settings shown as a column after `threads` when they differ between rows (llama-bench's column names)."""
+
+
 def display_frame(frame):
-    """llama-bench's printed columns: model, size, params, backend, threads, test, t/s."""
+    """llama-bench's printed columns: model, size, params, backend, threads, the settings that vary, test, t/s."""
     import pandas as pd
 
     from bench.export import mean_pm_column
 
+    varying = {
+        name: frame[field].replace({-1: "auto"}) if field == "flash_attn" else frame[field]
+        for field, name in VARYING_COLUMNS.items()
+        if field in frame and frame[field].astype(str).nunique() > 1
+    }
     return pd.DataFrame(
         {
             "model": frame["model_type"],
@@ -414,6 +523,7 @@ def display_frame(frame):
             "engine": frame["engine"],
             "backend": frame["backends"],
             "threads": frame["n_threads"],
+            **varying,
             "test": frame["test"],
             "t/s": mean_pm_column(frame["avg_ts"], frame["stddev_ts"]),
             "ttft_ms": frame["avg_ttft_ms"].round(1).astype(object).where(frame["avg_ttft_ms"].notna(), ""),

@@ -100,3 +100,57 @@ def test_bad_thread_and_batch_lists_are_one_line():
         proc = run_app(*SMALL, "-p", "8", "-n", "0", "-r", "1", *args)
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
+
+
+def test_sweep_runs_the_grid_and_the_default_and_reports_the_ratio():
+    """`bench --sweep` on the bundled model: threads 1,2 × the given batches × fa 0,1, plus the default point
+    (the planner's threads, n_batch 2048, fa auto); the report's ratio is the default's mean ÷ the best's."""
+    from machine.detect import detect_hardware
+    from planning.runtime import optimal_config
+
+    threads = optimal_config(detect_hardware()).n_threads
+    proc = run_app(*SMALL, "--sweep", "-p", "16", "-n", "4", "-r", "2", "-b", "256,2048", "-o", "jsonl")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    keys = {(r["test"], r["n_threads"], r["n_batch"], r["flash_attn"]) for r in rows}
+    grid = {
+        (test, t, b, fa)
+        for test in ("pp16", "tg4")
+        for t in sorted({1, 2, threads})
+        for b in (256, 2048)
+        for fa in (0, 1)
+    }
+    assert grid <= keys and {("pp16", threads, 2048, -1), ("tg4", threads, 2048, -1)} <= keys
+    assert len(rows) == len(keys) == len(grid) + 2 and all(r["bench_method"] == "llama-bench" for r in rows)
+    assert "## Sweep: the default configuration beside the fastest" in proc.stderr  # machine format on stdout
+    for test in ("pp16", "tg4"):
+        mine = [r for r in rows if r["test"] == test]
+        best = max(r["avg_ts"] for r in mine)
+        default = next(r["avg_ts"] for r in mine if r["flash_attn"] == -1)
+        line = next(x for x in proc.stderr.splitlines() if x.startswith(f"| smollm2-135m | {test} |"))
+        assert f"| {default / best:.3f} |" in line, line
+        assert f"t {threads}, b 2048, fa auto" in line
+    assert "best on all tests together: t " in proc.stderr
+
+
+def test_sweep_bad_input_is_one_line_and_exit_2():
+    for args, message in (
+        (("--engine", "ollama", "--model", "smollm2-135m"), "--sweep varies llama.cpp's context settings"),
+        ((*SMALL, "--method", "stream"), "with --method stream has none"),
+        ((*SMALL, "-ub", "256,512"), "--sweep: give one value of -ub"),
+        ((*SMALL, "-fa", "sometimes"), "flash_attn must be auto, on or off"),
+        ((*SMALL, "--aa"), "--sweep and --aa: run one at a time"),
+    ):
+        proc = run_app(*(args if args[0] == "bench" else ("bench", *args)), "--sweep", "-p", "8", "-n", "0", "-r", "1")
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_markdown_shows_the_settings_that_vary_between_rows():
+    proc = run_app(*SMALL, "-p", "8", "-n", "0", "-r", "1", "-fa", "auto,0", "-b", "256,512")
+    assert proc.returncode == 0, proc.stderr
+    header, _, *lines = proc.stdout.splitlines()
+    assert "| threads | n_batch | fa | test |" in header, header
+    cells = [[c.strip() for c in line.split("|")[7:9]] for line in lines if line.startswith("| llama")]
+    assert cells == [["256", "auto"], ["256", "0"], ["512", "auto"], ["512", "0"]]  # llama-bench's nesting: b, then fa

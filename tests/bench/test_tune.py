@@ -1,0 +1,80 @@
+"""bench.tune: the sweep's grid, and the default-beside-best summary on rows (pure)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from bench.tune import Grid, best_overall, key_label, make_grid, sweep_report, sweep_summary, sweep_threads
+
+
+@pytest.mark.parametrize(
+    ("n_cpus", "picked", "expected"),
+    [(2, 2, [1, 2]), (8, 6, [1, 2, 4, 6, 8]), (1, 1, [1]), (12, 10, [1, 2, 4, 8, 10, 12]), (4, 3, [1, 2, 3, 4])],
+)
+def test_sweep_threads_powers_of_two_the_count_and_the_pick(n_cpus, picked, expected):
+    assert sweep_threads(n_cpus, picked) == expected
+
+
+def test_grid_sweeps_what_was_not_given_and_layers_only_where_offloaded():
+    cpu = make_grid(n_cpus=2, default=(2, 2048, -1, 0))
+    assert (cpu.threads, cpu.batches, cpu.flash_attn, cpu.n_gpu_layers) == ([1, 2], [256, 512, 2048], [0, 1], [0])
+    assert not cpu.in_grid() and cpu.points() == 2 * 3 * 2 + 1  # flash_attn auto is the default's own point
+    gpu = make_grid(n_cpus=8, default=(6, 2048, -1, -1))
+    assert gpu.n_gpu_layers == [0, -1] and gpu.points() == 5 * 3 * 2 * 2 + 1
+    fixed = make_grid(
+        n_cpus=8, default=(6, 2048, -1, -1), threads=[4], batches=[512], flash_attn=[-1, 1], n_gpu_layers=0
+    )
+    assert (fixed.threads, fixed.batches, fixed.flash_attn, fixed.n_gpu_layers) == ([4], [512], [-1, 1], [0])
+    assert fixed.default == (6, 2048, -1, 0) and fixed.points() == 3
+    full = Grid([1, 2], [2048], [-1, 0, 1], [0], default=(2, 2048, -1, 0))
+    assert full.in_grid() and full.points() == 6
+    assert (
+        key_label((2, 2048, -1, 0)) == "t 2, b 2048, fa auto"
+        and key_label((8, 512, 1, -1)) == "t 8, b 512, fa 1, ngl -1"
+    )
+
+
+def row(test, t, b, fa, samples, model="m"):
+    mean = sum(samples) / len(samples)
+    sd = (sum((x - mean) ** 2 for x in samples) / (len(samples) - 1)) ** 0.5
+    return SimpleNamespace(
+        model=model,
+        engine="llamacpp",
+        test=test,
+        n_threads=t,
+        n_batch=b,
+        flash_attn=fa,
+        n_gpu_layers=0,
+        samples_ts=tuple(samples),
+        avg_ts=mean,
+        stddev_ts=sd,
+    )
+
+
+def test_summary_sets_the_default_beside_the_best_with_a_welch_test():
+    rows = [
+        row("pp64", 1, 2048, 1, [50, 51, 49, 50]),
+        row("pp64", 2, 2048, 1, [100, 101, 99, 100]),
+        row("pp64", 2, 2048, -1, [90, 91, 89, 90]),  # the default: 10 % behind, far beyond its spread
+        row("tg8", 1, 2048, 1, [20, 21, 19, 20]),
+        row("tg8", 2, 2048, 1, [30, 35, 25, 30]),
+        row("tg8", 2, 2048, -1, [29, 34, 24, 29]),  # 1 t/s behind within a 5 t/s spread: noise
+    ]
+    pp, tg = sweep_summary(rows, (2, 2048, -1, 0))
+    assert (pp.test, pp.best, pp.default, pp.configs) == ("pp64", "t 2, b 2048, fa 1", "t 2, b 2048, fa auto", 3)
+    assert pp.default_over_best == pytest.approx(0.9) and pp.significant and pp.p_value < 0.001
+    assert tg.default_over_best == pytest.approx(29 / 30) and not tg.significant and tg.p_value > 0.5
+    label, score = best_overall(rows, ["pp64", "tg8"])
+    assert label == "t 2, b 2048, fa 1" and score == pytest.approx(1.0)
+    text = sweep_report([pp, tg], rows, make_grid(n_cpus=2, default=(2, 2048, -1, 0)))
+    assert "| pp64 | t 2, b 2048, fa 1 | 100.00 ± 0.82 | t 2, b 2048, fa auto | 90.00 ± 0.82 | 0.900 |" in text
+    assert "best on all tests together: t 2, b 2048, fa 1" in text
+
+
+def test_summary_when_the_default_is_fastest_and_when_it_did_not_run():
+    rows = [row("tg8", 2, 2048, -1, [30, 31, 29]), row("tg8", 1, 2048, 0, [20, 21, 19]), row("pp8", 1, 256, 0, [9, 9])]
+    (only,) = sweep_summary(rows, (2, 2048, -1, 0))  # pp8 never ran the default: left out, not guessed
+    assert only.test == "tg8" and only.default_over_best == 1.0 and only.p_value == 1.0 and not only.significant
+    assert "nothing to compare" in sweep_report([], rows, make_grid(n_cpus=2, default=(2, 2048, -1, 0)))
