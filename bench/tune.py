@@ -3,18 +3,30 @@
 The grid is threads × n_batch × flash_attn (× n_gpu_layers where layers can be offloaded, Metal or
 CUDA); the default point is what a plain `bench` runs (threads from planning.runtime.optimal_config,
 llama-bench's n_batch 2048, flash_attn auto, the planner's n_gpu_layers). Every point is measured as
-one bench row (warm-up, repetitions, raw samples). `sweep_summary` picks, per test, the fastest point and
-sets the default's figure beside it as a derived ratio with a Welch t-test on the raw samples, so a
-default 2 % behind the best within noise reads as such. Pure: rows in, rows and text out.
+one bench row (warm-up, repetitions, raw samples).
+
+The points run interleaved (`run_sweep`): one repetition of every configuration per round, the order
+reversed every other round, so a shared machine's drift (10-20 % over a minute on a VM, more than the
+settings change) lands on every configuration alike instead of on whichever ran last. `sweep_summary`
+then picks, per test, the fastest configuration and sets the default's figure beside it as a derived
+ratio: the geometric mean over rounds of default ÷ best in the same round, with its 95 % interval and a
+t-test of the log ratios (configurations in different loads, n_gpu_layers, are not paired: ratio of
+means and Welch's t-test). The best is the highest of many means, picked with the noise in its favour,
+so a default whose interval reaches 1 is as good as the best on this evidence.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from bench.export import to_markdown
+from bench.interleave import merge_turns
+from bench.runner import Progress, SpeedTest, run_speed
 from bench.stats import welch
 
 SWEEP_BATCHES = (256, 512, 2048)
@@ -119,17 +131,40 @@ class SweepRow:
     default_ts: float
     default_stddev_ts: float
     default_over_best: float
-    """Derived: default_ts ÷ best_ts (1.0 when the default is the fastest)."""
+    """Derived: the geometric mean over rounds of default ÷ best in the same round (paired), or the ratio of
+    the means (unpaired); 1.0 when the default is the fastest."""
+    ratio_low: float
+    ratio_high: float
+    """95 % interval of default_over_best (paired rounds; NaN unpaired, with one round, or when the default is
+    the best)."""
     p_value: float
     significant: bool
-    """The default differs from the best beyond noise (Welch's t-test on their raw samples)."""
+    """The default differs from the best beyond noise (see method)."""
     repetitions: int
     method: str
 
 
+def paired_ratio(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> tuple[float, float, float, float]:
+    """(geometric mean of a_i ÷ b_i, its (1 − alpha) interval, the two-sided p of a one-sample t-test of
+    log(a_i ÷ b_i) against 0) for samples paired by position; a constant ratio has an empty interval."""
+    from scipy import stats as sps
+
+    logs = np.log(np.asarray(a, dtype=float) / np.asarray(b, dtype=float))
+    mean = float(logs.mean())
+    if logs.size < 2:
+        return math.exp(mean), math.nan, math.nan, math.nan
+    sd = float(logs.std(ddof=1))
+    if sd == 0:
+        return math.exp(mean), math.exp(mean), math.exp(mean), 1.0 if mean == 0 else 0.0
+    half = float(sps.t.ppf(1 - alpha / 2, logs.size - 1)) * sd / math.sqrt(logs.size)
+    p = float(sps.ttest_1samp(logs, 0.0).pvalue)
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half), p
+
+
 def sweep_summary(results: Sequence, default: tuple[int, int, int, int], alpha: float = 0.05) -> list[SweepRow]:
     """Per model, engine and test: the fastest configuration (highest mean t/s) and the default's row.
-    A test whose default configuration did not run is left out (nothing to compare)."""
+    Rows of one round-robin (same run_order, as many samples) are paired by round; others are compared
+    by Welch's t-test. A test whose default configuration did not run is left out (nothing to compare)."""
     groups: dict[tuple[str, str, str], list] = {}
     for r in results:
         groups.setdefault((r.model, r.engine, r.test), []).append(r)
@@ -140,8 +175,19 @@ def sweep_summary(results: Sequence, default: tuple[int, int, int, int], alpha: 
             continue
         best = max(group, key=lambda r: r.avg_ts)
         d = base[0]
-        cmp = welch(best.samples_ts, d.samples_ts, alpha)
-        same = best is d
+        paired = getattr(d, "run_order", "") == getattr(best, "run_order", "") and len(d.samples_ts) == len(
+            best.samples_ts
+        )
+        if best is d:
+            ratio, low, high, p = 1.0, math.nan, math.nan, 1.0  # the same row: nothing to test
+            method = "the default is the fastest"
+        elif paired:
+            ratio, low, high, p = paired_ratio(d.samples_ts, best.samples_ts, alpha)
+            method = f"paired by round: t-test of log(default ÷ best), two-sided; beyond noise when p < {alpha:g}"
+        else:
+            cmp = welch(best.samples_ts, d.samples_ts, alpha)
+            ratio, low, high, p = d.avg_ts / best.avg_ts if best.avg_ts else math.nan, math.nan, math.nan, cmp.p_value
+            method = "not paired (separate loads): ratio of means; " + cmp.method
         rows.append(
             SweepRow(
                 model=model,
@@ -154,14 +200,69 @@ def sweep_summary(results: Sequence, default: tuple[int, int, int, int], alpha: 
                 default=key_label(row_key(d)),
                 default_ts=d.avg_ts,
                 default_stddev_ts=d.stddev_ts,
-                default_over_best=d.avg_ts / best.avg_ts if best.avg_ts else math.nan,
-                p_value=1.0 if same else cmp.p_value,
-                significant=False if same else cmp.significant,
+                default_over_best=ratio,
+                ratio_low=low,
+                ratio_high=high,
+                p_value=p,
+                significant=bool(p == p and p < alpha),
                 repetitions=len(d.samples_ts),
-                method=cmp.method,
+                method=method,
             )
         )
     return rows
+
+
+def run_sweep(
+    engine,
+    configs: Sequence[Sequence[SpeedTest]],
+    *,
+    config,
+    repetitions: int,
+    warmup: bool = True,
+    seed: int = 0,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    method: str = "auto",
+    runner: Callable[..., list] = run_speed,
+) -> list:
+    """Every configuration's tests on one loaded engine, round-robin: round k runs one repetition of every
+    configuration (each after its own warm-up, as the llama-bench method's fresh context needs), in the
+    given order on even rounds and reversed on odd ones; then one row per configuration and test with its
+    samples in round order (bench.interleave.merge_turns), so rows of one sweep pair by round."""
+    order = (
+        f"{len(configs)} configurations round-robin, one repetition each per round, order reversed every "
+        f"other round, {repetitions} rounds"
+    )
+    turns: list[list[list]] = [[] for _ in configs]
+    total, done = len(configs) * repetitions, 0
+    for rep in range(repetitions):
+        indices = range(len(configs)) if rep % 2 == 0 else reversed(range(len(configs)))
+        for i in indices:
+            report = None
+            if progress:
+
+                def report(fraction, message, done=done, label=f"round {rep + 1}/{repetitions}"):
+                    progress((done + fraction) / total, f"{label}: {message}")
+
+            turns[i].append(
+                runner(
+                    engine,
+                    configs[i],
+                    config=config,
+                    repetitions=1,
+                    warmup=warmup,
+                    seed=seed + rep,
+                    progress=report,
+                    cancel=cancel,
+                    method=method,
+                )
+            )
+            done += 1
+    return [
+        merge_turns([turn[j] for turn in turns[i]], "", order)
+        for i in range(len(configs))
+        for j in range(len(configs[i]))
+    ]
 
 
 def best_overall(results: Sequence, tests: Sequence[str]) -> tuple[str, float] | None:
@@ -197,7 +298,8 @@ def sweep_report(rows: Sequence[SweepRow], results: Sequence, grid: Grid) -> str
             "default config": r.default,
             "default t/s": f"{r.default_ts:.2f} ± {r.default_stddev_ts:.2f}",
             "default ÷ best (derived)": f"{r.default_over_best:.3f}",
-            "p (Welch)": f"{r.p_value:.3f}",
+            "95 % interval": f"{r.ratio_low:.3f}-{r.ratio_high:.3f}" if r.ratio_low == r.ratio_low else "",
+            "p": f"{r.p_value:.3f}",
             "beyond noise": "yes" if r.significant else "no",
         }
         for r in rows
@@ -208,8 +310,12 @@ def sweep_report(rows: Sequence[SweepRow], results: Sequence, grid: Grid) -> str
         "",
         "## Sweep: the default configuration beside the fastest",
         "",
-        f"grid: {grid.describe()}. t/s: mean ± sample stddev over {rows[0].repetitions} repetitions after a "
-        f"warm-up; 'beyond noise': {rows[0].method}.",
+        f"grid: {grid.describe()}, interleaved (one repetition of every configuration per round, order reversed "
+        f"every other round). t/s: mean ± sample stddev over {rows[0].repetitions} rounds, each after a warm-up. "
+        "default ÷ best: geometric mean over rounds of the two in the same round, with its 95 % interval; the "
+        "best is the highest of many means, picked with the noise in its favour. 'beyond noise': "
+        + "; ".join(dict.fromkeys(r.method for r in rows))
+        + ".",
         "",
         to_markdown(pd.DataFrame(table)).rstrip("\n"),
     ]

@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.export import to_frame
     from bench.runner import run_speed
     from bench.store import ResultStore
-    from bench.tune import key_label
+    from bench.tune import key_label, run_sweep
     from core.errors import BadParameter
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool
@@ -284,6 +284,18 @@ def run(args: argparse.Namespace) -> int:
                 config = load.config(base_config)
                 engine = pool.get(engine_name, args.model, config)
                 apply_timeout(engine, args)
+                if grid is not None:  # configurations interleaved round by round (bench.tune)
+                    results += run_sweep(
+                        engine,
+                        load_tests,
+                        config=config,
+                        repetitions=args.repetitions,
+                        warmup=not args.no_warmup,
+                        seed=args.seed,
+                        progress=progress,
+                        method=args.method,
+                    )
+                    continue
                 results += run_speed(
                     engine,
                     load_tests,
@@ -370,23 +382,22 @@ def sweep_grid(args: argparse.Namespace, engine_name: str):
 
 
 def sweep_plan(args: argparse.Namespace, grid, tests, loads):
-    """[(load, tests)] for a sweep: the grid's tests under every load, plus the default point's tests
-    (explicit threads, n_batch and flash_attn auto) under the load with the default's n_gpu_layers,
-    unless the grid already holds that point."""
+    """[(load, [tests of one configuration, ...])] for a sweep: the grid's tests grouped by configuration
+    under every load, plus the default point's tests (explicit threads, n_batch and flash_attn auto) under
+    the load with the default's n_gpu_layers, unless the grid already holds that point."""
     from bench.runner import DecodeSettings, plan_tests
 
     t, b, fa, ngl = grid.default
-    extra = []
+    groups: dict = {}
+    for test in tests:
+        groups.setdefault(test.settings, []).append(test)
+    configs, extra = list(groups.values()), []
     if not grid.in_grid():
-        depths = sorted({x.n_depth for x in tests}, key=[x.n_depth for x in tests].index)
-        settings = DecodeSettings(
-            flash_attn=fa,
-            n_batch=b,
-            n_threads=t,
-            **{k: v for k, v in tests[0].settings.given().items() if k in ("n_ubatch", "type_k", "type_v")},
-        )
-        extra = plan_tests(args.n_prompt, args.n_gen, args.pg, depths, [settings])
-    return [(load, tests + (extra if load.n_gpu_layers in (None, ngl) else [])) for load in loads]
+        depths = list(dict.fromkeys(x.n_depth for x in tests))
+        kept = {k: v for k, v in tests[0].settings.given().items() if k in ("n_ubatch", "type_k", "type_v")}
+        settings = DecodeSettings(flash_attn=fa, n_batch=b, n_threads=t, **kept)
+        extra = [plan_tests(args.n_prompt, args.n_gen, args.pg, depths, [settings])]
+    return [(load, configs + (extra if load.n_gpu_layers in (None, ngl) else [])) for load in loads]
 
 
 def emit_aa(store, first, second, first_id: str, settings: dict, hardware: dict, args: argparse.Namespace) -> int:

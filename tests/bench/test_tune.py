@@ -1,12 +1,24 @@
-"""bench.tune: the sweep's grid, and the default-beside-best summary on rows (pure)."""
+"""bench.tune: the sweep's grid, and the default-beside-best summary on rows (pure); the interleaved run
+itself is tested on the bundled model in tests/test_bench_formats_cli.py."""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pytest
 
-from bench.tune import Grid, best_overall, key_label, make_grid, sweep_report, sweep_summary, sweep_threads
+from bench.stats import welch
+from bench.tune import (
+    Grid,
+    best_overall,
+    key_label,
+    make_grid,
+    paired_ratio,
+    sweep_report,
+    sweep_summary,
+    sweep_threads,
+)
 
 
 @pytest.mark.parametrize(
@@ -36,7 +48,7 @@ def test_grid_sweeps_what_was_not_given_and_layers_only_where_offloaded():
     )
 
 
-def row(test, t, b, fa, samples, model="m"):
+def row(test, t, b, fa, samples, model="m", order="one sweep"):
     mean = sum(samples) / len(samples)
     sd = (sum((x - mean) ** 2 for x in samples) / (len(samples) - 1)) ** 0.5
     return SimpleNamespace(
@@ -50,31 +62,47 @@ def row(test, t, b, fa, samples, model="m"):
         samples_ts=tuple(samples),
         avg_ts=mean,
         stddev_ts=sd,
+        run_order=order,
     )
 
 
-def test_summary_sets_the_default_beside_the_best_with_a_welch_test():
+def test_summary_pairs_the_default_with_the_best_round_by_round():
     rows = [
         row("pp64", 1, 2048, 1, [50, 51, 49, 50]),
-        row("pp64", 2, 2048, 1, [100, 101, 99, 100]),
-        row("pp64", 2, 2048, -1, [90, 91, 89, 90]),  # the default: 10 % behind, far beyond its spread
-        row("tg8", 1, 2048, 1, [20, 21, 19, 20]),
+        row("pp64", 2, 2048, 1, [100, 110, 90, 100]),
+        row("pp64", 2, 2048, -1, [90, 99, 81, 90]),  # 10 % behind in every round: beyond noise, though the
+        row("tg8", 1, 2048, 1, [20, 21, 19, 20]),  # rounds drift by ±10 % (Welch alone would miss it)
         row("tg8", 2, 2048, 1, [30, 35, 25, 30]),
-        row("tg8", 2, 2048, -1, [29, 34, 24, 29]),  # 1 t/s behind within a 5 t/s spread: noise
+        row("tg8", 2, 2048, -1, [31, 29, 27, 29]),  # ahead in one round, behind in others: noise
     ]
     pp, tg = sweep_summary(rows, (2, 2048, -1, 0))
     assert (pp.test, pp.best, pp.default, pp.configs) == ("pp64", "t 2, b 2048, fa 1", "t 2, b 2048, fa auto", 3)
-    assert pp.default_over_best == pytest.approx(0.9) and pp.significant and pp.p_value < 0.001
-    assert tg.default_over_best == pytest.approx(29 / 30) and not tg.significant and tg.p_value > 0.5
+    assert pp.default_over_best == pytest.approx(0.9) and pp.ratio_low == pytest.approx(0.9) and pp.significant
+    assert welch(rows[1].samples_ts, rows[2].samples_ts).p_value > 0.05  # what pairing by round buys
+    ratios = [31 / 30, 29 / 35, 27 / 25, 29 / 30]
+    assert tg.default_over_best == pytest.approx(math.prod(ratios) ** 0.25)
+    assert tg.ratio_low < 1 < tg.ratio_high and not tg.significant and tg.p_value > 0.5
+    assert tg.method.startswith("paired by round")
     label, score = best_overall(rows, ["pp64", "tg8"])
     assert label == "t 2, b 2048, fa 1" and score == pytest.approx(1.0)
     text = sweep_report([pp, tg], rows, make_grid(n_cpus=2, default=(2, 2048, -1, 0)))
-    assert "| pp64 | t 2, b 2048, fa 1 | 100.00 ± 0.82 | t 2, b 2048, fa auto | 90.00 ± 0.82 | 0.900 |" in text
+    assert "| pp64 | t 2, b 2048, fa 1 | 100.00 ± 8.16 | t 2, b 2048, fa auto | 90.00 ± 7.35 | 0.900 |" in text
     assert "best on all tests together: t 2, b 2048, fa 1" in text
 
 
-def test_summary_when_the_default_is_fastest_and_when_it_did_not_run():
+def test_summary_of_separate_loads_is_unpaired_and_of_a_fastest_default_is_one():
+    rows = [row("tg8", 2, 2048, -1, [30, 31, 29], order="load 1"), row("tg8", 1, 2048, 0, [40, 41, 39, 40])]
+    (unpaired,) = sweep_summary(rows, (2, 2048, -1, 0))
+    assert unpaired.default_over_best == pytest.approx(30 / 40) and unpaired.ratio_low != unpaired.ratio_low
+    assert unpaired.method.startswith("not paired") and unpaired.significant
     rows = [row("tg8", 2, 2048, -1, [30, 31, 29]), row("tg8", 1, 2048, 0, [20, 21, 19]), row("pp8", 1, 256, 0, [9, 9])]
     (only,) = sweep_summary(rows, (2, 2048, -1, 0))  # pp8 never ran the default: left out, not guessed
     assert only.test == "tg8" and only.default_over_best == 1.0 and only.p_value == 1.0 and not only.significant
     assert "nothing to compare" in sweep_report([], rows, make_grid(n_cpus=2, default=(2, 2048, -1, 0)))
+
+
+def test_paired_ratio_interval_and_edge_cases():
+    ratio, low, high, p = paired_ratio([90, 99, 81], [100, 110, 90])
+    assert (ratio, low, high) == pytest.approx((0.9, 0.9, 0.9)) and p == 0.0  # constant ratio: no spread
+    ratio, low, high, p = paired_ratio([1.0], [2.0])
+    assert ratio == 0.5 and low != low and p != p  # one round: no interval
