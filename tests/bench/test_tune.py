@@ -106,3 +106,28 @@ def test_paired_ratio_interval_and_edge_cases():
     assert (ratio, low, high) == pytest.approx((0.9, 0.9, 0.9)) and p == 0.0  # constant ratio: no spread
     ratio, low, high, p = paired_ratio([1.0], [2.0])
     assert ratio == 0.5 and low != low and p != p  # one round: no interval
+
+
+def test_sweep_plan_on_an_offloading_machine_loads_once_per_layer_count():
+    """Where the planner offloads (Metal, CUDA), n_gpu_layers 0 and -1 are two loads; the default point
+    runs only under the load with the default's layer count (the same plan code runs on the CPU)."""
+    import argparse
+
+    from commands.bench import add_arguments, bench_plan, sweep_plan
+    from engines.base import LoadConfig
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["-p", "16", "-n", "4", "-t", "1,2", "-b", "512,2048", "-fa", "0,1"])
+    grid = make_grid(n_cpus=2, default=(2, 2048, -1, -1), threads=args.threads, batches=args.batch, flash_attn=[0, 1])
+    tests, loads = bench_plan(args, per_test_threads=True, n_gpu_layers=grid.n_gpu_layers)
+    assert [load.n_gpu_layers for load in loads] == [0, -1]
+    plan = sweep_plan(args, grid, tests, loads)
+    (l0, configs0), (l1, configs1) = plan
+    assert l0.n_gpu_layers == 0 and l1.n_gpu_layers == -1
+    assert len(configs0) == 2 * 2 * 2 and len(configs1) == 2 * 2 * 2 + 1
+    default = configs1[-1]
+    assert [t.name for t in default] == ["pp16", "tg4"]
+    assert {(t.settings.n_threads, t.settings.n_batch, t.settings.flash_attn) for t in default} == {(2, 2048, -1)}
+    assert all(len({t.settings for t in c}) == 1 for c in configs0)  # one configuration per group
+    assert l1.config(LoadConfig()).n_gpu_layers == -1 and l0.config(LoadConfig(n_gpu_layers=-1)).n_gpu_layers == 0
