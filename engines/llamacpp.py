@@ -214,6 +214,8 @@ class LlamaCppEngine(Engine):
         self._lock = threading.Lock()
         self._eos: int | None = None
         self._n_ctx = 0
+        self._n_ubatch_asked = 512
+        """-ub as given at load (llama-bench's default 512), before clamping to any n_batch."""
 
     def load(self, model: ModelRef, config: LoadConfig) -> ModelInfo:
         import time
@@ -239,6 +241,7 @@ class LlamaCppEngine(Engine):
         n_ubatch = int(config.option("n_ubatch", 512))
         if n_ubatch < 1:
             raise BadParameter(f"n_ubatch must be >= 1, got {n_ubatch}")
+        self._n_ubatch_asked = n_ubatch  # bench_decode clamps it to each test's own n_batch, as llama.cpp does
         import llama_cpp
 
         t0 = time.perf_counter()
@@ -387,14 +390,17 @@ class LlamaCppEngine(Engine):
         with self._lock:
             llm = self._require()
             loaded = dict(self._info.settings)
+            batch = n_batch or llm.n_batch
+            # not the loaded context's n_ubatch: that one is clamped to the load's n_batch (a sweep's or a
+            # -b list's first value), and a later test with a larger n_batch would inherit it
             return llamacpp_bench.bench_decode(
                 llm,
                 n_prompt,
                 n_gen,
                 n_depth,
                 repetitions,
-                n_batch=n_batch or llm.n_batch,
-                n_ubatch=n_ubatch or int(loaded["n_ubatch"]),
+                n_batch=batch,
+                n_ubatch=n_ubatch or min(self._n_ubatch_asked, batch),
                 n_threads=n_threads or self.n_threads,
                 flash_attn=loaded["flash_attn"] if flash_attn is None else flash_attn,
                 type_k=type_k or loaded["type_k"],

@@ -160,6 +160,8 @@ def test_markdown_shows_the_settings_that_vary_between_rows():
     proc = run_app(*SMALL, "-p", "8", "-n", "0", "-r", "1", "-fa", "auto,0", "-b", "256,512")
     assert proc.returncode == 0, proc.stderr
     header, _, *lines = proc.stdout.splitlines()
-    assert "| threads | n_batch | fa | test |" in header, header
-    cells = [[c.strip() for c in line.split("|")[7:9]] for line in lines if line.startswith("| llama")]
-    assert cells == [["256", "auto"], ["256", "0"], ["512", "auto"], ["512", "0"]]  # llama-bench's nesting: b, then fa
+    assert "| threads | n_batch | n_ubatch | fa | test |" in header, header
+    cells = [[c.strip() for c in line.split("|")[7:10]] for line in lines if line.startswith("| llama")]
+    # llama-bench's nesting: b, then fa; n_ubatch is its 512 clamped to each test's own n_batch (as llama.cpp
+    # does), not the loaded context's (the first -b, 256)
+    assert cells == [["256", "256", "auto"], ["256", "256", "0"], ["512", "512", "auto"], ["512", "512", "0"]]
