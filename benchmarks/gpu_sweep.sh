@@ -58,15 +58,15 @@ print(install_libs(build(Path('unused'), Path('$D'), 16), Path('$D/site')))
 " ) > "$OUT/gpu_sweep_build.log" 2>&1 || { tail -30 "$OUT/gpu_sweep_build.log"; exit 4; }
   wait $G || { cat "$OUT/gpu_sweep_gguf.log"; exit 5; }
   echo "built and written at ${SECONDS}s"
-  # The preload: in every process (as run 6 needed), none, or only in the worker processes. On 2026-12-03 the
-  # first made `app.py bench`'s parent abort at once ('free(): invalid pointer'; the parent never needs
+  # The preload: only in the worker processes, in every process (as run 6 needed), or none. On 2026-12-03 the
+  # second made `app.py bench`'s parent abort at once ('free(): invalid pointer'; the parent never needs
   # llama_cpp itself), so each is smoke-tested and the first that runs the CLI is used.
   mkdir -p "$D/worker-preload"
   printf 'with open("/proc/self/cmdline", "rb") as f:\n    if b"--multiprocessing-fork" in f.read():\n        import llama_cpp  # noqa: F401\n' \
     > "$D/worker-preload/sitecustomize.py"
   BASE=$D/site:$PWD:$D/llama.cpp/gguf-py
   CHOSEN=
-  for V in "every:$PWD/$C/preload:" "worker:$D/worker-preload:" "none:"; do
+  for V in "worker:$D/worker-preload:" "every:$PWD/$C/preload:" "none:"; do
     name=${V%%:*} pre=${V#*:}
     PYTHONPATH=$pre$BASE PYTHONFAULTHANDLER=1 timeout 120 python3 app.py bench --engine llamacpp \
       --model "$D/smollm2-135m-random-Q4_1.gguf" -p 16 -n 4 -r 1 -t 8 > "$OUT/gpu_sweep_smoke_$name.log" 2>&1

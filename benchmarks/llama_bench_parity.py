@@ -17,9 +17,13 @@ over seconds to minutes (more than the gap being tested): ours is loaded once th
 (planning.guard.guarded_pool -> the model's worker process -> LlamaCppEngine.bench_decode, the call `app.py
 bench` makes), and each round runs one warm-up + one repetition of every test in ours, then one `llama-bench
 -r 1` run (its own warm-up), in alternating order. The ratio is the geometric mean of the per-round ratios
-with a 95 % interval (normal, over rounds); the raw per-round figures go to the .csv beside it.
+with a 95 % interval (normal, over rounds); the raw per-round figures go to the .csv beside it. --control adds
+a second llama-bench arm (the three arms' order rotating through all six): llama-bench ÷ llama-bench is A/A,
+true ratio 1, so its interval shows how far this machine's noise alone moves one cell's ratio.
 
     python benchmarks/llama_bench_parity.py --per-sample --rounds 60 -p 128 --depth 0 --repack 1
+    python benchmarks/llama_bench_parity.py --per-sample --control --variants F16,Q8_0,Q4_0 -p 128,512 --depth 0 \
+        --repack 1 --rounds 24
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import itertools
 import json
 import math
 import os
@@ -41,6 +46,9 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CONTROL = "llama-bench B"
+"""--control's arm: a second `llama-bench -r 1` run per round, whose ratio to the first is the method's own
+noise floor on this machine (A/A: the same binary, file and settings, so its true ratio is 1)."""
 sys.path.insert(0, str(ROOT))
 
 
@@ -194,7 +202,8 @@ def paired_stats(ours: list[float], ref: list[float]) -> dict:
 
 
 def run_per_sample(a: argparse.Namespace, exe: Path, models: list[tuple[str, str]], flags: str) -> None:
-    """Ours and llama-bench one repetition each per round, alternating order; see the module docstring."""
+    """Ours and llama-bench (and --control's second llama-bench) one repetition each per round, the order
+    rotating; see the module docstring."""
     from commands.bench import LLAMA_BENCH_N_BATCH
     from engines.base import LoadConfig
     from planning.guard import guarded_pool
@@ -210,13 +219,15 @@ def run_per_sample(a: argparse.Namespace, exe: Path, models: list[tuple[str, str
         options=(("repack", a.repack),),
     ).validate()
     ref_flags = common_flags(argparse.Namespace(**{**vars(a), "repetitions": 1})) + ["-o", "json"]
+    arms = ("ours", "llama-bench") + ((CONTROL,) if a.control else ())
+    orders = list(itertools.permutations(arms))  # every order in turn (ABBA for two): no arm always follows another
     samples: list[dict] = []
     pool = guarded_pool(max_loaded=1)
     try:
         for variant, path in models:
             engine = pool.get("llamacpp", path, config)
             for rnd in range(a.rounds):
-                order = ("ours", "llama-bench") if rnd % 2 == 0 else ("llama-bench", "ours")
+                order = orders[rnd % len(orders)]
                 for position, arm in enumerate(order):
                     base = {"variant": variant, "round": rnd, "arm": arm, "position": position}
                     if arm == "ours":
@@ -232,9 +243,9 @@ def run_per_sample(a: argparse.Namespace, exe: Path, models: list[tuple[str, str
                             samples.append(base | {"test": name, "ts": ts, "load1": os.getloadavg()[0]})
                 print(f"{variant or Path(path).name} round {rnd + 1}/{a.rounds}", flush=True)
             pool.unload_all()
+            report_per_sample(a, samples, flags, [p for _, p in models])  # kept if a later variant fails
     finally:
         pool.unload_all()
-    report_per_sample(a, samples, flags, [p for _, p in models])
 
 
 def report_per_sample(a: argparse.Namespace, samples: list[dict], flags: str, model_paths: list[str]) -> None:
@@ -246,7 +257,7 @@ def report_per_sample(a: argparse.Namespace, samples: list[dict], flags: str, mo
         "",
         f"model {a.model} ({', '.join(Path(m).name for m in model_paths)}), {a.threads} threads, -fa {a.flash_attn}, "
         f"--repack {a.repack}; {a.rounds} rounds, each one warm-up + one repetition of every test in ours (the "
-        "model's worker, LlamaCppEngine.bench_decode) and one `llama-bench -r 1` run, order alternating; "
+        "model's worker, LlamaCppEngine.bench_decode) and one `llama-bench -r 1` run, order rotating; "
         f"llama-cpp-python {metadata.version('llama_cpp_python')}, llama-bench built from its vendored llama.cpp "
         f"(static, GGML_NATIVE=ON); {os.cpu_count()} logical CPUs; load average (1 min) "
         f"{min(s['load1'] for s in samples):.2f}-{max(s['load1'] for s in samples):.2f}",
@@ -254,23 +265,36 @@ def report_per_sample(a: argparse.Namespace, samples: list[dict], flags: str, mo
         f"CPU SIMD flags (/proc/cpuinfo): {flags}",
         "",
         "Ratio: geometric mean over rounds of ours ÷ llama-bench in the same round, with its 95 % interval "
-        "(derived). t/s: mean ± sample stddev over rounds (measured, one repetition per round).",
+        "(derived). t/s: mean ± sample stddev over rounds (measured, one repetition per round)."
+        + (
+            f" Control: `{CONTROL}` is a second llama-bench run in the same round (every order of the three arms "
+            "in turn); its ratio to the first is A/A, true value 1, so its spread is what this machine's noise "
+            "alone does to one cell's ratio."
+            if a.control
+            else ""
+        ),
         "",
-        "| test | ours t/s | llama-bench t/s | ours ÷ llama-bench | 95 % interval | rounds |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| test | ours t/s | llama-bench t/s | ours ÷ llama-bench | 95 % interval | rounds |"
+        + (" llama-bench B ÷ llama-bench (A/A) | 95 % interval |" if a.control else ""),
+        "| --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if a.control else ""),
     ]
     for test in dict.fromkeys(s["test"] for s in samples):
-        o, b = by.get((test, "ours"), {}), by.get((test, "llama-bench"), {})
+        o, b, c = (by.get((test, arm), {}) for arm in ("ours", "llama-bench", CONTROL))
         rounds = sorted(set(o) & set(b))
         if not rounds:
             continue
         ov, bv = [o[r] for r in rounds], [b[r] for r in rounds]
         st = paired_stats(ov, bv)
         (om, osd), (bm, bsd) = mean_sd(ov), mean_sd(bv)
-        lines.append(
+        line = (
             f"| {test} | {om:.2f} ± {osd:.2f} | {bm:.2f} ± {bsd:.2f} | {st['ratio']:.3f} | "
             f"{st['low']:.3f}-{st['high']:.3f} | {st['rounds']} |"
         )
+        if a.control:
+            both = sorted(set(c) & set(b))
+            aa = paired_stats([c[r] for r in both], [b[r] for r in both]) if len(both) > 1 else None
+            line += f" {aa['ratio']:.3f} | {aa['low']:.3f}-{aa['high']:.3f} |" if aa else " | |"
+        lines.append(line)
     write_report(a.out, lines, samples)
 
 
@@ -288,6 +312,11 @@ def main() -> int:
     parser.add_argument("--repack", default="0", help="0 on AMX CPUs (llama.cpp#20824 crashes with repack)")
     parser.add_argument("--build-dir", default=str(ROOT / ".gl"))
     parser.add_argument("--per-sample", action="store_true", help="pair one repetition of each tool per round")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="with --per-sample, a second llama-bench arm: llama-bench ÷ llama-bench (A/A) shows the noise floor",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llama_bench_parity_cpu"))
     a = parser.parse_args()
 
