@@ -14,3 +14,12 @@ def positive_threads(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value} — leave -t out for the default")
     return value
+
+
+LLAMA_BENCH_N_BATCH = 2048
+"""llama-bench's default -b: `bench` on llama.cpp uses it when -b is not given, as llama-bench does."""
+
+
+def str_list(text: str) -> list[str]:
+    """'f16, q8_0' → ['f16', 'q8_0'] (llama-bench's comma lists of words)."""
+    return [x.strip() for x in str(text).split(",") if x.strip()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from commands.args import positive_threads
+from commands.args import LLAMA_BENCH_N_BATCH, positive_threads, str_list
 
 NAME = "bench"
 HELP = "Run llama-bench-style speed tests (pp/tg/pg, repeated) and print a table; every run is stored."
@@ -36,10 +36,6 @@ def thread_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError(f"must be a whole number of threads, got {text!r}")
     return [positive_threads(str(v)) for v in values]
-
-
-def str_list(text: str) -> list[str]:
-    return [x.strip() for x in str(text).split(",") if x.strip()]
 
 
 def pair(text: str) -> tuple[int, int]:
@@ -164,10 +160,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-LLAMA_BENCH_N_BATCH = 2048
-"""llama-bench's default -b: `bench` on llama.cpp uses it when -b is not given, as llama-bench does."""
-
-
 def default_batches(args: argparse.Namespace, engine_name: str) -> list[int]:
     """-b as given, else [2048] on llama.cpp (llama-bench's default) and [512] on the other engines."""
     if args.batch is not None:
@@ -243,12 +235,13 @@ def run(args: argparse.Namespace) -> int:
     from bench.runner import run_speed
     from bench.store import ResultStore
     from bench.tune import key_label, run_sweep
+    from commands.bench_sweep import sweep_grid, sweep_plan
     from core.errors import BadParameter
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool
 
     engine_name = default_engine(args)
-    grid = sweep_grid(args, engine_name) if getattr(args, "sweep", False) else None
+    grid = sweep_grid(args, engine_name) if getattr(args, "sweep", False) else None  # commands.bench_sweep
     args.batch = default_batches(args, engine_name)
     tests, loads = bench_plan(
         args,
@@ -330,74 +323,6 @@ def run(args: argparse.Namespace) -> int:
         report = sweep_report(sweep_summary(results, grid.default), results, grid)
         print(report, end="", file=sys.stdout if inline else sys.stderr)
     return 0
-
-
-def sweep_grid(args: argparse.Namespace, engine_name: str):
-    """bench.tune.Grid for `--sweep`, after checking the flags; fills args' -t, -b and -fa with the grid's
-    values where they were not given (bad combinations raise BadParameter before anything loads)."""
-    import os
-
-    from bench.tune import make_grid
-    from core.errors import BadParameter
-    from engines.llamacpp_bench import flash_attn_type
-    from machine.detect import detect_hardware
-    from planning.runtime import optimal_config
-
-    if engine_name != "llamacpp" or args.method == "stream":
-        raise BadParameter(
-            "--sweep varies llama.cpp's context settings (threads × n_batch × flash_attn) with llama-bench's "
-            f"method; engine {engine_name}"
-            + (" with --method stream" if engine_name == "llamacpp" else "")
-            + " has none — give -t and -b lists for a plain cross-product"
-        )
-    if args.aa:
-        raise BadParameter("--sweep and --aa: run one at a time")
-    for flag, text in (
-        ("-ub", args.ubatch_size),
-        ("-ctk", args.cache_type_k),
-        ("-ctv", args.cache_type_v),
-        ("-mmp", args.mmap),
-        ("--repack", args.repack),
-    ):
-        if text is not None and len(str_list(text)) > 1:
-            raise BadParameter(f"--sweep: give one value of {flag} (it sweeps threads, n_batch and flash_attn)")
-    fa = None
-    if args.flash_attn is not None:
-        try:
-            fa = [flash_attn_type(x) for x in str_list(args.flash_attn)]
-        except ValueError:
-            raise BadParameter(f"-fa: cannot read {args.flash_attn!r}") from None
-    cfg = optimal_config(detect_hardware())
-    grid = make_grid(
-        n_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-        default=(cfg.n_threads, LLAMA_BENCH_N_BATCH, -1, cfg.n_gpu_layers),
-        threads=args.threads,
-        batches=args.batch,
-        flash_attn=fa,
-        n_gpu_layers=args.n_gpu_layers,
-    )
-    args.threads, args.batch = grid.threads, grid.batches
-    args.flash_attn = ",".join(str(x) for x in grid.flash_attn)
-    return grid
-
-
-def sweep_plan(args: argparse.Namespace, grid, tests, loads):
-    """[(load, [tests of one configuration, ...])] for a sweep: the grid's tests grouped by configuration
-    under every load, plus the default point's tests (explicit threads, n_batch and flash_attn auto) under
-    the load with the default's n_gpu_layers, unless the grid already holds that point."""
-    from bench.runner import DecodeSettings, plan_tests
-
-    t, b, fa, ngl = grid.default
-    groups: dict = {}
-    for test in tests:
-        groups.setdefault(test.settings, []).append(test)
-    configs, extra = list(groups.values()), []
-    if not grid.in_grid():
-        depths = list(dict.fromkeys(x.n_depth for x in tests))
-        kept = {k: v for k, v in tests[0].settings.given().items() if k in ("n_ubatch", "type_k", "type_v")}
-        settings = DecodeSettings(flash_attn=fa, n_batch=b, n_threads=t, **kept)
-        extra = [plan_tests(args.n_prompt, args.n_gen, args.pg, depths, [settings])]
-    return [(load, configs + (extra if load.n_gpu_layers in (None, ngl) else [])) for load in loads]
 
 
 def emit_aa(store, first, second, first_id: str, settings: dict, hardware: dict, args: argparse.Namespace) -> int:
