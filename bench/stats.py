@@ -6,6 +6,7 @@ Stddev is the sample standard deviation (ddof=1), as llama-bench reports it; one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -104,3 +105,20 @@ def welch(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> Compar
         significant=bool(p == p and p < alpha),
         method=f"Welch's t-test, two-sided, on raw samples; significant when p < {alpha:g}",
     )
+
+
+def paired_ratio(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> tuple[float, float, float, float]:
+    """(geometric mean of a_i ÷ b_i, its (1 − alpha) interval, the two-sided p of a one-sample t-test of
+    log(a_i ÷ b_i) against 0) for samples paired by position; a constant ratio has an empty interval."""
+    from scipy import stats as sps
+
+    logs = np.log(np.asarray(a, dtype=float) / np.asarray(b, dtype=float))
+    mean = float(logs.mean())
+    if logs.size < 2:
+        return math.exp(mean), math.nan, math.nan, math.nan
+    sd = float(logs.std(ddof=1))
+    if sd == 0:
+        return math.exp(mean), math.exp(mean), math.exp(mean), 1.0 if mean == 0 else 0.0
+    half = float(sps.t.ppf(1 - alpha / 2, logs.size - 1)) * sd / math.sqrt(logs.size)
+    p = float(sps.ttest_1samp(logs, 0.0).pvalue)
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half), p

@@ -22,12 +22,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from bench.export import to_markdown
 from bench.interleave import merge_turns
 from bench.runner import Progress, SpeedTest, run_speed
-from bench.stats import welch
+from bench.stats import paired_ratio, welch
 
 SWEEP_BATCHES = (256, 512, 2048)
 """n_batch values of the grid: llama-bench's default 2048, llama.cpp's 512, and a smaller one."""
@@ -144,23 +142,6 @@ class SweepRow:
     method: str
 
 
-def paired_ratio(a: Sequence[float], b: Sequence[float], alpha: float = 0.05) -> tuple[float, float, float, float]:
-    """(geometric mean of a_i ÷ b_i, its (1 − alpha) interval, the two-sided p of a one-sample t-test of
-    log(a_i ÷ b_i) against 0) for samples paired by position; a constant ratio has an empty interval."""
-    from scipy import stats as sps
-
-    logs = np.log(np.asarray(a, dtype=float) / np.asarray(b, dtype=float))
-    mean = float(logs.mean())
-    if logs.size < 2:
-        return math.exp(mean), math.nan, math.nan, math.nan
-    sd = float(logs.std(ddof=1))
-    if sd == 0:
-        return math.exp(mean), math.exp(mean), math.exp(mean), 1.0 if mean == 0 else 0.0
-    half = float(sps.t.ppf(1 - alpha / 2, logs.size - 1)) * sd / math.sqrt(logs.size)
-    p = float(sps.ttest_1samp(logs, 0.0).pvalue)
-    return math.exp(mean), math.exp(mean - half), math.exp(mean + half), p
-
-
 def sweep_summary(results: Sequence, default: tuple[int, int, int, int], alpha: float = 0.05) -> list[SweepRow]:
     """Per model, engine and test: the fastest configuration (highest mean t/s) and the default's row.
     Rows of one round-robin (same run_order, as many samples) are paired by round; others are compared
@@ -175,9 +156,7 @@ def sweep_summary(results: Sequence, default: tuple[int, int, int, int], alpha: 
             continue
         best = max(group, key=lambda r: r.avg_ts)
         d = base[0]
-        paired = getattr(d, "run_order", "") == getattr(best, "run_order", "") and len(d.samples_ts) == len(
-            best.samples_ts
-        )
+        paired = d.run_order == best.run_order and len(d.samples_ts) == len(best.samples_ts)
         if best is d:
             ratio, low, high, p = 1.0, math.nan, math.nan, 1.0  # the same row: nothing to test
             method = "the default is the fastest"

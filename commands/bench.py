@@ -277,19 +277,8 @@ def run(args: argparse.Namespace) -> int:
                 config = load.config(base_config)
                 engine = pool.get(engine_name, args.model, config)
                 apply_timeout(engine, args)
-                if grid is not None:  # configurations interleaved round by round (bench.tune)
-                    results += run_sweep(
-                        engine,
-                        load_tests,
-                        config=config,
-                        repetitions=args.repetitions,
-                        warmup=not args.no_warmup,
-                        seed=args.seed,
-                        progress=progress,
-                        method=args.method,
-                    )
-                    continue
-                results += run_speed(
+                runner = run_speed if grid is None else run_sweep  # a sweep interleaves its configurations
+                results += runner(
                     engine,
                     load_tests,
                     config=config,

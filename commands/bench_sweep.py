@@ -11,12 +11,10 @@ from commands.args import LLAMA_BENCH_N_BATCH, str_list
 def sweep_grid(args: argparse.Namespace, engine_name: str):
     """bench.tune.Grid for `--sweep`, after checking the flags; fills args' -t, -b and -fa with the grid's
     values where they were not given (bad combinations raise BadParameter before anything loads)."""
-    import os
-
     from bench.tune import make_grid
     from core.errors import BadParameter
     from engines.llamacpp_bench import flash_attn_type
-    from machine.detect import detect_hardware
+    from machine.detect import detect_hardware, usable_cpus
     from planning.runtime import optimal_config
 
     if engine_name != "llamacpp" or args.method == "stream":
@@ -37,15 +35,10 @@ def sweep_grid(args: argparse.Namespace, engine_name: str):
     ):
         if text is not None and len(str_list(text)) > 1:
             raise BadParameter(f"--sweep: give one value of {flag} (it sweeps threads, n_batch and flash_attn)")
-    fa = None
-    if args.flash_attn is not None:
-        try:
-            fa = [flash_attn_type(x) for x in str_list(args.flash_attn)]
-        except ValueError:
-            raise BadParameter(f"-fa: cannot read {args.flash_attn!r}") from None
+    fa = None if args.flash_attn is None else [flash_attn_type(x) for x in str_list(args.flash_attn)]
     cfg = optimal_config(detect_hardware())
     grid = make_grid(
-        n_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+        n_cpus=usable_cpus(),
         default=(cfg.n_threads, LLAMA_BENCH_N_BATCH, -1, cfg.n_gpu_layers),
         threads=args.threads,
         batches=args.batch,

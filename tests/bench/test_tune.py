@@ -8,13 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.stats import welch
+from bench.stats import paired_ratio, welch
 from bench.tune import (
     Grid,
     best_overall,
     key_label,
     make_grid,
-    paired_ratio,
     sweep_report,
     sweep_summary,
     sweep_threads,
