@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import random
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from bench.arena_store import Vote, stats_json
 from core.errors import BadParameter
+from core.ids import new_id
 from engines.base import GenerationParams, GenerationStats
 
 
@@ -76,7 +76,7 @@ def draw(pool: Sequence[Entry], rng: random.Random) -> Round:
     first, second = rng.sample(list(pool), 2)
     swapped = rng.random() < 0.5
     a, b = (second, first) if swapped else (first, second)
-    return Round(vote_id=uuid.uuid4().hex, a=a, b=b, swapped=swapped)
+    return Round(vote_id=new_id(32), a=a, b=b, swapped=swapped)
 
 
 Answer = Callable[[str, Entry], tuple[str, GenerationStats]]
@@ -92,7 +92,7 @@ def play(round_: Round, prompt: str, answer: Answer) -> Round:
     text_b, stats_b = answer(prompt, round_.b)
     return replace(
         round_,
-        vote_id=uuid.uuid4().hex,
+        vote_id=new_id(32),
         prompt=prompt,
         answer_a=text_a,
         answer_b=text_b,

@@ -16,9 +16,10 @@ import dataclasses
 import datetime as dt
 import json
 import sqlite3
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from core.ids import new_id
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -119,7 +120,7 @@ class ResultStore:
         """Store a finished run and its rows in one transaction; returns its run_id."""
         if status not in ("ok", "failed", "cancelled"):
             raise ValueError(f"bad status {status!r}")
-        run_id = uuid.uuid4().hex[:12]
+        run_id = new_id(12)
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         rows = [as_row(r) for r in records] if status == "ok" else []
         with self._connect() as db:

@@ -26,6 +26,8 @@ LIVENESS_S = 20.0
 """A worker that sends no heartbeat for this long is hung (stopped, deadlocked): it is killed."""
 STARTUP_TIMEOUT_S = 600.0
 """A load (start-up, canaries, reading the weights) that has not answered in 10 minutes is given up."""
+DEATH_WAIT_S = 10.0
+"""How long a death's message waits for the exit status (the signal it names) after the pipe closed."""
 LOG_LINES = 50
 """Lines of each worker's output kept for messages and the log."""
 
@@ -164,6 +166,8 @@ class Worker:
         return [line for line in lines if line.strip()][-n:]
 
     def death_error(self, doing: str) -> EngineCrashed:
+        if self.proc.exitcode is None:  # its pipe closed first; on a loaded machine the exit status lags
+            self.proc.join(timeout=DEATH_WAIT_S)
         code = self.proc.exitcode
         how = "died" if code is None else f"died with {signal_name(code)}"
         if code == -9:

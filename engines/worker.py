@@ -58,10 +58,17 @@ def _redirect_output(log_path: str) -> None:
 
 
 def _apply_limits(limits: dict) -> None:
+    """No core file (a native crash in a worker holding a model would write gigabytes into the folder the
+    app was started from, and the parent would see the death only once it is written), and the address-space
+    cap where one is asked for."""
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    except (ValueError, OSError):
+        pass
     cap = limits.get("address_space_bytes")
     if cap:
-        import resource
-
         resource.setrlimit(resource.RLIMIT_AS, (int(cap), int(cap)))
 
 

@@ -108,6 +108,12 @@ def test_worker_killed_during_load(smollm2_ref):
     engine.unload()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/limits"), reason="reads /proc (Linux)")
+def test_a_crashing_worker_writes_no_core_file(llama_remote):
+    limits = open(f"/proc/{llama_remote.pid}/limits").read().splitlines()
+    assert [line.split()[4] for line in limits if line.startswith("Max core file size")] == ["0"]
+
+
 def test_stopped_worker_hits_the_liveness_deadline(llama_remote, monkeypatch):
     monkeypatch.setattr(supervisor, "LIVENESS_S", 2.0)
     stream = llama_remote.stream("Tell me a long story.", LONG)
