@@ -110,7 +110,8 @@ def test_worker_killed_during_load(smollm2_ref):
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/limits"), reason="reads /proc (Linux)")
 def test_a_crashing_worker_writes_no_core_file(llama_remote):
-    limits = open(f"/proc/{llama_remote.pid}/limits").read().splitlines()
+    with open(f"/proc/{llama_remote.pid}/limits") as f:
+        limits = f.read().splitlines()
     assert [line.split()[4] for line in limits if line.startswith("Max core file size")] == ["0"]
 
 
