@@ -8,6 +8,7 @@ import re
 
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 from bench.store import ResultStore
 from tests.bench.test_scorecard import XEON
@@ -36,7 +37,9 @@ def import_file(page, path) -> str:
     if field.locator("input[type=file]").count() == 0:  # a file from the last import is still shown: clear it
         field.hover()  # Gradio shows the file's Clear button on hover
         field.locator("button[aria-label=Clear]").click()
+        expect(field.get_by_text(path.name)).to_have_count(0)  # cleared, not only its input mounted
         field.locator("input[type=file]").wait_for(state="attached")
+        page.wait_for_timeout(300)  # the upload area re-renders after Clear; a file set mid-render is lost
     field.locator("input[type=file]").set_input_files(str(path))
     field.get_by_text(path.name).first.wait_for()
     page.locator("#results-import").click()
