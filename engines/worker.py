@@ -61,8 +61,10 @@ def _apply_limits(limits: dict) -> None:
     """No core file (a native crash in a worker holding a model would write gigabytes into the folder the
     app was started from, and the parent would see the death only once it is written), and the address-space
     cap where one is asked for."""
-    import resource
-
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return
     try:
         resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     except (ValueError, OSError):

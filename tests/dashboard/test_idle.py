@@ -25,7 +25,7 @@ def _server(port: str) -> psutil.Process:
 
 
 def test_an_open_idle_dashboard_uses_almost_no_cpu(browser, localbench_home):
-    """A fresh server (nothing left running by other tests), a browser page open on it, then 5 s idle."""
+    """A fresh server (nothing left running by other tests), a browser page open on it, then 4 s idle."""
     with served_app(localbench_home / "idle-server.log", "serve") as url:
         server = _server(url.rsplit(":", 1)[1])
         context = browser.new_context()
@@ -36,7 +36,7 @@ def test_an_open_idle_dashboard_uses_almost_no_cpu(browser, localbench_home):
             page.get_by_role("tab", name="Chat").wait_for()
             page.wait_for_timeout(2000)  # the page's first requests answered
             before, t0 = server.cpu_times(), time.monotonic()
-            time.sleep(5)
+            time.sleep(4)
             after, elapsed = server.cpu_times(), time.monotonic() - t0
         finally:
             context.close()
