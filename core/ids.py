@@ -17,8 +17,8 @@ def _reads_as_number(text: str) -> bool:
 def new_id(n: int = 12, draw: Callable[[], str] = lambda: uuid.uuid4().hex) -> str:
     """`n` random hex digits that no CSV reader takes for a number.
 
-    A hex id such as '5869698e0781' is a float to pandas, Excel and sqlite's CSV import (5869698 × 10^781:
-    inf), and '004215938871' an integer that loses its zeros; a CSV's ids would then no longer match the
+    A hex id such as '5869698e0781' is a float to pandas (5869698 × 10^781: inf), and '004215938871' an
+    integer that loses its zeros, in pandas and in spreadsheets; a CSV's ids would then no longer match the
     store's. About 1 draw in 130 of 12 digits is such an id; it is drawn again.
     """
     while True:

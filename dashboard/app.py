@@ -27,6 +27,13 @@ TABS: list[tuple[str, str]] = [
     ("System", "dashboard.tabs.system"),
 ]
 
+QUEUE_POLL_S = 0.02
+"""How often Gradio's queue looks for a new event when it has none. Gradio's own 1 ms is a thousand
+wake-ups a second: an idle dashboard took 8.5–9.2 % of a core on a 2-core VM, beside the model being
+measured. 20 ms is at most 20 ms before a click's work starts."""
+PROGRESS_POLL_S = 0.05
+"""How often progress bars are sent (Gradio's default: 10 ms, also while nothing runs); 20 a second."""
+
 
 def build_app(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="localbench") as demo:
@@ -42,14 +49,6 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     demo.queue(default_concurrency_limit=1)
     quiet_queue(demo._queue)
     return demo
-
-
-QUEUE_POLL_S = 0.02
-"""How often Gradio's queue looks for a new event when it has none. Gradio's own 1 ms is a thousand
-wake-ups a second: an idle dashboard took 8.5 % of a core on a 2-core VM, beside the model being
-measured. 20 ms is at most 20 ms before a click's work starts."""
-PROGRESS_POLL_S = 0.05
-"""How often progress bars are sent (Gradio's default: 10 ms, also while nothing runs); 20 a second."""
 
 
 def quiet_queue(queue) -> None:

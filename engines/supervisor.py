@@ -88,7 +88,6 @@ class Worker:
             if box is not None:
                 box.put((kind, payload, time.perf_counter()))
         self.dead = True
-        self.proc.join(timeout=2)
         for box in list(self._pending.values()):
             box.put((_DEAD, None, time.perf_counter()))
 
@@ -120,7 +119,6 @@ class Worker:
             kind, payload, t = box.get(timeout=wait_s)
         except queue.Empty:
             if self.dead or not self.proc.is_alive():
-                self.proc.join(timeout=2)
                 raise self.death_error(doing) from None
             if time.monotonic() - self.last_heard > LIVENESS_S:
                 self.kill()

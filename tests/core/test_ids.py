@@ -19,7 +19,5 @@ def test_ids_that_a_csv_reader_takes_for_numbers_are_drawn_again():
 def test_real_ids_survive_a_csv_round_trip():
     ids = [new_id(12) for _ in range(2000)]
     assert all(len(i) == 12 and int(i, 16) >= 0 for i in ids)
-    frame = pd.read_csv(io.StringIO("run_id\n" + "\n".join(ids[:1]) + "\n"))
-    assert frame["run_id"].tolist() == ids[:1]
     for one in ids:
         assert pd.read_csv(io.StringIO(f"run_id\n{one}\n"))["run_id"].tolist() == [one]

@@ -12,7 +12,7 @@ from tests.conftest import served_app
 pytestmark = pytest.mark.browser
 
 IDLE_SHARE_MAX = 0.03
-"""Of one core, over the window below. Gradio's default 1 ms queue poll cost 8.5 % of a core on this
+"""Of one core, over the window below. Gradio's default 1 ms queue poll cost 8.5–9.2 % of a core on this
 project's 2-core VM; at 20 ms (dashboard.app.QUEUE_POLL_S) the poll is ~50 wake-ups a second."""
 
 
