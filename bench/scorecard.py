@@ -14,9 +14,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bench.quant_summary import TARGET_LIMIT_PCT, TARGET_TYPE
-from bench.records import quant_of
-from bench.speedup import TARGET_SPEEDUP
+from bench.quant.summary import TARGET_LIMIT_PCT, TARGET_TYPE
+from bench.results.labels import machine_label, quant_of
+from bench.speed.speedup import TARGET_SPEEDUP
 
 PASS, FAIL, NOT_MEASURABLE = "pass", "fail", "not measurable"
 TTFT_LIMIT_MS = 200.0
@@ -44,13 +44,6 @@ class ScoreRow:
     reason: str
     evidence: str
     """Run ids behind the verdict, space-separated."""
-
-
-def machine_label(hardware: dict) -> str:
-    """'Apple M3 Max, 64 GiB RAM' from a run's stored hardware (HardwareProfile as a dict)."""
-    chip = hardware.get("chip") or "unknown machine"
-    ram = hardware.get("ram_bytes")
-    return f"{chip}, {ram / 2**30:.0f} GiB RAM" if ram else chip
 
 
 def _params(n: float | int | None) -> str:

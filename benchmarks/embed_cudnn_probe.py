@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main(model: str = "all-minilm-l6-v2") -> None:
     import torch
 
-    from bench.embed_corpus import make_corpus
-    from bench.embed_runner import timed_pass
+    from bench.embed.corpus import make_corpus
+    from bench.embed.runner import timed_pass
     from engines.embeddings import EmbedConfig, Embedder
 
     texts = make_corpus(2000)

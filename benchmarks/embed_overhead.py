@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from bench.embed_corpus import make_corpus
-    from bench.embed_runner import batch_order, parse_batch_sizes, split_batches, timed_pass
+    from bench.embed.corpus import make_corpus
+    from bench.embed.runner import batch_order, parse_batch_sizes, split_batches, timed_pass
     from bench.stats import summarize
     from engines.embeddings import EmbedConfig, Embedder, resolve_embed_model, torch_dtype
 

@@ -3,7 +3,7 @@
 Three arms run the same tests (pp and tg at each KV depth: llama-bench's -p, -n, -d) on the same GGUF file,
 all layers on the GPU, the same threads, batch (-b 2048, -ub 512), flash attention (auto) and f16 KV cache,
 interleaved per round (the order turns round by round):
-  ours        — `engines.remote.RemoteEngine("llamacpp")` (the model in its worker process, as `python app.py
+  ours        — `engines.process.proxy.WorkerEngine("llamacpp")` (the model in its worker process, as `python app.py
                 bench --engine llamacpp -ngl -1` runs it): `bench_decode`, llama-bench's method through the
                 worker (engines/llamacpp_bench.py), raw nanoseconds per repetition.
   bare        — llama-cpp-python's low-level bindings in this process, no localbench code: the model loaded
@@ -323,11 +323,11 @@ def main() -> int:
     model, tensor_bytes = random_gguf(args.skeleton, args.work / "smollm2-135m-random-Q4_1.gguf", gguf_py)
 
     from engines.base import LoadConfig
-    from engines.remote import RemoteEngine
+    from engines.process.proxy import WorkerEngine
 
     nvml = Nvml()
     n_ctx = max(args.depths) + args.n_prompt + args.n_gen
-    ours = RemoteEngine(ENGINE)
+    ours = WorkerEngine(ENGINE)
     info = ours.load(
         ours.resolve(str(model)),
         LoadConfig(n_ctx=n_ctx, n_threads=args.threads, n_gpu_layers=-1 if gpu else 0, n_batch=2048),

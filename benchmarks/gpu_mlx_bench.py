@@ -1,6 +1,6 @@
 """MLX (mlx[cuda]) through our worker engine against bare `mlx_lm.stream_generate`, on the same card, interleaved.
 
-ours — `engines.remote.RemoteEngine("mlx")` (the model in its worker process), streamed as the Chat tab and
+ours — `engines.process.proxy.WorkerEngine("mlx")` (the model in its worker process), streamed as the Chat tab and
        `bench --method stream` do (gpu_worker_bench.stream_run: the engine's own t/s, TTFT on this process's
        clock). bare — `mlx_lm.load` and `mlx_lm.stream_generate` in this process, EOS switched off as
        mlx_lm.benchmark does, its GenerationResponse's prompt_tps / generation_tps, TTFT on this clock.
@@ -58,12 +58,12 @@ def variant_rows(model_dir: Path, variant: str, args, nvml: Nvml) -> tuple[list[
     import mlx_lm
 
     from engines.base import LoadConfig
-    from engines.remote import RemoteEngine
+    from engines.process.proxy import WorkerEngine
     from models import convert
 
     ref = convert.convert(str(model_dir), variant, progress=lambda f, m: None)
     depths = [0, *args.depths]
-    ours = RemoteEngine("mlx")
+    ours = WorkerEngine("mlx")
     n_ctx = max(max(depths), args.n_prompt) + args.n_gen + 64
     info = ours.load(ours.resolve(ref.name), LoadConfig(n_ctx=n_ctx, device=args.device))
     if args.device == "cpu":

@@ -1,7 +1,7 @@
 """GPU figures through the worker engines, each beside the bare library loop on the same card in the same run.
 
-What the dashboard and `bench` run is `engines.remote.RemoteEngine("torch")` (the model in its own worker
-process) and `RemoteObject.embedder()`; this script times those against the libraries used directly in this
+What the dashboard and `bench` run is `engines.process.proxy.WorkerEngine("torch")` (the model in its own worker
+process) and `WorkerObject.embedder()`; this script times those against the libraries used directly in this
 process, interleaved per repetition (order alternates), on the same shapes and token ids.
 
 Models: SmolLM2-135M's architecture and all-MiniLM-L6-v2's, built from their own config files with *random
@@ -18,7 +18,7 @@ Parts (--parts):
           `SentenceTransformer.encode`, both given the same corpus-order slices of --batches texts
           (as benchmarks/worker_overhead.py does), sentences/s.
 Also recorded: each process's GPU memory from NVML (`nvmlDeviceGetComputeRunningProcesses`, the worker's pid
-against this process's), the worker's torch counters (`RemoteEngine.memory()`), GPU energy over each timed
+against this process's), the worker's torch counters (`WorkerEngine.memory()`), GPU energy over each timed
 generation (NVML's energy counter; mean W derived), and roofline_pct = tg ÷ (--bandwidth-tbps ÷ bytes read
 per token: weights + the KV cache at that depth), derived.
 Host side, per timed generation (decode here is host-bound, so its noise may be the host's): the CPU seconds
@@ -230,16 +230,16 @@ def torch_rows(model_dir: Path, args, dtype: str, nvml: Nvml) -> tuple[list[dict
     from transformers import AutoModelForCausalLM
 
     from engines.base import LoadConfig
-    from engines.remote import RemoteEngine
+    from engines.process.proxy import WorkerEngine
 
     device, n_prompt, n_gen = args.device, args.n_prompt, args.n_gen
     depths = [0, *args.depths]
-    ours = RemoteEngine("torch")
+    ours = WorkerEngine("torch")
     n_ctx = max(max(depths), n_prompt) + n_gen + 64
     info = ours.load(ours.resolve(str(model_dir)), LoadConfig(n_ctx=n_ctx, device=device, dtype=dtype))
     quiet = None
     if args.nosample:  # the same engine, the worker's memory sampling replaced by an RSS read
-        quiet = RemoteEngine("torch")
+        quiet = WorkerEngine("torch")
         quiet._target = "worker_nosample:TorchEngine"
         quiet.load(quiet.resolve(str(model_dir)), LoadConfig(n_ctx=n_ctx, device=device, dtype=dtype))
     torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
@@ -401,17 +401,17 @@ def embed_rows(model_dir: Path, args, precision: str, nvml: Nvml) -> tuple[list[
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from bench.embed_corpus import make_corpus
+    from bench.embed.corpus import make_corpus
     from engines.embeddings import EmbedConfig
-    from engines.remote import RemoteObject
+    from engines.process.proxy import WorkerObject
 
     device = args.device
     texts = make_corpus(args.embed_texts)
-    ours = RemoteObject.embedder()
+    ours = WorkerObject.embedder()
     ours.load(str(model_dir), EmbedConfig(device=device, precision=precision))
     quiet = None
     if args.nosample:
-        quiet = RemoteObject("worker_nosample:Embedder", "sentence-transformers (sampling off)")
+        quiet = WorkerObject("worker_nosample:Embedder", "sentence-transformers (sampling off)")
         quiet.load(str(model_dir), EmbedConfig(device=device, precision=precision))
     bare = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
     bare = bare.to({"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]).eval()

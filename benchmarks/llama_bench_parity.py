@@ -320,12 +320,12 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llama_bench_parity_cpu"))
     a = parser.parse_args()
 
-    from engines.faults import cpu_flags
+    from engines.process.faults import cpu_flags
     from models.catalog import resolve_model
 
     exe = build_llama_bench(Path(a.build_dir))
     if a.variants:
-        from bench.ladder import build_ladder
+        from bench.quant.ladder import build_ladder
 
         ladder = build_ladder(a.model, [v.strip() for v in a.variants.split(",") if v.strip()], threads=a.threads)
         models = [(f.variant, f.path) for f in ladder.files]

@@ -1,7 +1,7 @@
 """Memory planner validation: estimate vs the measured RSS increase of loading each ladder variant of
 the bundled SmolLM2-135M at two context sizes, each in a fresh subprocess.
 
-For every variant (the shipped Q4_1 plus the quantization lab's ladder, bench/ladder.py; if that
+For every variant (the shipped Q4_1 plus the quantization lab's ladder, bench/quant/ladder.py; if that
 module is absent the variants are quantized here with llama_cpp.llama_model_quantize into a temp dir)
 and every context (default 2048 and 8192 tokens), a fresh Python process imports llama_cpp and the
 engine module, reads its RSS, loads the file with the app's own LlamaCppEngine (n_threads 2, n_batch
@@ -79,7 +79,7 @@ def variants(workdir: Path) -> tuple[list[tuple[str, str]], str]:
     ref = resolve_model("smollm2-135m")
     out = [("Q4_1 (shipped)", ref.path)]
     try:
-        from bench.ladder import LADDER_TYPES, build_ladder
+        from bench.quant.ladder import LADDER_TYPES, build_ladder
     except ImportError:
         import llama_cpp
 
@@ -90,10 +90,10 @@ def variants(workdir: Path) -> tuple[list[tuple[str, str]], str]:
             params.allow_requantize, params.nthread = True, 2
             if llama_cpp.llama_model_quantize(ref.path.encode(), str(dst).encode(), ctypes.byref(params)) == 0:
                 out.append((ftype, str(dst)))
-        return out, "quantized here from the shipped Q4_1 (bench/ladder.py absent)"
+        return out, "quantized here from the shipped Q4_1 (bench/quant/ladder.py absent)"
     ladder = build_ladder(ref, LADDER_TYPES, threads=2)
     out += [(f.variant, f.path) for f in ladder.files if Path(f.path) != Path(ref.path)]
-    return out, f"bench.ladder.build_ladder (reference: {ladder.reference_note})"
+    return out, f"bench.quant.ladder.build_ladder (reference: {ladder.reference_note})"
 
 
 def measure(path: str, n_ctx: int, fill: bool) -> dict:

@@ -47,8 +47,8 @@ def main() -> int:
     os.environ["LOCALBENCH_HOME"] = args.home or tempfile.mkdtemp(prefix="localbench-quant-bench-")
     os.environ.setdefault("LOCALBENCH_NO_BW_PROBE", "1")
 
-    from bench.ladder import LADDER_TYPES
-    from bench.quant_lab import QuantSettings, compare
+    from bench.quant.lab import QuantSettings, compare
+    from bench.quant.ladder import LADDER_TYPES
     from machine.detect import detect_hardware
     from models.catalog import resolve_model
     from planning.runtime import optimal_config

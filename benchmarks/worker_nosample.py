@@ -1,8 +1,8 @@
 """Diagnostic worker targets: the torch engine and the embedder with the worker's memory sampling made cheap.
 
-engines.worker samples its own USS (psutil `memory_full_info`, which reads /proc/PID/smaps) at the start and
+engines.process.worker samples its own USS (psutil `memory_full_info`, which reads /proc/PID/smaps) at the start and
 end of every request and every SAMPLE_S while one runs. In a CUDA process the mappings are many and large,
-so each read may cost milliseconds. Importing this module in the worker (RemoteEngine/RemoteObject target
+so each read may cost milliseconds. Importing this module in the worker (WorkerEngine/WorkerObject target
 'worker_nosample:TorchEngine' or 'worker_nosample:Embedder') replaces those readings with an RSS read, so
 benchmarks/gpu_worker_bench.py can time the same engine with and without them.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import psutil
 
-from engines import worker
 from engines.embeddings import Embedder
+from engines.process import worker
 from engines.torch_hf import TorchEngine
 
 __all__ = ["Embedder", "TorchEngine"]

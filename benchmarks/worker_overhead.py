@@ -1,7 +1,7 @@
 """What the worker process costs: every local engine through its worker against the bare library loop.
 
 For llama.cpp, MLX and torch, the same model and settings are loaded twice: once behind the worker
-(`RemoteEngine`, what the dashboard and `bench` use) and once in this process for the bare library
+(`WorkerEngine`, what the dashboard and `bench` use) and once in this process for the bare library
 loop (llama-cpp-python's `create_completion`, `mlx_lm.stream_generate`, a torch forward loop over the
 KV cache). Each repetition runs both, order alternating, on the same random-token prompt with the
 length forced. Decode t/s is (n − 1) / (t_last − t_first) on the clock of the process that receives
@@ -135,7 +135,7 @@ def text_engine_rows(name: str, n_gen: int, reps: int, threads: int) -> list[dic
     import psutil
 
     from engines.base import LoadConfig
-    from engines.remote import RemoteEngine
+    from engines.process.proxy import WorkerEngine
 
     if name == "llamacpp":
         from models.catalog import resolve_model
@@ -149,7 +149,7 @@ def text_engine_rows(name: str, n_gen: int, reps: int, threads: int) -> list[dic
         extra = {"device": "cpu", "dtype": "bf16"} if name == "torch" else {"device": "cpu"}
         config = LoadConfig(n_ctx=1024, n_threads=threads, **extra)
     available_before = psutil.virtual_memory().available
-    ours = RemoteEngine(name)
+    ours = WorkerEngine(name)
     info = ours.load(ref, config)
     if name == "llamacpp":
         bare, close = bare_llamacpp(ref, config, ours.repack)
@@ -209,12 +209,12 @@ def text_engine_rows(name: str, n_gen: int, reps: int, threads: int) -> list[dic
 def embed_rows(reps: int, batch: int) -> list[dict]:
     from sentence_transformers import SentenceTransformer
 
-    from bench.embed_corpus import make_corpus
+    from bench.embed.corpus import make_corpus
     from engines.embeddings import EmbedConfig, bundled_model_path
-    from engines.remote import RemoteObject
+    from engines.process.proxy import WorkerObject
 
     texts = make_corpus(batch * 4)
-    ours = RemoteObject.embedder()
+    ours = WorkerObject.embedder()
     ours.load("all-minilm-l6-v2", EmbedConfig(device="cpu"))
     bare = SentenceTransformer(str(bundled_model_path()), device="cpu")
 
@@ -285,7 +285,7 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import pandas as pd
 
-    from engines.faults import cpu_flags
+    from engines.process.faults import cpu_flags
 
     rows = []
     for name in args.engines.split(","):

@@ -31,15 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.arena_store import VoteStore
+    from bench.answers.votes import VoteStore
 
     store = VoteStore(args.db)
     return {"leaderboard": _leaderboard, "import": _import, "export": _export}[args.action](store, args)
 
 
 def _leaderboard(store, args: argparse.Namespace) -> int:
-    from bench.arena import fit, leaderboard, leaderboard_frame, method_note, position_bias, separation_frame
-    from bench.export import to_csv, to_json, to_markdown
+    from bench.answers.ratings import fit, leaderboard, leaderboard_frame, method_note, position_bias, separation_frame
+    from bench.results.export import to_csv, to_json, to_markdown
     from core.errors import BadParameter
 
     votes = store.triples()
@@ -73,7 +73,7 @@ def _leaderboard(store, args: argparse.Namespace) -> int:
 def _import(store, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bench.arena_store import parse_votes_csv
+    from bench.answers.votes import parse_votes_csv
     from core.errors import BadParameter
 
     path = Path(args.path)
@@ -94,8 +94,8 @@ def _import(store, args: argparse.Namespace) -> int:
 
 
 def _export(store, args: argparse.Namespace) -> int:
-    from bench.arena_store import votes_frame
-    from bench.export import to_csv, to_json
+    from bench.answers.votes import votes_frame
+    from bench.results.export import to_csv, to_json
 
     frame = votes_frame(store.votes())
     sys.stdout.write(to_csv(frame) if args.output == "csv" else to_json(frame) + "\n")

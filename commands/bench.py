@@ -15,8 +15,8 @@ HELP = "Run llama-bench-style speed tests (pp/tg/pg, repeated) and print a table
 
 
 def int_values(text: str) -> list[int]:
-    """llama-bench's integer lists (bench.plan.int_values): '128,512', '1-4', '0-512+128', '1-8*2'."""
-    from bench.plan import int_values as parse
+    """llama-bench's integer lists (bench.speed.plan.int_values): '128,512', '1-4', '0-512+128', '1-8*2'."""
+    from bench.speed.plan import int_values as parse
 
     return parse(text)
 
@@ -231,10 +231,10 @@ def run(args: argparse.Namespace) -> int:
         return run_serving_cli(args)
     import dataclasses
 
-    from bench.export import to_frame
-    from bench.runner import run_speed
-    from bench.store import ResultStore
-    from bench.tune import key_label, run_sweep
+    from bench.results.export import to_frame
+    from bench.results.store import ResultStore
+    from bench.speed.runner import run_speed
+    from bench.speed.sweep import key_label, run_sweep
     from commands.bench_sweep import sweep_grid, sweep_plan
     from core.errors import BadParameter
     from machine.detect import detect_hardware
@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
     results, again = [], None
     with store.recording("speed", {**settings, **({"aa": "A1"} if args.aa else {})}, hardware) as run:
         try:
-            for load, load_tests in plan:  # model-level settings outermost: one load each (bench.plan)
+            for load, load_tests in plan:  # model-level settings outermost: one load each (bench.speed.plan)
                 config = load.config(base_config)
                 engine = pool.get(engine_name, args.model, config)
                 apply_timeout(engine, args)
@@ -306,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
         return emit_aa(store, results, again, run.run_id, settings, hardware, args)
     emit(to_frame(results), args.output, args.out, display_frame)
     if grid is not None:
-        from bench.tune import sweep_report, sweep_summary
+        from bench.speed.sweep import sweep_report, sweep_summary
 
         inline = args.output in ("md", "table") and not args.out
         report = sweep_report(sweep_summary(results, grid.default), results, grid)
@@ -317,8 +317,8 @@ def run(args: argparse.Namespace) -> int:
 def emit_aa(store, first, second, first_id: str, settings: dict, hardware: dict, args: argparse.Namespace) -> int:
     """Store the second half of an A/A pair (the first is stored as A1; settings say which) and print
     their comparison."""
-    from bench.ab import compare_runs, noise_floor_pct
-    from bench.export import to_frame
+    from bench.results.export import to_frame
+    from bench.speed.ab import compare_runs, noise_floor_pct
 
     with store.recording("speed", {**settings, "aa": "A2"}, hardware) as run:
         run.rows = second
@@ -330,10 +330,10 @@ def emit_aa(store, first, second, first_id: str, settings: dict, hardware: dict,
 
 
 def bench_plan(args: argparse.Namespace, per_test_threads: bool = True, n_gpu_layers=None):
-    """(tests, loads) from the flags, as bench.plan.cross_product orders them: the tests with their
-    context settings, and one bench.plan.Load per model load (`n_gpu_layers`: a list of them makes one
+    """(tests, loads) from the flags, as bench.speed.plan.cross_product orders them: the tests with their
+    context settings, and one bench.speed.plan.Load per model load (`n_gpu_layers`: a list of them makes one
     load each, `--sweep` on Metal/CUDA). Bad values raise BadParameter."""
-    from bench.plan import checked, cross_product
+    from bench.speed.plan import checked, cross_product
     from core.errors import BadParameter
     from engines.llamacpp_bench import flash_attn_type, kv_type
 
@@ -388,8 +388,9 @@ def emit(frame, fmt: str, out: str | None, display=None) -> None:
     """Print the frame as csv/json/jsonl/sql/md/table to stdout, or write it to `out` and say so on stderr.
 
     `display` (speed rows: display_frame) gives md and table their short columns; the other formats of
-    speed rows carry llama-bench's fields first (bench.llama_format). Several depths add a depth table."""
-    from bench.export import render, render_speed
+    speed rows carry llama-bench's fields first (bench.speed.llama_format). Several depths add a depth table."""
+    from bench.results.export import render
+    from bench.speed.llama_format import render_speed
 
     if display is None:
         text = render(frame, fmt)
@@ -399,7 +400,7 @@ def emit(frame, fmt: str, out: str | None, display=None) -> None:
         text = render_speed(frame, fmt)
     write_output(text, out, f"{len(frame)} rows")
     if display is not None and "n_depth" in frame and frame["n_depth"].nunique() > 1:
-        from bench.depth import depth_report
+        from bench.speed.depth import depth_report
 
         # beside a table on the terminal; on stderr when stdout carries a machine format or a file was written
         inline = fmt in ("md", "table") and not out
@@ -433,7 +434,7 @@ def display_frame(frame):
     """llama-bench's printed columns: model, size, params, backend, threads, the settings that vary, test, t/s."""
     import pandas as pd
 
-    from bench.export import mean_pm_column
+    from bench.results.export import mean_pm_column
 
     varying = {
         name: frame[field].replace({-1: "auto"}) if field == "flash_attn" else frame[field]
@@ -461,9 +462,9 @@ def run_serving_cli(args: argparse.Namespace) -> int:
     """The serving-style benchmark: N requests at concurrency C; a run with failures is stored as failed."""
     import dataclasses
 
-    from bench.export import render, to_frame
-    from bench.serving import run_serving, serving_report
-    from bench.store import ResultStore
+    from bench.results.export import render, to_frame
+    from bench.results.store import ResultStore
+    from bench.speed.serving import run_serving, serving_report
     from core.errors import BadParameter, ServerError
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool

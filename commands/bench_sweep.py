@@ -1,5 +1,5 @@
-"""`bench --sweep`'s flags: the grid from what was given and the machine (bench.tune.make_grid), and the
-per-load plan of configurations, the default point included. The run and the report are bench.tune's."""
+"""`bench --sweep`'s flags: the grid from what was given and the machine (bench.speed.sweep.make_grid), and the
+per-load plan of configurations, the default point included. The run and the report are bench.speed.sweep's."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from commands.args import LLAMA_BENCH_N_BATCH, str_list
 
 
 def sweep_grid(args: argparse.Namespace, engine_name: str):
-    """bench.tune.Grid for `--sweep`, after checking the flags; fills args' -t, -b and -fa with the grid's
+    """bench.speed.sweep.Grid for `--sweep`, after checking the flags; fills args' -t, -b and -fa with the grid's
     values where they were not given (bad combinations raise BadParameter before anything loads)."""
-    from bench.tune import make_grid
+    from bench.speed.sweep import make_grid
     from core.errors import BadParameter
     from engines.llamacpp_bench import flash_attn_type
     from machine.detect import detect_hardware, usable_cpus
@@ -54,7 +54,7 @@ def sweep_plan(args: argparse.Namespace, grid, tests, loads):
     """[(load, [tests of one configuration, ...])] for a sweep: the grid's tests grouped by configuration
     under every load, plus the default point's tests (explicit threads, n_batch and flash_attn auto) under
     the load with the default's n_gpu_layers, unless the grid already holds that point."""
-    from bench.runner import DecodeSettings, plan_tests
+    from bench.speed.runner import DecodeSettings, plan_tests
 
     t, b, fa, ngl = grid.default
     groups: dict = {}

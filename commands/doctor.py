@@ -201,7 +201,7 @@ def known_fault_rows() -> list[dict]:
     """Each known fault's verdict on this machine: the bundled GGUF's canary is run (once, cached)."""
     import importlib.util
 
-    from engines.faults import FAULTS, cached_verdicts
+    from engines.process.faults import FAULTS, cached_verdicts
 
     if importlib.util.find_spec("llama_cpp") is not None:
         from core.errors import LocalbenchError

@@ -75,7 +75,7 @@ def load_texts(args: argparse.Namespace) -> tuple[list[str], str]:
     """(texts, corpus name) from --corpus or the built-in generator."""
     from pathlib import Path
 
-    from bench.embed_corpus import load_corpus_file, make_corpus
+    from bench.embed.corpus import load_corpus_file, make_corpus
 
     if args.corpus:
         return load_corpus_file(args.corpus), Path(args.corpus).name
@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from bench.embed_runner import plan_embed_sweep, run_and_store, summary_frame, sweep_notes
-    from bench.export import to_frame
-    from bench.store import ResultStore
+    from bench.embed.runner import plan_embed_sweep, run_and_store, summary_frame, sweep_notes
+    from bench.results.export import to_frame
+    from bench.results.store import ResultStore
     from commands.bench import cli_progress, emit
     from machine.detect import detect_hardware
 

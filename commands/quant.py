@@ -24,8 +24,8 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from bench.ladder import LADDER_TYPES
-    from bench.quant_lab import DEFAULT_PROMPT, DEFAULT_VARIANTS
+    from bench.quant.lab import DEFAULT_PROMPT, DEFAULT_VARIANTS
+    from bench.quant.ladder import LADDER_TYPES
 
     parser.add_argument("--model", "-m", default="smollm2-135m", help="catalog name or path to a GGUF")
     parser.add_argument(
@@ -72,10 +72,10 @@ def _read_eval(path: str | None) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from bench.ladder import parse_types
-    from bench.quant_lab import QuantSettings, built_choices, compare_and_store, variant_choices
-    from bench.quant_summary import summary_frame, to_frame
-    from bench.store import ResultStore
+    from bench.quant.lab import QuantSettings, built_choices, compare_and_store, variant_choices
+    from bench.quant.ladder import parse_types
+    from bench.quant.summary import summary_frame, to_frame
+    from bench.results.store import ResultStore
     from commands.bench import cli_progress, emit
     from core.errors import BadParameter
     from machine.detect import detect_hardware

@@ -61,7 +61,7 @@ def _threads(text: str) -> int:
 
 def parse_entry(text: str):
     """'MODEL@ENGINE[,temperature=T][,seed=S]' as an Entry; BadParameter (one line) otherwise."""
-    from bench.arena_round import Entry
+    from bench.answers.entry import Entry
     from core.errors import BadParameter
     from engines.registry import ENGINES
 
@@ -86,12 +86,12 @@ def parse_entry(text: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.compare_queue import cells_frame, export_cells, list_plans, load_plan
-    from bench.store import ResultStore
+    from bench.answers.queue import cells_frame, export_cells, list_plans, load_plan
+    from bench.results.store import ResultStore
 
     store = ResultStore()
     if args.action == "list":
-        from bench.export import render, to_frame
+        from bench.results.export import render, to_frame
 
         plans = list_plans(store)
         print(render(to_frame(plans), "table") if plans else f"no queues in {store.path} yet — `queue run` starts one")
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 def _new_plan(store, args: argparse.Namespace):
     import dataclasses
 
-    from bench.compare_queue import BUILT_IN_PROMPTS, read_prompts, save_plan
+    from bench.answers.queue import BUILT_IN_PROMPTS, read_prompts, save_plan
     from core.errors import BadParameter
     from machine.detect import detect_hardware
 
@@ -127,8 +127,8 @@ def _new_plan(store, args: argparse.Namespace):
 def _run_plan(store, plan, args: argparse.Namespace) -> int:
     import dataclasses
 
-    from bench.arena_round import engine_answer
-    from bench.compare_queue import cells_frame, done_items, export_cells, run_queue
+    from bench.answers.entry import engine_answer
+    from bench.answers.queue import cells_frame, done_items, export_cells, run_queue
     from commands.bench import cli_progress, write_output
     from core.errors import Cancelled
     from engines.base import LoadConfig

@@ -27,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.export import render
-    from bench.store import ResultStore
-    from bench.transfer import export_text, history_frame, import_file
+    from bench.results.export import render
+    from bench.results.store import ResultStore
+    from bench.results.transfer import export_text, history_frame, import_file
     from commands.bench import write_output
     from core.errors import BadParameter
 

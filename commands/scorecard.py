@@ -17,9 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.export import render, to_frame
+    from bench.results.export import render, to_frame
+    from bench.results.store import ResultStore
     from bench.scorecard import load_evidence, scorecard
-    from bench.store import ResultStore
     from commands.bench import write_output
 
     rows = scorecard(*load_evidence(ResultStore()))

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     policy = build_policy(args.host, args.allow_host, args.allow_origin)
     bind_socket(args.host, args.port).close()  # a port in use fails here, before the slow app build
 
-    from bench.sweep import sweep_partials
+    from core.paths import sweep_partials
 
     swept = sweep_partials()
     if swept:

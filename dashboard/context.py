@@ -10,8 +10,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from bench.store import ResultStore
-from engines.pool import EnginePool
+from bench.results.store import ResultStore
+from engines.process.pool import EnginePool
 from planning.guard import guarded_pool
 
 

@@ -35,7 +35,7 @@ def as_int(value, name: str, minimum: int | None = None, maximum: int | None = N
 
 def csv_file(frame, stem: str) -> str:
     """Write the frame as a CSV (formula-safe) in a temp folder and return its path for download."""
-    from bench.export import to_csv
+    from bench.results.export import to_csv
 
     folder = Path(tempfile.mkdtemp(prefix="localbench-"))
     path = folder / f"{stem}.csv"

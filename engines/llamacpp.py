@@ -28,8 +28,8 @@ from engines.base import (
     rate,
     room_for_generation,
 )
-from engines.faults import KnownFault, Verdict, cpu_flags, register, run_canary
 from engines.llamacpp_bench import DecodeBench, flash_attn_type, kv_type
+from engines.process.faults import KnownFault, Verdict, cpu_flags, register, run_canary
 from engines.prompts import Prompt, as_messages, is_chat_prompt, is_token_prompt, random_tokens
 from models.gguf import read_gguf
 from models.ref import ModelRef

@@ -18,12 +18,12 @@ MEMORY_MULTIPLIER = 1.2
 """Planning factor: model weights × 1.2 = memory a load needs (weights plus KV cache and compute buffers)."""
 
 OOM_TEXTS = (
-    "out of memory",  # torch CUDA/MPS ("CUDA out of memory", "MPS backend out of memory"), CUDA "CUDA error: out of memory"
+    "out of memory",  # torch "CUDA out of memory", "MPS backend out of memory"; CUDA "CUDA error: out of memory"
     "outofmemory",  # Metal "kIOGPUCommandBufferCallbackErrorOutOfMemory", torch's OutOfMemoryError by name
     "insufficient memory",  # Metal "[METAL] Command buffer execution failed: Insufficient Memory (00000008:...)"
     "can't allocate memory",  # torch CPU "DefaultCPUAllocator: can't allocate memory: you tried to allocate N bytes"
     "[malloc] unable to allocate",  # MLX allocators "[malloc] Unable to allocate N bytes."
-    "[metal::malloc]",  # MLX Metal "Attempting to allocate N bytes which is greater than ...", "Resource limit (N) exceeded."
+    "[metal::malloc]",  # MLX Metal "Attempting to allocate N bytes which is greater than ...", "Resource limit (N)"
     "memory allocation error",  # oneMKL "Intel oneMKL FATAL ERROR: memory allocation error."
     "not enough memory to allocate",  # oneMKL DFTI
     "status_alloc_failed",  # cuBLAS "CUBLAS_STATUS_ALLOC_FAILED", cuDNN "CUDNN_STATUS_ALLOC_FAILED"

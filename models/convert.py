@@ -36,7 +36,7 @@ from core.errors import (
     InsufficientMemory,
     InvalidModelFile,
 )
-from core.paths import atomic_path, check_disk_space
+from core.paths import OWNER, atomic_path, check_disk_space
 from models import catalog
 from models.converted import (
     MANIFEST,
@@ -58,8 +58,6 @@ from models.ref import ModelRef
 Progress = Callable[[float, str], None]
 """progress(fraction done in [0, 1], message)."""
 
-OWNER = ".localbench-owner.json"
-"""Written first inside a conversion in progress: the pid that owns the temporary folder."""
 STALE_PARTIAL_S = 3600.0
 """Temporary folders without an owner record older than this are leftovers of a crash."""
 

@@ -1,6 +1,6 @@
 """Listing of quantization-ladder files in the cache, for the model catalog.
 
-The quantization lab (bench/ladder.py) builds ladders under LOCALBENCH_HOME/cache/ladder/<model>/ with a
+The quantization lab (bench/quant/ladder.py) builds ladders under LOCALBENCH_HOME/cache/ladder/<model>/ with a
 manifest.json; this module only reads that folder, so the catalog can offer every finished variant
 ('smollm2-135m@Q4_K_M') to Chat, Compare and `bench` without importing the lab or building anything.
 """

@@ -18,7 +18,7 @@ import sys
 from core.errors import InsufficientMemory, InvalidModelFile
 from core.units import fmt_bytes
 from engines.base import Engine, LoadConfig
-from engines.pool import EnginePool
+from engines.process.pool import EnginePool
 from models.ref import ModelRef
 from planning.estimate import MemoryEstimate, estimate, margin_bytes
 from planning.specs import load_spec, spec_from_folder, spec_from_gguf

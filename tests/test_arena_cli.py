@@ -7,7 +7,7 @@ import io
 
 import pandas as pd
 
-from tests.bench.test_arena import synthetic_votes
+from tests.bench.answers.test_ratings import synthetic_votes
 from tests.conftest import run_app
 
 

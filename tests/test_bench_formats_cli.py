@@ -10,7 +10,7 @@ import sqlite3
 
 import pandas as pd
 
-from bench.llama_format import LLAMA_BENCH_FIELDS
+from bench.speed.llama_format import LLAMA_BENCH_FIELDS
 from tests.conftest import run_app
 
 SMALL = ("bench", "--engine", "llamacpp", "--model", "smollm2-135m", "--repack", "0")

@@ -102,7 +102,7 @@ def _last_run(home, status: str) -> tuple[str, str, dict]:
 
 
 def test_ctrl_c_during_bench_is_a_cancelled_run_with_hardware_not_a_failed_one(localbench_home):
-    from bench.store import ResultStore
+    from bench.results.store import ResultStore
 
     ResultStore(localbench_home / "results.db")  # the tables, before counting failed runs
     failed_before = len(_failed_runs(localbench_home))

@@ -2,8 +2,9 @@
 
 Floors, lowest first: core → models, machine → engines → planning → bench → dashboard → commands, app.py
 (benchmarks/ scripts sit on top). A module may import its own package and any lower floor, never a
-higher one nor a sibling on its floor. Every import counts, the deferred ones inside functions too,
-because a deferred import is still a dependency. Each module also imports alone in a fresh process.
+higher one nor a sibling on its floor. Inside bench/ the rooms have floors of their own, lowest first:
+stats → results → speed, embed, answers → quant → scorecard. Every import counts, the deferred ones inside
+functions too, because a deferred import is still a dependency. Each module also imports alone in a fresh process.
 """
 
 from __future__ import annotations
@@ -59,8 +60,20 @@ def imports_of(path: Path) -> set[str]:
 GRAPH = {name: imports_of(path) - {name} for name, path in MODULES.items()}
 
 
+BENCH_FLOORS = {"stats": 0, "results": 1, "speed": 2, "embed": 2, "answers": 2, "quant": 3, "scorecard": 4}
+"""bench/'s rooms (bench.speed, ...) and its top-level modules (bench.stats, bench.scorecard), lowest first."""
+
+FOLDER_MODULES_MAX = 14
+"""No package folder holds more modules than this (its __init__ not counted): past it, a concern wants a room.
+benchmarks/ holds scripts, one per measurement, not a package's modules."""
+
+
 def floor(module: str) -> int:
     return FLOORS[module.split(".")[0]]
+
+
+def bench_room(module: str) -> str:
+    return module.split(".")[1]
 
 
 def test_imports_run_down_the_floors():
@@ -71,6 +84,29 @@ def test_imports_run_down_the_floors():
         if dep.split(".")[0] != mod.split(".")[0] and floor(dep) >= floor(mod)
     ]
     assert upward == []
+
+
+def test_bench_rooms_import_down_their_floors():
+    rooms = {m for m in GRAPH if m.startswith("bench.")}
+    assert {bench_room(m) for m in rooms} == set(BENCH_FLOORS)
+    upward = [
+        f"{mod} imports {dep}"
+        for mod in rooms
+        for dep in GRAPH[mod]
+        if dep.startswith("bench.")
+        and bench_room(dep) != bench_room(mod)
+        and BENCH_FLOORS[bench_room(dep)] >= BENCH_FLOORS[bench_room(mod)]
+    ]
+    assert upward == []
+
+
+def test_no_folder_holds_more_than_14_modules():
+    folders: dict[Path, int] = {}
+    for path in MODULES.values():
+        if path.name != "__init__.py" and path.parent != ROOT and path.relative_to(ROOT).parts[0] != "benchmarks":
+            folders[path.parent] = folders.get(path.parent, 0) + 1
+    crowded = {str(d.relative_to(ROOT)): n for d, n in folders.items() if n > FOLDER_MODULES_MAX}
+    assert crowded == {}
 
 
 def test_no_import_circles():

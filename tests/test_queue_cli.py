@@ -15,8 +15,8 @@ import time
 import pandas as pd
 import pytest
 
-from bench.compare_queue import KIND, PLAN_KIND
-from bench.store import ResultStore
+from bench.answers.queue import KIND, PLAN_KIND
+from bench.results.store import ResultStore
 from tests.conftest import ROOT, run_app
 
 ENTRIES = ["--model", "smollm2-135m@llamacpp", "--model", "smollm2-135m@llamacpp,temperature=0.8,seed=1"]

@@ -3,7 +3,7 @@
 Each round draws two entries and shows them as A and B, the side chosen by a coin and logged. Speed is
 blinded: both answers are generated in full and revealed together, so streaming speed cannot give an
 engine away; names and statistics appear only after the vote. Votes go to arena.db beside the results
-store, keyed by a per-round vote_id, so a double click counts once. The board is bench.arena's
+store, keyed by a per-round vote_id, so a double click counts once. The board is bench.answers.ratings's
 Bradley–Terry fit with 95 % intervals; `answer_via_pool` is the tab's only contact with the engines.
 """
 
@@ -17,9 +17,10 @@ import altair as alt
 import gradio as gr
 import pandas as pd
 
-from bench.arena import fit, leaderboard, leaderboard_frame, method_note, position_bias, separation_frame
-from bench.arena_round import Entry, Round, draw, engine_answer, make_pool, play, vote_of
-from bench.arena_store import VoteStore
+from bench.answers.arena import Round, draw, play, vote_of
+from bench.answers.entry import Entry, engine_answer, make_pool
+from bench.answers.ratings import fit, leaderboard, leaderboard_frame, method_note, position_bias, separation_frame
+from bench.answers.votes import VoteStore
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.tabs.chat import _models, load_config, stats_markdown

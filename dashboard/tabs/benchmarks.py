@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from bench.export import to_frame
+from bench.results.export import to_frame
 from bench.scorecard import load_evidence, scorecard
 from dashboard.context import AppContext
 from dashboard.ui import csv_file

@@ -2,7 +2,7 @@
 another, a llama-bench speed test of each, and t/s against KV depth (dashboard.tabs.compare_depth).
 
 With two or three configurations the speed test interleaves their repetitions (A1 B1 A2 B2 …,
-bench.interleave; the order is in every row's `run_order`) and marks each difference against A as
+bench.speed.interleave; the order is in every row's `run_order`) and marks each difference against A as
 significant or not (Welch's t-test on the raw samples), shown under the table and stored as kind 'ab'.
 
 Below the live section, answers stream one model after another, never at once: on a shared CPU,
@@ -19,10 +19,10 @@ import altair as alt
 import gradio as gr
 import pandas as pd
 
-from bench.export import mean_pm_column, to_frame
-from bench.interleave import Arm, ab_rows, labels, run_interleaved
-from bench.records import quant_of
-from bench.runner import plan_tests, run_speed
+from bench.results.export import mean_pm_column, to_frame
+from bench.results.labels import quant_of
+from bench.speed.interleave import Arm, ab_rows, labels, run_interleaved
+from bench.speed.runner import plan_tests, run_speed
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices
@@ -260,7 +260,7 @@ def build(ctx: AppContext) -> None:
         )
 
     def speedup(e0, m0, ctx_tokens, pp, tg, repetitions, request: gr.Request, progress=gr.Progress()):
-        from bench.speedup import TARGET_SPEEDUP, accelerated_device, compare_devices
+        from bench.speed.speedup import TARGET_SPEEDUP, accelerated_device, compare_devices
 
         cancel = ctx.new_cancel(session_of(request), "compare-bench")
         try:

@@ -2,8 +2,8 @@
 with error bars from the raw samples, beside the memory planner's maximum context for each model on this
 machine (an estimate, stated beside the chart).
 
-The runs are the speed runner's (bench.runner.run_speed) at every depth asked for, one model after
-another, stored as kind 'speed' with `depth_sweep` in the settings; the rows are bench.depth's.
+The runs are the speed runner's (bench.speed.runner.run_speed) at every depth asked for, one model after
+another, stored as kind 'speed' with `depth_sweep` in the settings; the rows are bench.speed.depth's.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import altair as alt
 import gradio as gr
 import pandas as pd
 
-from bench.depth import DEPTH_COLUMNS, depth_table, planned_for, samples_long
-from bench.export import to_frame
-from bench.plan import int_values
-from bench.runner import plan_tests, run_speed
+from bench.results.export import to_frame
+from bench.speed.depth import DEPTH_COLUMNS, depth_table, planned_for, samples_long
+from bench.speed.plan import int_values
+from bench.speed.runner import plan_tests, run_speed
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name

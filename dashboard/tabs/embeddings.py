@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from bench.embed_corpus import CORPUS_SIZE, load_corpus_file, make_corpus
-from bench.embed_runner import DEFAULT_BATCH_SIZES, plan_embed_sweep, run_and_store, summary_frame, sweep_notes
-from bench.export import to_frame
+from bench.embed.corpus import CORPUS_SIZE, load_corpus_file, make_corpus
+from bench.embed.runner import DEFAULT_BATCH_SIZES, plan_embed_sweep, run_and_store, summary_frame, sweep_notes
+from bench.results.export import to_frame
 from core.errors import LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import as_int, csv_file, session_of, warn
@@ -25,7 +25,7 @@ from machine.devices import embeddings_auto_device
 
 SCOPE = "embed"
 COLUMN_WIDTHS = ("9%", "7%", "9%", "6%", "11%", "9%", "9%", "9%", "9%", "10%", "12%")
-"""Shares of the table's width per column of bench.embed_runner.summary_frame (together 100 %): the table
+"""Shares of the table's width per column of bench.embed.runner.summary_frame (together 100 %): the table
 fits its column instead of scrolling sideways; the CSV keeps every field."""
 
 

@@ -1,6 +1,6 @@
 """Live side by side (in the Compare tab): one prompt streamed to 2–4 columns, any mix of engines and models.
 
-bench.live runs each column's generation in its own thread; the handler here is one generator that
+bench.answers.live runs each column's generation in its own thread; the handler here is one generator that
 drains them and redraws every column about every 100 ms, with a live line under each (TTFT, t/s,
 ITL p50/p95, tokens, worker memory). "Fair timing" runs the columns one after another, "simultaneous"
 all at once (rows marked contended). Greedy answers are highlighted from the first word where they
@@ -16,7 +16,7 @@ import time
 import gradio as gr
 import pandas as pd
 
-from bench.live import LIVE_COLUMNS, LiveColumn, LiveRun, split_at_divergence
+from bench.answers.live import LIVE_COLUMNS, LiveColumn, LiveRun, split_at_divergence
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices

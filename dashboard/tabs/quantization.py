@@ -6,7 +6,7 @@ in the tab and Cancel stops at the next step. The result: each variant's greedy 
 column (chat or plain completion, said above the answers), a metrics table, an altair chart of
 generation t/s against mean KLD with the Pareto frontier, size bars with effective bits per weight,
 the design target's (ADR 006) verdict and a CSV download. The table is the CLI's
-(bench.quant_summary.summary_frame); every column is in the CSV. Every run is stored (kind 'quant').
+(bench.quant.summary.summary_frame); every column is in the CSV. Every run is stored (kind 'quant').
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import math
 
 import gradio as gr
 
-from bench import quant_lab, quant_summary
-from bench.ladder import LADDER_TYPES
+from bench.quant import lab as quant_lab
+from bench.quant import summary as quant_summary
+from bench.quant.ladder import LADDER_TYPES
 from core.errors import LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import as_int, csv_file, session_of, warn
@@ -251,7 +252,7 @@ def build(ctx: AppContext) -> None:
         request: gr.Request,
         progress=gr.Progress(),
     ):
-        from engines.pool import EnginePool
+        from engines.process.pool import EnginePool
 
         cancel = ctx.new_cancel(session_of(request), SCOPE)
         try:

@@ -1,7 +1,7 @@
 """Queue tab: the unattended compare queue — a prompt set on 2–4 (engine, model) entries, one answer at a time.
 
 The prompt set is the built-in short set, pasted text (one prompt per line) or an uploaded .txt/.jsonl file.
-Run stores the queue's plan, then each answer as soon as it is finished (bench.compare_queue, in the results
+Run stores the queue's plan, then each answer as soon as it is finished (bench.answers.queue, in the results
 store), so Stop or a crash loses at most the answer in flight: pick the queue under "Stored queues" and
 Resume runs only the missing cells. The grid puts prompts in rows and entries in columns, each cell the
 answer and its statistics line; CSV and JSONL downloads are `python app.py queue export` of the same queue.
@@ -17,8 +17,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from bench.arena_round import Entry, engine_answer
-from bench.compare_queue import (
+from bench.answers.entry import Entry, engine_answer
+from bench.answers.queue import (
     BUILT_IN_PROMPTS,
     cells_frame,
     export_cells,

@@ -1,6 +1,6 @@
 """Results tab: the history of every run from every machine, filters, a compare view with a chart, delete,
 CSV downloads and import of an exported file. The same history is `python app.py results
-list|export|import|delete`; Import is the CLI's own path (bench.transfer.import_file): the file is
+list|export|import|delete`; Import is the CLI's own path (bench.results.transfer.import_file): the file is
 validated, rejected runs are listed with the reason, and run ids already stored are skipped."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from bench.export import to_frame
+from bench.results.export import to_frame
+from bench.results.transfer import export_text, history_frame, import_file
 from bench.stats import welch
-from bench.transfer import export_text, history_frame, import_file
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import csv_file, warn

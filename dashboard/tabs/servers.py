@@ -18,7 +18,7 @@ import pandas as pd
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import session_of, warn
-from engines.streams import DEFAULT_IDLE_TIMEOUT_S
+from engines.process.streams import DEFAULT_IDLE_TIMEOUT_S
 
 KINDS = {"Ollama": "ollama", "OpenAI-compatible": "openai"}
 MODEL_COLUMNS = ["model", "family", "parameters", "quantization", "size (GB)"]

@@ -158,8 +158,8 @@ def engines_frame(ctx: AppContext) -> pd.DataFrame:
 
 
 def repack_frame() -> pd.DataFrame:
-    """llama.cpp's CPU weight-repack canary verdicts (engines/faults.py), newest first."""
-    from engines.faults import cached_verdicts
+    """llama.cpp's CPU weight-repack canary verdicts (engines/process/faults.py), newest first."""
+    from engines.process.faults import cached_verdicts
 
     rows = [
         (

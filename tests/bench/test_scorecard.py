@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bench.results.store import ResultStore
 from bench.scorecard import FAIL, NOT_MEASURABLE, PASS, scorecard
-from bench.store import ResultStore
 
 M3_MAX = {"chip": "Apple M3 Max", "ram_bytes": 64 * 2**30}
 XEON = {"chip": "Intel Xeon", "ram_bytes": 8 * 2**30}

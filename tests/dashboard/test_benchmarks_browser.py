@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
-from bench.store import ResultStore
+from bench.results.store import ResultStore
 from tests.bench.test_scorecard import XEON
 from tests.bench.test_scorecard import speed as fixture_row
 

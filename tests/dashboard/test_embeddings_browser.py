@@ -67,7 +67,7 @@ def test_bad_input_gets_a_message_and_the_tab_keeps_serving(page):
 
 
 def test_cancel_stops_a_long_sweep(page, localbench_home):
-    from bench.store import ResultStore
+    from bench.results.store import ResultStore
 
     open_tab(page, "Embeddings")
     _fill(page, "embed-sentences", "2000")
@@ -82,7 +82,7 @@ def test_cancel_stops_a_long_sweep(page, localbench_home):
 
 @pytest.mark.skipif(platform.system() == "Darwin", reason="off macOS only: there Core ML measures")
 def test_coreml_choice_warns_off_macos_and_the_tab_keeps_serving(page, localbench_home):
-    from bench.store import ResultStore
+    from bench.results.store import ResultStore
 
     before = len(ResultStore().runs("embed"))
     open_tab(page, "Embeddings")

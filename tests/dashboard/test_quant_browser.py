@@ -87,7 +87,7 @@ def test_compare_two_variants_and_download_csv(page):
 
 
 def test_bad_input_then_cancel(page, localbench_home):
-    from bench.store import ResultStore
+    from bench.results.store import ResultStore
 
     open_tab(page, "Quantization")
     _tick_only(page, [])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from bench import quant_summary
+from bench.quant import summary as quant_summary
 from dashboard.tabs.quantization import COLUMN_WIDTHS, KLD_TICKS, pareto_chart
 
 

@@ -11,8 +11,8 @@ import time
 import pandas as pd
 import pytest
 
-from bench.compare_queue import KIND
-from bench.store import ResultStore
+from bench.answers.queue import KIND
+from bench.results.store import ResultStore
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
-from bench.store import ResultStore
+from bench.results.store import ResultStore
 from tests.bench.test_scorecard import XEON
 from tests.conftest import ROOT, served_app
 from tests.dashboard.test_benchmarks_browser import stored

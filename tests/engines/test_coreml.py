@@ -156,9 +156,9 @@ def test_a_coreml_row_is_built_from_the_backend_and_its_timings(converted):
     import statistics
     import time
 
-    from bench.embed_corpus import make_corpus
-    from bench.embed_runner import REFERENCE, TimedPass, batch_order, make_result, split_batches
-    from bench.export import to_frame
+    from bench.embed.corpus import make_corpus
+    from bench.embed.runner import REFERENCE, TimedPass, batch_order, make_result, split_batches
+    from bench.results.export import to_frame
     from engines.embeddings import EmbedModelInfo
 
     model = coreml._sentence_model(resolve_embed_model(BUNDLED_EMBED_MODEL).path)
@@ -232,7 +232,7 @@ def test_a_bad_prediction_is_one_line():
 
 @pytest.mark.skipif(platform.system() == "Darwin", reason="off macOS only: there Core ML measures")
 def test_embed_bench_coreml_says_it_needs_macos_in_one_line(converted):
-    from bench.store import ResultStore
+    from bench.results.store import ResultStore
 
     before = len(ResultStore().runs("embed"))
     out = run_app("embed-bench", "--backend", "coreml", "--compute-units", "cpu_and_ne", "-b", "8", "-n", "16")
@@ -261,7 +261,7 @@ def test_beside_torch_coreml_is_skipped_with_the_line(converted):
 
 @pytest.mark.skipif(platform.system() == "Darwin", reason="off macOS only")
 def test_before_conversion_the_line_says_where_the_package_goes(tmp_path, monkeypatch):
-    from bench.embed_runner import plan_embed_sweep
+    from bench.embed.runner import plan_embed_sweep
 
     monkeypatch.setenv("LOCALBENCH_HOME", str(tmp_path))
     with pytest.raises(EngineUnavailable) as err:

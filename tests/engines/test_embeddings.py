@@ -186,9 +186,9 @@ def test_ollama_errors_are_actionable(ollama_url):
 
 
 def test_remote_embedder_calls_methods_in_one_round_trip_and_reads_values_fresh(minilm):
-    from engines.remote import RemoteObject
+    from engines.process.proxy import WorkerObject
 
-    remote = RemoteObject.embedder()
+    remote = WorkerObject.embedder()
     try:
         remote.load(BUNDLED_EMBED_MODEL, EmbedConfig(device="cpu"))
         first = remote.embed_batch(TEXTS)

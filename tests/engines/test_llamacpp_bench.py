@@ -79,14 +79,14 @@ def test_peak_rss_is_read_while_the_tests_kv_cache_is_resident(llama_engine, smo
     import psutil
 
     from engines.base import LoadConfig
-    from engines.remote import RemoteEngine
+    from engines.process.proxy import WorkerEngine
 
     model = llama_engine._llm._model.model
     n_layer, n_head = llama_cpp.llama_model_n_layer(model), llama_cpp.llama_model_n_head(model)
     kv_width = llama_cpp.llama_model_n_head_kv(model) * llama_cpp.llama_model_n_embd(model) // n_head
     depth = 1024
     kv_bytes = 2 * n_layer * depth * kv_width * 4  # K and V, f32, the prefilled cells only
-    engine = RemoteEngine("llamacpp")
+    engine = WorkerEngine("llamacpp")
     engine.load(smollm2_ref, LoadConfig(n_ctx=512, n_threads=2))
     try:
         engine.bench_decode(0, 2, 0, 1)  # the weights paged in (mmap), so only the test's own memory is new

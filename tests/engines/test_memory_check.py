@@ -27,7 +27,8 @@ ALLOCATION_FAILURES = [
     "[malloc] Unable to allocate 268435456 bytes.",
     "[metal::malloc] Attempting to allocate 137438953472 bytes which is greater than the maximum allowed buffer size",
     "[metal::malloc] Resource limit (499000) exceeded.",
-    "[METAL] Command buffer execution failed: Insufficient Memory (00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)",
+    "[METAL] Command buffer execution failed: Insufficient Memory (00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory"
+    ")",
     "Intel oneMKL FATAL ERROR: memory allocation error.",
     "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
 ]

@@ -116,7 +116,7 @@ def test_logits_agree_with_torch(mlx_engine, torch_engine):  # noqa: F811
     (Before legacy_rope_keys, mlx-lm read SmolLM2's transformers-5 config with RoPE base 10000 instead of
     100000: mean KL 0.13 and 79 % same top-1 on the lab's text. Now ≈ 0.001 and ≈ 95 %.)
     """
-    from bench import quality
+    from bench.quant import quality
 
     text = "The capital of France is Paris, and the capital of Germany is Berlin."
     assert mlx_engine.tokenize(text) == torch_engine.tokenize(text)

@@ -249,7 +249,7 @@ def test_wrong_api_key(fake_ollama, fault):
 
 
 def test_cli_bench_through_ollama_and_a_cut_reply_stored_as_failed(fake_ollama, fault):
-    from bench.store import ResultStore
+    from bench.results.store import ResultStore
 
     common = ("bench", "--engine", "ollama", "--host", fake_ollama.url, "--model", MODEL, "-p", "16", "-n", "4")
     ok = run_app(*common, "-r", "2", "-t", "2", "--no-warmup", "-o", "csv")

@@ -1,4 +1,4 @@
-"""Engines in worker processes (engines.remote / engines.worker), against real faults on real engines.
+"""Engines in worker processes (engines.process.proxy / engines.process.worker), against real faults on real engines.
 
 Every fault here is real: a signal sent with os.kill to the real worker's pid while it loads or streams
 the bundled model, a worker frozen with SIGSTOP, an address-space limit set inside the worker, a real
@@ -17,12 +17,12 @@ import time
 import psutil
 import pytest
 
-import engines.supervisor as supervisor
+import engines.process.supervisor as supervisor
 from core.errors import Cancelled, EngineCrashed, InsufficientMemory
 from engines.base import GenerationParams, LoadConfig
-from engines.pool import EnginePool
-from engines.remote import RemoteEngine
-from engines.streams import GuardedEngine
+from engines.process.pool import EnginePool
+from engines.process.proxy import WorkerEngine
+from engines.process.streams import GuardedEngine
 from tests.engines.converted import hf_ref, mlx_refs  # noqa: F401
 from tests.engines.test_openai_compat import FaultProxy, config_for
 
@@ -33,7 +33,7 @@ SHORT = GenerationParams(max_tokens=8)
 
 @pytest.fixture(scope="module")
 def llama_remote(smollm2_ref):
-    engine = RemoteEngine("llamacpp")
+    engine = WorkerEngine("llamacpp")
     engine.load(smollm2_ref, LoadConfig(n_ctx=512, n_threads=2))
     yield engine
     engine.unload()
@@ -56,7 +56,7 @@ def local_case(request):
     return _engine_cases(request)
 
 
-def _stream_then_signal(engine: RemoteEngine, sig: int) -> EngineCrashed:
+def _stream_then_signal(engine: WorkerEngine, sig: int) -> EngineCrashed:
     stream = engine.stream("Tell me a long story about a lighthouse.", LONG)
     next(stream)
     os.kill(engine.pid, sig)
@@ -75,7 +75,7 @@ def _stream_then_signal(engine: RemoteEngine, sig: int) -> EngineCrashed:
 )
 def test_worker_killed_mid_stream_is_a_message_and_the_next_request_works(local_case, sig):
     name, ref, config = local_case
-    engine = RemoteEngine(name)
+    engine = WorkerEngine(name)
     engine.load(ref, config)
     try:
         first_pid = engine.pid
@@ -91,7 +91,7 @@ def test_worker_killed_mid_stream_is_a_message_and_the_next_request_works(local_
 
 
 def test_worker_killed_during_load(smollm2_ref):
-    engine = RemoteEngine("llamacpp")
+    engine = WorkerEngine("llamacpp")
     errors: list[BaseException] = []
 
     def load():
@@ -169,7 +169,7 @@ def test_memory_limit_gives_an_out_of_memory_message(smollm2_ref, llama_remote):
     # The cap: what a worker with this model at n_ctx 512 maps, plus 64 MiB; n_ctx 8192 needs ~190 MiB
     # more for its KV cache alone (2 × 30 layers × 3 KV heads × 64 × 8192 × 2 bytes).
     cap = psutil.Process(llama_remote.pid).memory_info().vms + 64 * 2**20
-    engine = RemoteEngine("llamacpp", limits={"address_space_bytes": cap})
+    engine = WorkerEngine("llamacpp", limits={"address_space_bytes": cap})
     try:
         with pytest.raises(InsufficientMemory, match="out of memory: load could not allocate within the worker's"):
             engine.load(smollm2_ref, LoadConfig(n_ctx=8192))
@@ -186,7 +186,7 @@ def test_each_model_has_its_own_memory_and_unload_returns_it(llama_remote, smoll
     assert "USS" in stats.worker_memory_source
     reading = llama_remote.memory()
     assert reading["private_bytes"] > 50 * 2**20 and reading["rss_bytes"] >= reading["private_bytes"]
-    other = RemoteEngine("llamacpp")
+    other = WorkerEngine("llamacpp")
     other.load(smollm2_ref, LoadConfig(n_ctx=512))
     pid = other.pid
     other.unload()
@@ -194,7 +194,7 @@ def test_each_model_has_its_own_memory_and_unload_returns_it(llama_remote, smoll
 
 
 def test_two_workers_stream_at_once_and_say_contended(smollm2_ref, llama_remote):
-    other = RemoteEngine("llamacpp")
+    other = WorkerEngine("llamacpp")
     other.load(smollm2_ref, LoadConfig(n_ctx=512, n_threads=1))
     results = {}
 
@@ -214,7 +214,7 @@ def test_two_workers_stream_at_once_and_say_contended(smollm2_ref, llama_remote)
 
 def test_pool_puts_local_models_in_workers_and_servers_here():
     pool = EnginePool(guard=None)
-    assert isinstance(pool.factory("llamacpp"), RemoteEngine)
+    assert isinstance(pool.factory("llamacpp"), WorkerEngine)
     assert isinstance(pool.factory("openai"), GuardedEngine)
 
 

@@ -229,7 +229,7 @@ def test_convert_command(mlx_refs):  # noqa: F811
 
 
 def test_quant_lab_rows(mlx_refs):  # noqa: F811
-    from bench import quant_lab
+    from bench.quant import lab as quant_lab
 
     labels = quant_lab.variant_choices("smollm2-135m")
     assert {"MLX bf16", "MLX 8-bit", "MLX 4-bit", "torch bf16", "torch fp32"} <= set(labels)

@@ -13,7 +13,7 @@ import pytest
 
 from core.errors import InsufficientMemory
 from engines.base import GenerationParams, LoadConfig
-from engines.pool import EnginePool
+from engines.process.pool import EnginePool
 from planning.estimate import estimate
 from planning.guard import check_load, estimate_for_load, guarded_pool
 from planning.specs import spec_from_gguf

@@ -1,0 +1,3 @@
+"""The quantization lab: the GGUF ladder, perplexity and KL divergence, the variants compared and their
+summary.
+"""

@@ -1,0 +1,3 @@
+"""Models in their own processes (not a backend): the worker, its supervisor, the proxy engines, streams,
+the pool and fault names.
+"""
