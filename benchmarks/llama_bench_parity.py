@@ -204,7 +204,7 @@ def paired_stats(ours: list[float], ref: list[float]) -> dict:
 def run_per_sample(a: argparse.Namespace, exe: Path, models: list[tuple[str, str]], flags: str) -> None:
     """Ours and llama-bench (and --control's second llama-bench) one repetition each per round, the order
     rotating; see the module docstring."""
-    from commands.bench import LLAMA_BENCH_N_BATCH
+    from commands.output import LLAMA_BENCH_N_BATCH
     from engines.base import LoadConfig
     from planning.guard import guarded_pool
 

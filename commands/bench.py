@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from commands.args import LLAMA_BENCH_N_BATCH, positive_threads, str_list
+from commands.output import LLAMA_BENCH_N_BATCH, cli_progress, emit, positive_threads, str_list, write_output
 
 NAME = "bench"
 HELP = "Run llama-bench-style speed tests (pp/tg/pg, repeated) and print a table; every run is stored."
@@ -87,18 +87,6 @@ def add_engine_arguments(parser: argparse.ArgumentParser, lists: bool = False) -
     )
 
 
-def apply_timeout(engine, args: argparse.Namespace) -> None:
-    """Set the idle deadline of a worker-backed engine from --timeout."""
-    from core.errors import BadParameter
-
-    timeout = getattr(args, "timeout", None)
-    if timeout is None:
-        return
-    if not 0 < timeout <= 86_400:
-        raise BadParameter(f"--timeout must be between 0 and 86400 seconds, got {timeout}")
-    engine.idle_timeout_s = float(timeout)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_engine_arguments(parser, lists=True)
     parser.add_argument("-p", "--n-prompt", type=int_list, default=[512], help="prompt sizes (pp tests), e.g. 128,512")
@@ -168,27 +156,24 @@ def default_batches(args: argparse.Namespace, engine_name: str) -> list[int]:
 
 
 def load_config_from(args: argparse.Namespace, needed_ctx: int = 0):
-    """LoadConfig from CLI flags, defaults from the hardware's optimal config."""
-    from engines.base import LoadConfig
+    """LoadConfig from CLI flags, the rest from the hardware's optimal config (planning.runtime)."""
     from machine.detect import detect_hardware
     from planning.runtime import optimal_config
 
-    cfg = optimal_config(detect_hardware())
     options = tuple(
         (k, v) for k, v in (("host", args.host), ("base_url", args.base_url), ("api_key", args.api_key)) if v
     )
     n_ctx = args.ctx if args.ctx is not None else max(2048, 1 << max(needed_ctx, 1).bit_length())
-    threads, batch = first_of(args.threads), first_of(args.batch)
-    return LoadConfig(
+    return optimal_config(detect_hardware()).load_config(
         n_ctx=n_ctx,
-        n_threads=cfg.n_threads if threads is None else threads,
-        n_gpu_layers=cfg.n_gpu_layers if args.n_gpu_layers is None else args.n_gpu_layers,
-        n_batch=batch,
+        n_threads=first_of(args.threads),
+        n_gpu_layers=args.n_gpu_layers,
+        n_batch=first_of(args.batch),
         device=args.device,
         dtype=args.dtype,
         allow_oversize=args.allow_oversize,
         options=options,
-    ).validate()
+    )
 
 
 def first_of(value):
@@ -206,26 +191,6 @@ def default_engine(args: argparse.Namespace) -> str:
     return "llamacpp"
 
 
-def cli_progress(total_label: str):
-    """A tqdm bar on stderr driven by runner progress(fraction, message) callbacks."""
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=1000,
-        desc=total_label,
-        file=sys.stderr,
-        leave=False,
-        bar_format="{desc} {bar} {percentage:3.0f}% {postfix}",
-    )
-
-    def progress(fraction: float, message: str) -> None:
-        bar.n = int(fraction * 1000)
-        bar.set_postfix_str(message)
-        bar.refresh()
-
-    return bar, progress
-
-
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "num_requests", None) is not None:
         return run_serving_cli(args)
@@ -233,8 +198,7 @@ def run(args: argparse.Namespace) -> int:
 
     from bench.results.export import to_frame
     from bench.results.store import ResultStore
-    from bench.speed.runner import run_speed
-    from bench.speed.sweep import key_label, run_sweep
+    from bench.speed.orchestrate import SpeedArm, SpeedSettings, run_and_store
     from commands.bench_sweep import sweep_grid, sweep_plan
     from core.errors import BadParameter
     from machine.detect import detect_hardware
@@ -252,80 +216,55 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.repetitions <= 1000:  # before any load: bad input costs nothing
         raise BadParameter(f"repetitions must be between 1 and 1000, got {args.repetitions}")
     needed = max(t.n_depth + t.n_prompt + t.n_gen for t in tests) + 16
-    base_config = load_config_from(args, needed)
     if engine_name != "llamacpp" and (any(x.options() for x in loads) or any(t.settings.given() for t in tests)):
         raise BadParameter(
             f"-fa, -ub, -ctk, -ctv, -mmp and --repack are llama.cpp settings; engine {engine_name} has none"
         )
-    store = ResultStore()
-    settings = {
-        "engine": engine_name,
-        "model": args.model,
-        "tests": [t.name for t in tests],
-        "repetitions": args.repetitions,
-        "method": args.method,
-        "config": dataclasses.asdict(base_config),
-        **({"sweep": {"grid": grid.describe(), "default": key_label(grid.default)}} if grid else {}),
-    }
-    hardware = dataclasses.asdict(detect_hardware())
+    settings = SpeedSettings(
+        arms=(SpeedArm(engine_name, args.model, load_config_from(args, needed)),),
+        tests=tuple(tests),
+        repetitions=args.repetitions,
+        warmup=not args.no_warmup,
+        seed=args.seed,
+        method=args.method,
+        plan=tuple((load, tuple(load_tests)) for load, load_tests in plan),  # one load each (bench.speed.plan)
+        sweep=grid,
+        aa=args.aa,
+        timeout_s=getattr(args, "timeout", None),
+    ).check()
     bar, progress = cli_progress(f"{args.model} on {engine_name}" + (f", sweep of {grid.points()}" if grid else ""))
     pool = guarded_pool(max_loaded=1)
-    results, again = [], None
-    with store.recording("speed", {**settings, **({"aa": "A1"} if args.aa else {})}, hardware) as run:
-        try:
-            for load, load_tests in plan:  # model-level settings outermost: one load each (bench.speed.plan)
-                config = load.config(base_config)
-                engine = pool.get(engine_name, args.model, config)
-                apply_timeout(engine, args)
-                runner = run_speed if grid is None else run_sweep  # a sweep interleaves its configurations
-                results += runner(
-                    engine,
-                    load_tests,
-                    config=config,
-                    repetitions=args.repetitions,
-                    warmup=not args.no_warmup,
-                    seed=args.seed,
-                    progress=progress,
-                    method=args.method,
-                )
-            if args.aa:
-                again = run_speed(
-                    engine,
-                    tests,
-                    config=config,
-                    repetitions=args.repetitions,
-                    warmup=False,
-                    seed=args.seed,
-                    method=args.method,
-                )
-        finally:
-            bar.close()
-            pool.unload_all()
-        run.rows = results
-    if again is not None:
-        return emit_aa(store, results, again, run.run_id, settings, hardware, args)
-    emit(to_frame(results), args.output, args.out, display_frame)
+    try:
+        report = run_and_store(
+            ResultStore(),
+            settings,
+            hardware=dataclasses.asdict(detect_hardware()),
+            get_engine=pool.get,
+            progress=progress,
+        )
+    finally:
+        bar.close()
+        pool.unload_all()
+    if args.aa:
+        return emit_aa(report, args)
+    emit(to_frame(report.rows), args.output, args.out, display_frame)
     if grid is not None:
         from bench.speed.sweep import sweep_report, sweep_summary
 
         inline = args.output in ("md", "table") and not args.out
-        report = sweep_report(sweep_summary(results, grid.default), results, grid)
-        print(report, end="", file=sys.stdout if inline else sys.stderr)
+        text = sweep_report(sweep_summary(report.rows, grid.default), report.rows, grid)
+        print(text, end="", file=sys.stdout if inline else sys.stderr)
     return 0
 
 
-def emit_aa(store, first, second, first_id: str, settings: dict, hardware: dict, args: argparse.Namespace) -> int:
-    """Store the second half of an A/A pair (the first is stored as A1; settings say which) and print
-    their comparison."""
+def emit_aa(report, args: argparse.Namespace) -> int:
+    """Print an A/A pair's comparison (both halves are stored: A1 and A2) and its noise floor."""
     from bench.results.export import to_frame
-    from bench.speed.ab import compare_runs, noise_floor_pct
+    from bench.speed.ab import noise_floor_pct
 
-    with store.recording("speed", {**settings, "aa": "A2"}, hardware) as run:
-        run.rows = second
-    rows = compare_runs(first, second, "A1", "A2", order="A1 then A2, same loaded model")
-    emit(to_frame(rows), args.output, args.out)
-    floor = noise_floor_pct(rows)
-    print(f"noise floor (largest |A1 − A2|): {floor:.2f} % — runs {first_id}, {run.run_id}", file=sys.stderr)
+    emit(to_frame(report.ab), args.output, args.out)
+    floor = noise_floor_pct(report.ab)
+    print(f"noise floor (largest |A1 − A2|): {floor:.2f} % — runs {report.run_id}, {report.ab_run_id}", file=sys.stderr)
     return 0
 
 
@@ -382,39 +321,6 @@ def bench_plan(args: argparse.Namespace, per_test_threads: bool = True, n_gpu_la
         n_gpu_layers=n_gpu_layers or [None],
         per_test_threads=per_test_threads,
     )
-
-
-def emit(frame, fmt: str, out: str | None, display=None) -> None:
-    """Print the frame as csv/json/jsonl/sql/md/table to stdout, or write it to `out` and say so on stderr.
-
-    `display` (speed rows: display_frame) gives md and table their short columns; the other formats of
-    speed rows carry llama-bench's fields first (bench.speed.llama_format). Several depths add a depth table."""
-    from bench.results.export import render
-    from bench.speed.llama_format import render_speed
-
-    if display is None:
-        text = render(frame, fmt)
-    elif fmt in ("md", "table"):
-        text = render(display(frame), fmt)
-    else:
-        text = render_speed(frame, fmt)
-    write_output(text, out, f"{len(frame)} rows")
-    if display is not None and "n_depth" in frame and frame["n_depth"].nunique() > 1:
-        from bench.speed.depth import depth_report
-
-        # beside a table on the terminal; on stderr when stdout carries a machine format or a file was written
-        inline = fmt in ("md", "table") and not out
-        print(depth_report(frame), end="", file=sys.stdout if inline else sys.stderr)
-
-
-def write_output(text: str, out: str | None, what: str) -> None:
-    """`text` to stdout, or to the file `out` with a line on stderr saying what was written."""
-    if out:
-        with open(out, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        print(f"wrote {what} to {out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 VARYING_COLUMNS = {

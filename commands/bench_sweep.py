@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from commands.args import LLAMA_BENCH_N_BATCH, str_list
+from commands.output import LLAMA_BENCH_N_BATCH, str_list
 
 
 def sweep_grid(args: argparse.Namespace, engine_name: str):

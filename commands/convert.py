@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from commands.bench import cli_progress
+    from commands.output import cli_progress
     from core.errors import BadParameter
     from models import convert, converted
 

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.embed.runner import plan_embed_sweep, run_and_store, summary_frame, sweep_notes
     from bench.results.export import to_frame
     from bench.results.store import ResultStore
-    from commands.bench import cli_progress, emit
+    from commands.output import cli_progress, emit
     from machine.detect import detect_hardware
 
     texts, corpus_name = load_texts(args)

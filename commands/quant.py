@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-from commands.args import positive_threads
+from commands.output import positive_threads
 
 NAME = "quant"
 HELP = (
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.quant.ladder import parse_types
     from bench.quant.summary import summary_frame, to_frame
     from bench.results.store import ResultStore
-    from commands.bench import cli_progress, emit
+    from commands.output import cli_progress, emit
     from core.errors import BadParameter
     from machine.detect import detect_hardware
 

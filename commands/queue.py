@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _threads(text: str) -> int:
-    from commands.args import positive_threads
+    from commands.output import positive_threads
 
     return positive_threads(text)
 
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         print(render(to_frame(plans), "table") if plans else f"no queues in {store.path} yet — `queue run` starts one")
         return 0
     if args.action == "export":
-        from commands.bench import write_output
+        from commands.output import write_output
 
         plan = load_plan(store, args.queue_id)
         frame = cells_frame(store, plan)
@@ -129,20 +129,15 @@ def _run_plan(store, plan, args: argparse.Namespace) -> int:
 
     from bench.answers.entry import engine_answer
     from bench.answers.queue import cells_frame, done_items, export_cells, run_queue
-    from commands.bench import cli_progress, write_output
+    from commands.output import cli_progress, write_output
     from core.errors import Cancelled
-    from engines.base import LoadConfig
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool
     from planning.runtime import optimal_config
 
     profile = detect_hardware()
     cfg = optimal_config(profile)
-    config = LoadConfig(
-        n_ctx=plan.n_ctx,
-        n_threads=cfg.n_threads if args.threads is None else args.threads,
-        n_gpu_layers=cfg.n_gpu_layers,
-    ).validate()
+    config = cfg.load_config(n_ctx=plan.n_ctx, n_threads=args.threads, device=None)
     total = len(plan.prompts) * len(plan.entries)
     left = total - len(done_items(store, plan.queue_id))
     print(

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.results.export import render
     from bench.results.store import ResultStore
     from bench.results.transfer import export_text, history_frame, import_file
-    from commands.bench import write_output
+    from commands.output import write_output
     from core.errors import BadParameter
 
     store = ResultStore()

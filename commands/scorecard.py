@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.results.export import render, to_frame
     from bench.results.store import ResultStore
     from bench.scorecard import load_evidence, scorecard
-    from commands.bench import write_output
+    from commands.output import write_output
 
     rows = scorecard(*load_evidence(ResultStore()))
     write_output(render(to_frame(rows), args.output), args.out, "the scorecard")

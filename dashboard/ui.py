@@ -1,4 +1,5 @@
-"""Small helpers shared by tabs: user-facing errors, number parsing, CSV files for download."""
+"""Small helpers shared by tabs: user-facing errors, number parsing, CSV files for download, and the
+statistics line shown under a reply (Chat, Compare, Arena)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from core.errors import BadParameter, LocalbenchError
+from engines.base import GenerationStats
 
 
 def warn(err: BaseException) -> str:
@@ -53,3 +55,41 @@ def conversion_progress(progress, cancel):
 
 def session_of(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or ""
+
+
+def stats_markdown(stats: GenerationStats | None, live: dict | None = None, mode: str = "") -> str:
+    """The statistics line under the chat, with units in every label; '—' where a figure is unknown."""
+    if stats is not None:
+        private = stats.worker_peak_private_bytes
+        memory = (
+            f"**model's worker** {private / 2**20:.0f} MiB peak ({stats.worker_memory_source or 'private memory'}), "
+            f"RSS {stats.peak_rss_bytes / 2**20:.0f} MiB"
+            if private
+            else "**memory** — (not measured: the model runs on a server)"
+        )
+        body = (
+            f"**TTFT** {stats.ttft_s * 1e3:.1f} ms · **prompt** {count_text(stats.prompt_tokens)} tok at "
+            f"{rate_text(stats.prompt_tps)} t/s · **generation** {count_text(stats.gen_tokens)} tok at "
+            f"{rate_text(stats.gen_tps)} t/s · **wall** {stats.wall_s:.2f} s"
+            + (f" · **load** {stats.load_s:.2f} s" if stats.load_s else "")
+            + f" · {memory} · **stop** {stats.stop_reason}"
+            + (" · **contended** (another request ran at the same time)" if stats.contended else "")
+        )
+        source = f"<br><sub>timings: {stats.source or 'wall clock'}; TTFT measured here. {mode}</sub>"
+        return body + source
+    if live:
+        return (
+            f"**TTFT** {live['ttft_ms']:.1f} ms · **generation** {live['tokens']} chunks at "
+            f"{live['tps']:.1f} t/s (live, measured here) · streaming…"
+        )
+    return "No reply yet."
+
+
+def count_text(n: int) -> str:
+    """A token count for a statistics line; '—' when it is 0 (not reported)."""
+    return str(n) if n else "—"
+
+
+def rate_text(tps: float) -> str:
+    """A rate in tokens/s to one decimal for a statistics line; '—' when it is 0 (not reported)."""
+    return f"{tps:.1f}" if tps else "—"

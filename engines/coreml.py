@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from core.errors import BadParameter, EngineUnavailable
+from core.progress import Progress
 from engines.base import Engine, LoadConfig, ModelInfo
 from engines.embeddings import COREML_COMPUTE_UNITS, Embedder
 from models.convert import library_versions
@@ -58,8 +59,6 @@ PACKAGE = "model.mlpackage"
 VARIANT = "coreml-fp16"
 DEPLOYMENT_TARGET = "macOS13"
 """ML Program with fp16 inputs/compute needs macOS 13 (iOS 16) or later."""
-
-Progress = Callable[[float, str], None]
 
 
 def blocker(os_name: str | None = None) -> str:

@@ -28,6 +28,7 @@ from importlib import metadata
 from urllib.parse import urlsplit
 
 from core.errors import BadParameter, Cancelled, LocalbenchError, ModelNotFound, ServerError
+from core.progress import Progress
 from engines.base import (
     Chunk,
     EmbeddingStats,
@@ -47,8 +48,6 @@ DEFAULT_TIMEOUT_S = 300.0
 """Longest silence allowed between two bytes of a reply; a large model's first load can take minutes."""
 CONNECT_TIMEOUT_S = 5.0
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
-
-Progress = Callable[[float, str], None]
 
 
 def normalize_host(host: str) -> str:

@@ -68,6 +68,31 @@ def usable_cpus() -> int:
     return _os.cpu_count() or 1
 
 
+def parse_cpu_flags(cpuinfo: str) -> set[str]:
+    """The instruction-set flags in /proc/cpuinfo text: the `flags` (x86) or `Features` (Arm) line of its
+    first CPU block, e.g. {'avx2', 'amx_tile'} or {'asimd', 'sve'}; empty when there is none."""
+    for line in cpuinfo.split("\n\n", 1)[0].splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            return set(value.split())
+    return set()
+
+
+def parse_sysctl_flags(text: str) -> set[str]:
+    """The keys set to 1 in `sysctl hw.optional` output ('hw.optional.neon: 1' gives 'hw.optional.neon')."""
+    pairs = (line.split(": ", 1) for line in text.splitlines() if ": " in line)
+    return {key.strip() for key, value in pairs if value.strip() == "1"}
+
+
+def cpu_flags() -> set[str]:
+    """This CPU's instruction-set flags: on Linux those of /proc/cpuinfo ('avx2', 'asimd', ...), on macOS the
+    `hw.optional` sysctl keys set to 1 ('hw.optional.neon', 'hw.optional.arm.FEAT_SME', ...); empty where
+    neither can be read."""
+    if platform.system() == "Darwin":
+        return parse_sysctl_flags(run_command(["sysctl", "hw.optional"]).text)
+    return parse_cpu_flags(_read("/proc/cpuinfo"))
+
+
 SYSFS_CACHE = "/sys/devices/system/cpu/cpu0/cache"
 
 

@@ -26,7 +26,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import (
@@ -37,6 +37,7 @@ from core.errors import (
     InvalidModelFile,
 )
 from core.paths import OWNER, atomic_path, check_disk_space
+from core.progress import Progress
 from models import catalog
 from models.converted import (
     MANIFEST,
@@ -54,9 +55,6 @@ from models.converted import (
 )
 from models.hf_folder import gguf_supported_architectures, legacy_rope_keys, mlx_model_type, read_hf_config
 from models.ref import ModelRef
-
-Progress = Callable[[float, str], None]
-"""progress(fraction done in [0, 1], message)."""
 
 STALE_PARTIAL_S = 3600.0
 """Temporary folders without an owner record older than this are leftovers of a crash."""

@@ -76,11 +76,15 @@ class RuntimeConfig:
         out["reasons"] = list(self.reasons)
         return out
 
-    def load_config(self):
-        """The engines.base.LoadConfig these settings describe."""
-        return LoadConfig(
-            n_ctx=self.num_ctx, n_threads=self.n_threads, n_gpu_layers=self.n_gpu_layers, device=self.device
-        )
+    def load_config(self, **given) -> LoadConfig:
+        """The engines.base.LoadConfig these settings describe, checked: the planned context, threads, GPU
+        layers and device, each replaced by a `given` LoadConfig field that is not None, plus the other
+        given fields (n_batch, dtype, options, ...). `device=None` given leaves the device to the engine
+        (its own detection: the torch engine picks 'mps' where the planner says 'metal')."""
+        planned = {"n_ctx": self.num_ctx, "n_threads": self.n_threads, "n_gpu_layers": self.n_gpu_layers}
+        fields = {**planned, "device": given.pop("device") if "device" in given else self.device}
+        fields.update({k: v for k, v in given.items() if v is not None or k not in planned})
+        return LoadConfig(**fields).validate()
 
 
 def _context_for(memory_bytes: int) -> int:

@@ -5,12 +5,11 @@ is at …)"); when nothing else was asked for, that line is the plan's error."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from core.errors import BadParameter
+from core.progress import Progress
 from engines.embeddings import EmbedConfig, EmbedModelRef
-
-Progress = Callable[[float, str], None]
 
 
 def coreml_configs(ref: EmbedModelRef, compute_units: Sequence[str], skipped: list[str]) -> list[EmbedConfig]:

@@ -32,6 +32,7 @@ from bench.embed.record import (  # noqa: F401 - agreement, cosine_rows, through
     throughput,
 )
 from core.errors import BadParameter, Cancelled, EngineUnavailable, InsufficientMemory
+from core.progress import Progress
 from engines.base import current_rss_bytes
 from engines.embeddings import PRECISIONS, EmbedConfig, Embedder, combination_problem, resolve_embed_model
 from engines.process.proxy import WorkerObject
@@ -44,8 +45,6 @@ REFERENCE_BATCH_SIZE = 32
 PROGRESS_EVERY_S = 0.1
 STORE_KIND = "embed"
 WARMUPS = ("none", "batch", "pass")
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

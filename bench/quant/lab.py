@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.quant import ladder as ladder_mod
@@ -23,10 +22,9 @@ from bench.quant import quality
 from bench.quant.summary import TARGET_LIMIT_PCT, TARGET_TYPE, target_verdict
 from bench.quant.variants import Variant, extra_variants, ladder_variant
 from core.errors import BadParameter, Cancelled, EngineUnavailable, LocalbenchError
+from core.progress import Progress
 from engines.base import GenerationParams, LoadConfig
 from models.ladders import built_variants
-
-Progress = Callable[[float, str], None]
 
 DEFAULT_PROMPT = "Explain in two sentences why the sky is blue."
 DEFAULT_VARIANTS = ("F16", "Q8_0", "Q4_K_M", "Q4_0", "Q2_K")

@@ -17,12 +17,13 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import BadParameter, Cancelled, InvalidModelFile, LocalbenchError
 from core.paths import check_disk_space
+from core.progress import Progress
 from models.gguf import read_gguf
 from models.ladders import ladder_root, manifest_path, read_manifest
 from models.quant_types import FLOAT_TYPES, NOMINAL_BPW, precision_rank
@@ -50,8 +51,6 @@ SAME_AS_SOURCE = (
 )
 STALE_PARTIAL_S = 3600.0
 """Temporary files older than this are leftovers of a crash and are removed before a build."""
-
-Progress = Callable[[float, str], None]
 
 _QUANTIZE_LOCK = threading.Lock()
 

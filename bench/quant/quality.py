@@ -20,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import BadParameter, Cancelled
+from core.progress import Progress
 
 N_CTX = 512
 """Chunk length in tokens, as llama-perplexity's default."""
@@ -34,8 +35,6 @@ TOP_EXACT = 32
 """Most likely reference tokens per position kept at float32 in the cache."""
 EVAL_TEXT_PATH = Path(__file__).resolve().parents[2] / "data" / "eval" / "localbench_eval.txt"
 EVAL_TEXT_SOURCE = "data/eval/localbench_eval.txt — original English prose written for localbench (CC0)"
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.results.labels import from_row
+
 
 @dataclass(frozen=True)
 class SpeedResult:
@@ -127,3 +129,8 @@ class SpeedResult:
     """In an interleaved A/B comparison (bench.speed.interleave): this row's arm, 'A', 'B', ...; '' otherwise."""
     run_order: str = ""
     """In an interleaved A/B comparison: the order the repetitions ran in, e.g. 'A1 B1 A2 B2 A3 B3'."""
+
+    @classmethod
+    def from_row(cls, row: dict) -> SpeedResult:
+        """A stored speed row back as the record it was (bench.results.labels.from_row)."""
+        return from_row(cls, row)

@@ -14,21 +14,19 @@ import dataclasses
 import datetime as dt
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.speed.hygiene import finish_row
 from bench.speed.record import SpeedResult
 from bench.stats import summarize
 from core.errors import BadParameter, Cancelled, IncompleteRun
+from core.progress import Progress
 from engines.base import Engine, GenerationParams, GenerationStats, LoadConfig, check_cancel
 from engines.llamacpp_bench import TIMING_SOURCE
 
 TG_PROMPT_TOKENS = 8
 """Prompt length for tg tests; its processing is not part of the tg figure."""
-
-Progress = Callable[[float, str], None]
-"""progress(fraction done in [0, 1], message)."""
 
 
 @dataclass(frozen=True)

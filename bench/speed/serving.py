@@ -17,16 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from bench.stats import summarize
 from core.errors import BadParameter, Cancelled, LocalbenchError
+from core.progress import Progress
 from engines.base import Engine, GenerationParams
 from engines.server_stats import CLIENT_CLOCK, tpot_s
 
-Progress = Callable[[float, str], None]
 MAX_ERRORS_KEPT = 3
 
 

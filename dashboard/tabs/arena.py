@@ -23,9 +23,8 @@ from bench.answers.ratings import fit, leaderboard, leaderboard_frame, method_no
 from bench.answers.votes import VoteStore
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
-from dashboard.tabs.chat import _models, load_config, stats_markdown
-from dashboard.ui import as_int, csv_file, session_of, warn
-from engines.registry import ENGINES
+from dashboard.pickers import entry_picker, load_config, with_entry
+from dashboard.ui import as_int, csv_file, session_of, stats_markdown, warn
 
 HIDDEN = "Names and speed are shown after your vote."
 VOTES = [("A better", "a"), ("B better", "b"), ("Tie", "tie"), ("Both bad", "both_bad")]
@@ -60,45 +59,6 @@ def pool_markdown(entries: list[Entry]) -> str:
     except BadParameter:
         labels = [e.label or f"{e.model} · {e.engine}" for e in entries]
     return "Pool: " + " | ".join(f"`{x}`" for x in labels) + ("" if len(labels) > 1 else " — add one more.")
-
-
-def entry_picker(ctx: AppContext, prefix: str, add_label: str, clear_label: str):
-    """The engine · model · temperature · seed row and its Add / Clear buttons (Arena pool, Queue entries);
-    the model list follows the engine. Returns (engine, model, temperature, seed, add, clear)."""
-    engines = list(ENGINES)
-    with gr.Row():
-        engine = gr.Dropdown(engines, value=engines[0], label="Engine", elem_id=f"{prefix}-engine")
-        model = gr.Dropdown(
-            choices=_models(ctx, engines[0]),
-            value="smollm2-135m",
-            label="Model",
-            allow_custom_value=True,
-            elem_id=f"{prefix}-model",
-        )
-        temperature = gr.Number(value=0.0, label="Temperature (0 = greedy)", elem_id=f"{prefix}-temp")
-        seed = gr.Number(value=0, precision=0, label="Seed", elem_id=f"{prefix}-seed")
-    with gr.Row():
-        add = gr.Button(add_label, elem_id=f"{prefix}-add")
-        clear = gr.Button(clear_label, elem_id=f"{prefix}-clear")
-    engine.change(lambda e: gr.update(choices=_models(ctx, e)), engine, model)
-    return engine, model, temperature, seed, add, clear
-
-
-def with_entry(entries: list[Entry], engine_name, model_name, temp, seed_value, limit: int | None = None):
-    """`entries` plus the picked one; on bad input a one-line warning and `entries` unchanged."""
-    try:
-        name = (model_name or "").strip()
-        if not name:
-            raise BadParameter("pick a model to add")
-        if limit is not None and len(entries) >= limit:
-            raise BadParameter(f"the queue takes at most {limit} entries — clear and start again")
-        t = float(temp or 0.0)
-        if not 0.0 <= t <= 2.0:
-            raise BadParameter(f"temperature must be between 0 and 2, got {t}")
-        return [*entries, Entry(engine_name, name, t, as_int(seed_value, "seed", 0))]
-    except (LocalbenchError, ValueError) as err:
-        warn(err if isinstance(err, LocalbenchError) else BadParameter(f"temperature: {err}"))
-        return entries
 
 
 def build(ctx: AppContext) -> None:

@@ -14,39 +14,12 @@ import gradio as gr
 from core.errors import BadParameter, LocalbenchError, PromptTooLong
 from dashboard.context import AppContext
 from dashboard.names import engine_choices
-from dashboard.ui import as_int, conversion_progress, session_of, warn
-from engines.base import GenerationParams, GenerationStats, LoadConfig
+from dashboard.pickers import load_config, model_choices
+from dashboard.ui import as_int, conversion_progress, count_text, rate_text, session_of, stats_markdown, warn
+from engines.base import GenerationParams, GenerationStats
 from engines.registry import ENGINES
 
 UPDATE_EVERY_S = 0.05  # browser updates while streaming: ~20 per second is smooth and cheap
-
-
-def stats_markdown(stats: GenerationStats | None, live: dict | None = None, mode: str = "") -> str:
-    """The statistics line under the chat, with units in every label; '—' where a figure is unknown."""
-    if stats is not None:
-        private = stats.worker_peak_private_bytes
-        memory = (
-            f"**model's worker** {private / 2**20:.0f} MiB peak ({stats.worker_memory_source or 'private memory'}), "
-            f"RSS {stats.peak_rss_bytes / 2**20:.0f} MiB"
-            if private
-            else "**memory** — (not measured: the model runs on a server)"
-        )
-        body = (
-            f"**TTFT** {stats.ttft_s * 1e3:.1f} ms · **prompt** {_count(stats.prompt_tokens)} tok at "
-            f"{_rate(stats.prompt_tps)} t/s · **generation** {_count(stats.gen_tokens)} tok at "
-            f"{_rate(stats.gen_tps)} t/s · **wall** {stats.wall_s:.2f} s"
-            + (f" · **load** {stats.load_s:.2f} s" if stats.load_s else "")
-            + f" · {memory} · **stop** {stats.stop_reason}"
-            + (" · **contended** (another request ran at the same time)" if stats.contended else "")
-        )
-        source = f"<br><sub>timings: {stats.source or 'wall clock'}; TTFT measured here. {mode}</sub>"
-        return body + source
-    if live:
-        return (
-            f"**TTFT** {live['ttft_ms']:.1f} ms · **generation** {live['tokens']} chunks at "
-            f"{live['tps']:.1f} t/s (live, measured here) · streaming…"
-        )
-    return "No reply yet."
 
 
 FOOTER = "\n\n<sub>reply stats: "
@@ -56,8 +29,8 @@ FOOTER = "\n\n<sub>reply stats: "
 def reply_footer(stats: GenerationStats, info) -> str:
     """One line under a reply: tokens, t/s, TTFT, device and dtype; 'stopped' on a cancelled reply."""
     parts = [
-        f"{_count(stats.gen_tokens)} tok",
-        f"{_rate(stats.gen_tps)} t/s",
+        f"{count_text(stats.gen_tokens)} tok",
+        f"{rate_text(stats.gen_tps)} t/s",
         f"TTFT {stats.ttft_s * 1e3:.0f} ms",
         f"{info.device or '—'} {info.dtype or info.file_type or ''}".strip(),
     ]
@@ -72,31 +45,13 @@ def strip_footer(text: str) -> str:
     return text.split(FOOTER, 1)[0]
 
 
-def _count(n: int) -> str:
-    return str(n) if n else "—"
-
-
-def _rate(tps: float) -> str:
-    return f"{tps:.1f}" if tps else "—"
-
-
-def load_config(ctx: AppContext, engine: str, n_ctx) -> LoadConfig:
-    cfg = ctx.config
-    return LoadConfig(
-        n_ctx=as_int(n_ctx, "context (tokens)", 16),
-        n_threads=cfg.n_threads,
-        n_gpu_layers=cfg.n_gpu_layers,
-        options=ctx.server_options.get(engine, ()),
-    ).validate()
-
-
 def build(ctx: AppContext) -> None:
     engines = list(ENGINES)
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
             engine = gr.Dropdown(engine_choices(engines), value=engines[0], label="Engine", elem_id="chat-engine")
             model = gr.Dropdown(
-                choices=_models(ctx, engines[0]),
+                choices=model_choices(ctx, engines[0]),
                 value="smollm2-135m",
                 label="Model",
                 allow_custom_value=True,
@@ -215,21 +170,10 @@ def build(ctx: AppContext) -> None:
     export.click(lambda h: gr.update(value=export_conversation(h), visible=True), chatbot, export_files)
 
     def on_engine(engine_name):
-        choices = _models(ctx, engine_name)  # the old engine's model name would fail on this one
+        choices = model_choices(ctx, engine_name)  # the old engine's model name would fail on this one
         return gr.update(choices=choices, value=choices[0] if choices else None)
 
     engine.change(on_engine, engine, model)
-
-
-def _models(ctx: AppContext, engine_name: str) -> list[str]:
-    from engines.registry import create_engine
-
-    try:
-        options = ctx.server_options.get(engine_name, ())
-        return create_engine(engine_name).list_models(LoadConfig(options=options))
-    except LocalbenchError as err:
-        warn(err)
-        return []
 
 
 def export_conversation(history) -> list[str]:

@@ -13,22 +13,21 @@ stored as kind 'speed', downloadable as CSV.
 
 from __future__ import annotations
 
-import dataclasses
-
 import altair as alt
 import gradio as gr
 import pandas as pd
 
 from bench.results.export import mean_pm_column, to_frame
 from bench.results.labels import quant_of
-from bench.speed.interleave import Arm, ab_rows, labels, run_interleaved
-from bench.speed.runner import plan_tests, run_speed
+from bench.speed.interleave import labels
+from bench.speed.orchestrate import SpeedSettings, arms_of, run_and_store
+from bench.speed.runner import plan_tests
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices
+from dashboard.pickers import engine_getter, load_config, model_choices
 from dashboard.tabs import compare_depth, live
-from dashboard.tabs.chat import _models, load_config, stats_markdown
-from dashboard.ui import as_int, conversion_progress, csv_file, session_of, warn
+from dashboard.ui import as_int, csv_file, session_of, stats_markdown, warn
 from engines.base import GenerationParams
 from engines.registry import ENGINES
 
@@ -121,13 +120,13 @@ def build(ctx: AppContext) -> None:
                     engine_choices(engines), value=engines[0], label=f"Engine {i + 1}", elem_id=f"cmp-engine-{i}"
                 )
                 model = gr.Dropdown(
-                    choices=_models(ctx, engines[0]),
+                    choices=model_choices(ctx, engines[0]),
                     value="smollm2-135m" if i < 2 else None,
                     label=f"Model {i + 1}" + (" (optional)" if i >= 2 else ""),
                     allow_custom_value=True,
                     elem_id=f"cmp-model-{i}",
                 )
-                engine.change(lambda e: gr.update(choices=_models(ctx, e)), engine, model)
+                engine.change(lambda e: gr.update(choices=model_choices(ctx, e)), engine, model)
                 slots.append((engine, model))
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", scale=4, elem_id="cmp-prompt")
@@ -213,54 +212,38 @@ def build(ctx: AppContext) -> None:
     def speed(e0, m0, e1, m1, e2, m2, ctx_tokens, pp, tg, repetitions, request: gr.Request, progress=gr.Progress()):
         slot_values = (e0, m0, e1, m1, e2, m2)
         cancel = ctx.new_cancel(session_of(request), "compare-bench")
-        results = []
         try:
-            with ctx.store.recording("speed", {}, ctx.profile) as run:
-                pairs = [(e, m) for _, e, m in chosen(slot_values)]
-                tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
-                r = as_int(repetitions, "repetitions", 1, 100)
-                run.settings.update(pairs=pairs, tests=[t.name for t in tests], repetitions=r)
-                arms = []
-                for k, (label, (engine_name, model_name)) in enumerate(zip(labels(len(pairs)), pairs, strict=True)):
-                    config = load_config(ctx, engine_name, ctx_tokens)
-                    progress(k / len(pairs), desc=f"loading {model_name} on {engine_name}")
-                    with conversion_progress(progress, cancel):
-                        arms.append(Arm(label, ctx.pool.get(engine_name, model_name, config), config))
-                others = len(ctx.pool.loaded()) - 1  # the other compared models stay resident: a CONTENDED run
-                arms = [dataclasses.replace(a, others_resident=others) for a in arms]
-                if len(arms) > 1:
-                    run.settings["interleaved"] = {
-                        a.label: f"{m} on {display_name(e)}" for a, (e, m) in zip(arms, pairs, strict=True)
-                    }
-                report = lambda f, m: progress(f, desc=m)  # noqa: E731
-                if len(arms) == 1:
-                    results = run_speed(
-                        arms[0].engine, tests, config=arms[0].config, repetitions=r, progress=report, cancel=cancel
-                    )
-                else:
-                    results = run_interleaved(arms, tests, repetitions=r, progress=report, cancel=cancel)
-                run.rows = results
+            settings = SpeedSettings(
+                arms=arms_of([(e, m) for _, e, m in chosen(slot_values)], lambda e: load_config(ctx, e, ctx_tokens)),
+                tests=tuple(plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])),
+                repetitions=as_int(repetitions, "repetitions", 1, 100),
+            )
+            report = run_and_store(
+                ctx.store,
+                settings,
+                hardware=ctx.profile,
+                get_engine=engine_getter(ctx, progress, cancel),
+                progress=lambda f, m: progress(f, desc=m),
+                cancel=cancel,
+                loaded=lambda: len(ctx.pool.loaded()),
+            )
         except LocalbenchError as err:
             # Cancel or a failure keeps the previous successful results on screen; the status says what happened.
             return warn(err), gr.update(), gr.update(), gr.update(), gr.update()
-        hardware = dataclasses.asdict(ctx.profile)
-        run_id = run.run_id
-        settings = run.settings
-        comparison = ab_rows(results) if len(arms) > 1 else []
-        if comparison:
-            ctx.store.save_run("ab", comparison, settings={**settings, "speed_run": run_id}, hardware=hardware)
-        frame = to_frame(results)
-        method = results[0].method if results else ""
+        frame = to_frame(report.rows)
+        method = report.rows[0].method if report.rows else ""
+        arms = settings.arms
+        names = {k: f"{a.model} on {display_name(a.engine)}" for k, a in zip(labels(len(arms)), arms, strict=True)}
         return (
-            f"Done: {len(results)} rows stored. Method: {method}.",
+            f"Done: {len(report.rows)} rows stored. Method: {method}.",
             speed_table(frame),
             speed_chart(frame),
             csv_file(frame, "localbench-speed"),
-            ab_markdown(comparison, settings.get("interleaved", {})),
+            ab_markdown(report.ab, names),
         )
 
     def speedup(e0, m0, ctx_tokens, pp, tg, repetitions, request: gr.Request, progress=gr.Progress()):
-        from bench.speed.speedup import TARGET_SPEEDUP, accelerated_device, compare_devices
+        from bench.speed.speedup import TARGET_SPEEDUP, accelerated_device
 
         cancel = ctx.new_cancel(session_of(request), "compare-bench")
         try:
@@ -269,18 +252,20 @@ def build(ctx: AppContext) -> None:
             device, sentence = accelerated_device(e0, ctx.profile)
             if device is None:
                 return f"{sentence}. Here only CPU figures exist: use the speed test above."
-            tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])
-            with ctx.store.recording("speed", {"speedup": e0, "model": m0, "device": device}, ctx.profile) as run:
-                rows, run.rows = compare_devices(
-                    lambda cfg: ctx.pool.get(e0, m0.strip(), cfg),
-                    e0,
-                    device,
-                    tests,
-                    config=load_config(ctx, e0, ctx_tokens),
-                    repetitions=as_int(repetitions, "repetitions", 1, 100),
-                    progress=lambda f, m: progress(f, desc=m),
-                    cancel=cancel,
-                )
+            settings = SpeedSettings(
+                arms=arms_of([(e0, m0)], lambda e: load_config(ctx, e, ctx_tokens)),
+                tests=tuple(plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])),
+                repetitions=as_int(repetitions, "repetitions", 1, 100),
+                device=device,
+            )
+            rows = run_and_store(
+                ctx.store,
+                settings,
+                hardware=ctx.profile,
+                get_engine=lambda e, m, cfg: ctx.pool.get(e, m, cfg),
+                progress=lambda f, m: progress(f, desc=m),
+                cancel=cancel,
+            ).speedup
         except LocalbenchError as err:
             return warn(err)
         lines = [f"{sentence}. Speed-up = accelerated mean t/s ÷ CPU mean t/s (derived):", ""]

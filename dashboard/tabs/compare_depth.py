@@ -16,13 +16,14 @@ import pandas as pd
 
 from bench.results.export import to_frame
 from bench.speed.depth import DEPTH_COLUMNS, depth_table, planned_for, samples_long
+from bench.speed.orchestrate import SpeedSettings, arms_of, run_and_store
 from bench.speed.plan import int_values
-from bench.speed.runner import plan_tests, run_speed
+from bench.speed.runner import plan_tests
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name
-from dashboard.tabs.chat import load_config
-from dashboard.ui import as_int, conversion_progress, csv_file, session_of, warn
+from dashboard.pickers import engine_getter, load_config
+from dashboard.ui import as_int, csv_file, session_of, warn
 
 MAX_DEPTH = 1 << 17
 """The largest depth the section accepts, tokens."""
@@ -87,45 +88,36 @@ def build(ctx: AppContext, slot_inputs: list, chosen: Callable, n_prompt, n_gen,
         "test's above; the context is raised to fit the deepest test."
     )
 
-    def sweep(e0, m0, e1, m1, e2, m2, ctx_tokens, pp, tg, repetitions, depth_text, request: gr.Request,
-              progress=gr.Progress()):  # fmt: skip
+    def depth_run(e0, m0, e1, m1, e2, m2, ctx_tokens, pp, tg, repetitions, depth_text, request: gr.Request,
+                  progress=gr.Progress()):  # fmt: skip
         slot_values = (e0, m0, e1, m1, e2, m2)
         cancel_event = ctx.new_cancel(session_of(request), "compare-depth")
-        results = []
         try:
-            with ctx.store.recording("speed", {}, ctx.profile) as run:
-                pairs = [(e, m) for _, e, m in chosen(slot_values)]
-                d = parse_depths(depth_text)
-                tests = plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)], [], d)
-                r = as_int(repetitions, "repetitions", 1, 100)
-                needed = max(t.n_depth + t.n_prompt + t.n_gen for t in tests) + 64
-                n_ctx_tokens = max(as_int(ctx_tokens, "context (tokens)", 16), needed)
-                run.settings.update(depth_sweep=d, pairs=pairs, tests=[t.name for t in tests], repetitions=r)
-                for k, (engine_name, model_name) in enumerate(pairs):
-                    config = load_config(ctx, engine_name, n_ctx_tokens)
-                    progress(k / len(pairs), desc=f"loading {model_name} on {engine_name}")
-                    with conversion_progress(progress, cancel_event):
-                        eng = ctx.pool.get(engine_name, model_name, config)
-
-                    def report(fraction, message, k=k, label=f"{model_name} on {engine_name}"):
-                        progress((k + fraction) / len(pairs), desc=f"{label}: {message}")
-
-                    results += run_speed(
-                        eng,
-                        tests,
-                        config=config,
-                        repetitions=r,
-                        progress=report,
-                        cancel=cancel_event,
-                        others_resident=len(ctx.pool.loaded()) - 1,
-                    )
-                run.rows = results
+            d = parse_depths(depth_text)
+            tests = tuple(plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)], [], d))
+            needed = max((t.n_depth + t.n_prompt + t.n_gen for t in tests), default=0) + 64
+            n_ctx_tokens = max(as_int(ctx_tokens, "context (tokens)", 16), needed)
+            settings = SpeedSettings(
+                arms=arms_of([(e, m) for _, e, m in chosen(slot_values)], lambda e: load_config(ctx, e, n_ctx_tokens)),
+                tests=tests,
+                repetitions=as_int(repetitions, "repetitions", 1, 100),
+                order="sequential",
+            )
+            report = run_and_store(
+                ctx.store,
+                settings,
+                hardware=ctx.profile,
+                get_engine=engine_getter(ctx, progress, cancel_event),
+                progress=lambda f, m: progress(f, desc=m),
+                cancel=cancel_event,
+                loaded=lambda: len(ctx.pool.loaded()),
+            )
         except LocalbenchError as err:
             return warn(err), gr.update(), gr.update(), gr.update(), gr.update()
-        run_id = run.run_id
+        results = report.rows
         frame = to_frame(results)
         return (
-            f"Done: {len(results)} rows at depths {', '.join(map(str, d))} stored (run {run_id}). "
+            f"Done: {len(results)} rows at depths {', '.join(map(str, d))} stored (run {report.run_id}). "
             f"Method: {results[0].method if results else ''}.",
             planner_markdown(frame),
             depth_chart(frame),
@@ -137,7 +129,7 @@ def build(ctx: AppContext, slot_inputs: list, chosen: Callable, n_prompt, n_gen,
         ctx.cancel(session_of(request), "compare-depth")
 
     run.click(
-        sweep,
+        depth_run,
         [*slot_inputs, n_ctx, n_prompt, n_gen, reps, depths],
         [status, planner, chart, table, download],
         concurrency_id="generate",

@@ -20,7 +20,7 @@ from bench.answers.live import LIVE_COLUMNS, LiveColumn, LiveRun, split_at_diver
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices
-from dashboard.tabs.chat import _models, load_config
+from dashboard.pickers import load_config, model_choices
 from dashboard.ui import as_int, csv_file, session_of, warn
 from engines.base import GenerationParams
 from engines.registry import ENGINES
@@ -113,7 +113,7 @@ def build(ctx: AppContext) -> None:
                     engine_choices(engines), value=engines[0], label=f"Engine {i + 1}", elem_id=f"live-engine-{i}"
                 )
                 model = gr.Dropdown(
-                    choices=_models(ctx, engines[0]),
+                    choices=model_choices(ctx, engines[0]),
                     value="smollm2-135m",
                     label=f"Model {i + 1}",
                     allow_custom_value=True,
@@ -122,7 +122,7 @@ def build(ctx: AppContext) -> None:
                 n_ctx = gr.Number(
                     value=ctx.config.num_ctx, precision=0, label="Context (tokens)", elem_id=f"live-ctx-{i}"
                 )
-                engine.change(lambda e: gr.update(choices=_models(ctx, e)), engine, model)
+                engine.change(lambda e: gr.update(choices=model_choices(ctx, e)), engine, model)
                 answers.append(gr.HTML("", elem_id=f"live-answer-{i}"))
                 lines.append(gr.Markdown("", elem_id=f"live-line-{i}"))
                 stops.append(gr.Button("Stop", variant="stop", size="sm", elem_id=f"live-stop-{i}"))

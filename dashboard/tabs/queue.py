@@ -32,8 +32,7 @@ from bench.answers.queue import (
 )
 from core.errors import BadParameter, Cancelled, LocalbenchError
 from dashboard.context import AppContext
-from dashboard.tabs.arena import entry_picker, with_entry
-from dashboard.tabs.chat import load_config
+from dashboard.pickers import entry_picker, load_config, with_entry
 from dashboard.ui import as_int, session_of, warn
 
 SOURCES = ["Built-in short set (3 prompts)", "Paste (one prompt per line)", "Upload a .txt or .jsonl file"]

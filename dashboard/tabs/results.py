@@ -13,7 +13,8 @@ import pandas as pd
 
 from bench.results.export import to_frame
 from bench.results.transfer import export_text, history_frame, import_file
-from bench.stats import welch
+from bench.speed.ab import compare_runs
+from bench.speed.record import SpeedResult
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import csv_file, warn
@@ -59,13 +60,16 @@ def compare_frames(store, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFram
     chart = pd.DataFrame({"test_run": label, "avg_ts": frame["avg_ts"], "run": frame["run_id"]})
     note = ""
     if len(run_ids) >= 2:
-        first, second = ({r["test"]: r for r in rows if r["run_id"] == rid} for rid in run_ids[:2])
+        try:
+            first, second = ([SpeedResult.from_row(r) for r in rows if r["run_id"] == rid] for rid in run_ids[:2])
+        except ValueError as err:  # a row stored or imported by an older version lacks a field
+            return table, chart, f"{run_ids[0]} vs {run_ids[1]}: no significance test — {err}"
         lines = []
-        for test in [t for t in first if t in second]:
-            c = welch(first[test].get("samples_ts") or [], second[test].get("samples_ts") or [])
+        for c in compare_runs(first, second, run_ids[0], run_ids[1]):
             verdict = "**significant**" if c.significant else "not significant"
             lines.append(
-                f"- {test}: {c.mean_a:.1f} → {c.mean_b:.1f} t/s ({c.diff_pct:+.1f} %), p = {c.p_value:.3g}: {verdict}"
+                f"- {c.test}: {c.a_avg_ts:.1f} → {c.b_avg_ts:.1f} t/s ({c.diff_pct:+.1f} %), p = {c.p_value:.3g}: "
+                f"{verdict}"
             )
         note = f"{run_ids[0]} vs {run_ids[1]}, Welch's t-test on the raw samples (p < 0.05):\n" + "\n".join(lines)
     return table, chart, note

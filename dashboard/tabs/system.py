@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import urllib.error
 import urllib.request
 from datetime import datetime
 from importlib import metadata
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
 from dashboard.context import AppContext
 from dashboard.names import display_name
+from machine.detect import cpu_flags
 
 LIBRARIES = (
     "llama-cpp-python",
@@ -60,39 +59,15 @@ CPU_FEATURES = (
 SERVER_ENGINES = {"ollama": "http://127.0.0.1:11434", "openai": "http://127.0.0.1:8080/v1"}
 
 
-def cpu_features(cpuinfo: str = "", sysctl: dict[str, str] | None = None) -> list[str]:
-    """Labels of the instruction sets present, from /proc/cpuinfo text (Linux: `flags`/`Features`) or
-    macOS sysctl values ("1" = present)."""
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            flags.update(value.split())
-    sysctl = sysctl or {}
-    return [
-        label
-        for label, flag, key in CPU_FEATURES
-        if flag in flags or (key is not None and sysctl.get(key, "").strip() == "1")
-    ]
-
-
-def read_cpu_features() -> list[str]:
-    if platform.system() == "Darwin":
-        keys = [key for _, _, key in CPU_FEATURES if key]
-        try:
-            out = subprocess.run(["sysctl", *keys], capture_output=True, text=True, timeout=3).stdout
-        except (OSError, subprocess.TimeoutExpired):
-            return []
-        return cpu_features(sysctl=dict(line.split(": ", 1) for line in out.splitlines() if ": " in line))
-    try:
-        return cpu_features(Path("/proc/cpuinfo").read_text(errors="replace").split("\n\n", 1)[0])
-    except OSError:
-        return []
+def cpu_features(flags: set[str]) -> list[str]:
+    """Labels of the instruction sets in `flags` (machine.detect.cpu_flags: Linux /proc/cpuinfo flags, or the
+    macOS sysctl keys set to 1)."""
+    return [label for label, flag, key in CPU_FEATURES if flag in flags or (key is not None and key in flags)]
 
 
 def profile_frame(profile) -> pd.DataFrame:
     rows = list(profile.summary_rows())
-    rows.append(("CPU instruction sets", ", ".join(read_cpu_features()) or "none detected"))
+    rows.append(("CPU instruction sets", ", ".join(cpu_features(cpu_flags())) or "none detected"))
     return pd.DataFrame(rows, columns=["property", "value"])
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.paths import cache_dir
+from machine import detect
 
 CANARY_TIMEOUT_S = 180.0
 """A canary that neither finishes nor crashes in this time is inconclusive (the safe setting is used)."""
@@ -77,23 +78,17 @@ def register(fault: KnownFault) -> KnownFault:
 
 
 def cpu_flags() -> str:
-    """The CPU's feature flags as one sorted string ('' where they cannot be read)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return " ".join(sorted(set(line.partition(":")[2].split())))
-    if sys.platform == "darwin":
-        try:
-            out = subprocess.run(
-                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
-            ).stdout
-            return out.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    return ""
+    """The CPU's feature flags (machine.detect.cpu_flags) as one sorted string; on macOS the brand string
+    instead ('' where neither can be read)."""
+    if sys.platform != "darwin":
+        return " ".join(sorted(detect.cpu_flags()))
+    try:  # the brand string, as canary keys on macOS always were: a new key would run every canary again
+        out = subprocess.run(
+            ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
+        ).stdout
+        return out.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def _cache_file(fault: str) -> Path:

@@ -1,5 +1,6 @@
 """The System tab: CPU instruction sets, library versions, server engines as installed vs reachable, the
-llama.cpp repack verdict and build info; no "weights × 1.2" memory rule. The flag parser is tested alone."""
+llama.cpp repack verdict and build info; no "weights × 1.2" memory rule. The labels are tested alone (the flag
+reader in tests/machine/test_detect.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ from dashboard.tabs.system import cpu_features
 from tests.conftest import open_tab
 
 
-def test_cpu_features_from_linux_and_macos_text():
-    x86 = "processor : 0\nflags : fpu avx avx2 avx512f amx_tile amx_int8\n"
+def test_cpu_features_labels_linux_and_macos_flags():
+    x86 = {"fpu", "avx", "avx2", "avx512f", "amx_tile", "amx_int8"}
     assert cpu_features(x86) == ["AVX", "AVX2", "AVX-512", "AMX-TILE", "AMX-INT8"]
-    arm = "Features : fp asimd asimddp i8mm sve\n"
-    assert cpu_features(arm) == ["NEON", "Arm dot product", "Arm I8MM", "SVE"]
-    mac = {"hw.optional.neon": "1", "hw.optional.arm.FEAT_SME": "1", "hw.optional.arm.FEAT_SME2": "0"}
-    assert cpu_features(sysctl=mac) == ["NEON", "SME"]
+    assert cpu_features({"fp", "asimd", "asimddp", "i8mm", "sve"}) == ["NEON", "Arm dot product", "Arm I8MM", "SVE"]
+    assert cpu_features({"hw.optional.neon", "hw.optional.arm.FEAT_SME"}) == ["NEON", "SME"]
 
 
 @pytest.mark.browser

@@ -19,7 +19,7 @@ import pytest
 from core.errors import BadParameter
 from engines.base import LoadConfig
 from machine import profile as hp
-from machine.detect import detect_hardware
+from machine.detect import cpu_flags, detect_hardware, parse_cpu_flags, parse_sysctl_flags
 from machine.profile import HardwareProfile, profile_from_outputs
 from planning.estimate import QUANTIZATION_STRATEGY, quantization_for
 from planning.runtime import ADR006_TARGETS, optimal_config
@@ -192,6 +192,18 @@ def test_parse_proc_cpuinfo_fallbacks():
     assert hp.parse_proc_cpuinfo("processor\t: 0\n\nprocessor\t: 1\n\nprocessor\t: 2\n")["physical_cores"] == 3
     # a trimmed dump of 4 of the i9-13900K's 32 CPUs still knows the package has 24 cores
     assert hp.parse_proc_cpuinfo((FIXTURES / "linux_rtx4090" / "cpuinfo.txt").read_text())["physical_cores"] == 24
+
+
+def test_cpu_flags_from_linux_and_macos_text():
+    x86 = "processor : 0\nflags : fpu avx avx2 avx512f amx_tile amx_int8\n\nprocessor : 1\nflags : fpu sse4_2\n"
+    assert parse_cpu_flags(x86) == {"fpu", "avx", "avx2", "avx512f", "amx_tile", "amx_int8"}  # the first CPU's
+    assert parse_cpu_flags("Features : fp asimd asimddp i8mm sve\n") == {"fp", "asimd", "asimddp", "i8mm", "sve"}
+    assert "asimd" in parse_cpu_flags((FIXTURES / "linux_graviton3" / "cpuinfo.txt").read_text())
+    assert parse_cpu_flags("processor : 0\nvmx flags : ept\n") == set()
+    mac = "hw.optional.neon: 1\nhw.optional.arm.FEAT_SME: 1\nhw.optional.arm.FEAT_SME2: 0\n"
+    assert parse_sysctl_flags(mac) == {"hw.optional.neon", "hw.optional.arm.FEAT_SME"}
+    if Path("/proc/cpuinfo").exists():  # this machine, for real
+        assert cpu_flags() == parse_cpu_flags(Path("/proc/cpuinfo").read_text()) != set()
 
 
 def test_parse_meminfo_cpu_list_and_nvidia_smi():

@@ -1,0 +1,85 @@
+"""The model pickers the tabs share: the model choices of an engine, the LoadConfig a tab's settings make
+(the machine's threads and GPU layers, the tab's context, the engine's server options), and the engine ·
+model · temperature · seed entry picker of the Arena pool and the Queue entries, with the check that adds
+a picked entry. Tabs import these from here, never from each other.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from bench.answers.entry import Entry
+from core.errors import BadParameter, LocalbenchError
+from dashboard.context import AppContext
+from dashboard.ui import as_int, conversion_progress, warn
+from engines.base import LoadConfig
+from engines.registry import ENGINES, create_engine
+
+
+def model_choices(ctx: AppContext, engine_name: str) -> list[str]:
+    """The models `engine_name` offers (its catalog, or what its server lists); [] with a warning when it
+    cannot say (a server that is not reachable)."""
+    try:
+        options = ctx.server_options.get(engine_name, ())
+        return create_engine(engine_name).list_models(ctx.config.load_config(options=options))
+    except LocalbenchError as err:
+        warn(err)
+        return []
+
+
+def load_config(ctx: AppContext, engine: str, n_ctx) -> LoadConfig:
+    """The LoadConfig for `engine` with the tab's context window `n_ctx` (tokens, at least 16), this
+    machine's threads and GPU layers, and the engine's server options set in the UI."""
+    return ctx.config.load_config(
+        n_ctx=as_int(n_ctx, "context (tokens)", 16), device=None, options=ctx.server_options.get(engine, ())
+    )
+
+
+def engine_getter(ctx: AppContext, progress, cancel):
+    """`get_engine(engine, model, config)` for bench.speed.orchestrate: the pool's, with an on-demand
+    conversion reporting to the tab's gr.Progress and stopping on its cancel flag."""
+
+    def get_engine(engine: str, model: str, config: LoadConfig):
+        with conversion_progress(progress, cancel):
+            return ctx.pool.get(engine, model, config)
+
+    return get_engine
+
+
+def entry_picker(ctx: AppContext, prefix: str, add_label: str, clear_label: str):
+    """The engine · model · temperature · seed row and its Add / Clear buttons (Arena pool, Queue entries);
+    the model list follows the engine. Returns (engine, model, temperature, seed, add, clear)."""
+    engines = list(ENGINES)
+    with gr.Row():
+        engine = gr.Dropdown(engines, value=engines[0], label="Engine", elem_id=f"{prefix}-engine")
+        model = gr.Dropdown(
+            choices=model_choices(ctx, engines[0]),
+            value="smollm2-135m",
+            label="Model",
+            allow_custom_value=True,
+            elem_id=f"{prefix}-model",
+        )
+        temperature = gr.Number(value=0.0, label="Temperature (0 = greedy)", elem_id=f"{prefix}-temp")
+        seed = gr.Number(value=0, precision=0, label="Seed", elem_id=f"{prefix}-seed")
+    with gr.Row():
+        add = gr.Button(add_label, elem_id=f"{prefix}-add")
+        clear = gr.Button(clear_label, elem_id=f"{prefix}-clear")
+    engine.change(lambda e: gr.update(choices=model_choices(ctx, e)), engine, model)
+    return engine, model, temperature, seed, add, clear
+
+
+def with_entry(entries: list[Entry], engine_name, model_name, temp, seed_value, limit: int | None = None):
+    """`entries` plus the picked one; on bad input a one-line warning and `entries` unchanged."""
+    try:
+        name = (model_name or "").strip()
+        if not name:
+            raise BadParameter("pick a model to add")
+        if limit is not None and len(entries) >= limit:
+            raise BadParameter(f"the queue takes at most {limit} entries — clear and start again")
+        t = float(temp or 0.0)
+        if not 0.0 <= t <= 2.0:
+            raise BadParameter(f"temperature must be between 0 and 2, got {t}")
+        return [*entries, Entry(engine_name, name, t, as_int(seed_value, "seed", 0))]
+    except (LocalbenchError, ValueError) as err:
+        warn(err if isinstance(err, LocalbenchError) else BadParameter(f"temperature: {err}"))
+        return entries
