@@ -1,7 +1,7 @@
 """The model pickers the tabs share: the model choices of an engine, the LoadConfig a tab's settings make
-(the machine's threads and GPU layers, the tab's context, the engine's server options), and the engine ·
-model · temperature · seed entry picker of the Arena pool and the Queue entries, with the check that adds
-a picked entry. Tabs import these from here, never from each other.
+(the machine's threads and GPU layers, the tab's context, the engine's server options), a tab's speed run
+on the picked models, and the engine · model · temperature · seed entry picker of the Arena pool and the
+Queue entries, with the check that adds a picked entry. Tabs import these from here, never from each other.
 """
 
 from __future__ import annotations
@@ -35,15 +35,25 @@ def load_config(ctx: AppContext, engine: str, n_ctx) -> LoadConfig:
     )
 
 
-def engine_getter(ctx: AppContext, progress, cancel):
-    """`get_engine(engine, model, config)` for bench.speed.orchestrate: the pool's, with an on-demand
-    conversion reporting to the tab's gr.Progress and stopping on its cancel flag."""
+def tab_speed_run(ctx: AppContext, settings, progress, cancel):
+    """A tab's speed run through bench.speed.orchestrate.run_and_store: models from the app's pool (an
+    on-demand conversion reports to the tab's gr.Progress and stops on its cancel flag), stored with this
+    machine's receipt, every resident model counted."""
+    from bench.speed.orchestrate import run_and_store
 
     def get_engine(engine: str, model: str, config: LoadConfig):
         with conversion_progress(progress, cancel):
             return ctx.pool.get(engine, model, config)
 
-    return get_engine
+    return run_and_store(
+        ctx.store,
+        settings,
+        hardware=ctx.profile,
+        get_engine=get_engine,
+        progress=lambda fraction, message: progress(fraction, desc=message),
+        cancel=cancel,
+        loaded=lambda: len(ctx.pool.loaded()),
+    )
 
 
 def entry_picker(ctx: AppContext, prefix: str, add_label: str, clear_label: str):

@@ -10,8 +10,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bench.results.labels import from_row
 from bench.speed.record import SpeedResult
 from bench.stats import welch
+
+
+@dataclass(frozen=True)
+class SampledTest:
+    """What a comparison reads of a speed row: its test and raw samples. Any stored speed row reads back as
+    one, also a row imported from another machine or version that lacks fields a SpeedResult needs."""
+
+    test: str
+    """'pp512', 'tg128', ..."""
+    samples_ts: tuple[float, ...]
+    """Tokens per second of each repetition."""
+
+    @classmethod
+    def from_row(cls, row: dict) -> SampledTest:
+        return from_row(cls, row)
 
 
 @dataclass(frozen=True)
@@ -33,9 +49,13 @@ class ABRow:
 
 
 def compare_runs(
-    a: Sequence[SpeedResult], b: Sequence[SpeedResult], a_label: str = "A", b_label: str = "B", order: str = ""
+    a: Sequence[SpeedResult | SampledTest],
+    b: Sequence[SpeedResult | SampledTest],
+    a_label: str = "A",
+    b_label: str = "B",
+    order: str = "",
 ) -> list[ABRow]:
-    """One ABRow per test present in both runs, in A's order."""
+    """One ABRow per test present in both runs, in A's order (records or stored rows read as SampledTest)."""
     by_test = {r.test: r for r in b}
     rows = []
     for ra in a:

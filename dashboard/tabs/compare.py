@@ -20,12 +20,12 @@ import pandas as pd
 from bench.results.export import mean_pm_column, to_frame
 from bench.results.labels import quant_of
 from bench.speed.interleave import labels
-from bench.speed.orchestrate import SpeedSettings, arms_of, run_and_store
+from bench.speed.orchestrate import SpeedSettings, arms_of
 from bench.speed.runner import plan_tests
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices
-from dashboard.pickers import engine_getter, load_config, model_choices
+from dashboard.pickers import load_config, model_choices, tab_speed_run
 from dashboard.tabs import compare_depth, live
 from dashboard.ui import as_int, csv_file, session_of, stats_markdown, warn
 from engines.base import GenerationParams
@@ -218,15 +218,7 @@ def build(ctx: AppContext) -> None:
                 tests=tuple(plan_tests([as_int(pp, "pp tokens", 0)], [as_int(tg, "tg tokens", 0)])),
                 repetitions=as_int(repetitions, "repetitions", 1, 100),
             )
-            report = run_and_store(
-                ctx.store,
-                settings,
-                hardware=ctx.profile,
-                get_engine=engine_getter(ctx, progress, cancel),
-                progress=lambda f, m: progress(f, desc=m),
-                cancel=cancel,
-                loaded=lambda: len(ctx.pool.loaded()),
-            )
+            report = tab_speed_run(ctx, settings, progress, cancel)
         except LocalbenchError as err:
             # Cancel or a failure keeps the previous successful results on screen; the status says what happened.
             return warn(err), gr.update(), gr.update(), gr.update(), gr.update()
@@ -258,14 +250,7 @@ def build(ctx: AppContext) -> None:
                 repetitions=as_int(repetitions, "repetitions", 1, 100),
                 device=device,
             )
-            rows = run_and_store(
-                ctx.store,
-                settings,
-                hardware=ctx.profile,
-                get_engine=lambda e, m, cfg: ctx.pool.get(e, m, cfg),
-                progress=lambda f, m: progress(f, desc=m),
-                cancel=cancel,
-            ).speedup
+            rows = tab_speed_run(ctx, settings, progress, cancel).speedup
         except LocalbenchError as err:
             return warn(err)
         lines = [f"{sentence}. Speed-up = accelerated mean t/s ÷ CPU mean t/s (derived):", ""]

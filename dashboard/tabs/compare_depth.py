@@ -16,13 +16,13 @@ import pandas as pd
 
 from bench.results.export import to_frame
 from bench.speed.depth import DEPTH_COLUMNS, depth_table, planned_for, samples_long
-from bench.speed.orchestrate import SpeedSettings, arms_of, run_and_store
+from bench.speed.orchestrate import SpeedSettings, arms_of
 from bench.speed.plan import int_values
 from bench.speed.runner import plan_tests
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name
-from dashboard.pickers import engine_getter, load_config
+from dashboard.pickers import load_config, tab_speed_run
 from dashboard.ui import as_int, csv_file, session_of, warn
 
 MAX_DEPTH = 1 << 17
@@ -103,15 +103,7 @@ def build(ctx: AppContext, slot_inputs: list, chosen: Callable, n_prompt, n_gen,
                 repetitions=as_int(repetitions, "repetitions", 1, 100),
                 order="sequential",
             )
-            report = run_and_store(
-                ctx.store,
-                settings,
-                hardware=ctx.profile,
-                get_engine=engine_getter(ctx, progress, cancel_event),
-                progress=lambda f, m: progress(f, desc=m),
-                cancel=cancel_event,
-                loaded=lambda: len(ctx.pool.loaded()),
-            )
+            report = tab_speed_run(ctx, settings, progress, cancel_event)
         except LocalbenchError as err:
             return warn(err), gr.update(), gr.update(), gr.update(), gr.update()
         results = report.rows

@@ -13,8 +13,7 @@ import pandas as pd
 
 from bench.results.export import to_frame
 from bench.results.transfer import export_text, history_frame, import_file
-from bench.speed.ab import compare_runs
-from bench.speed.record import SpeedResult
+from bench.speed.ab import SampledTest, compare_runs
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import csv_file, warn
@@ -61,8 +60,8 @@ def compare_frames(store, run_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFram
     note = ""
     if len(run_ids) >= 2:
         try:
-            first, second = ([SpeedResult.from_row(r) for r in rows if r["run_id"] == rid] for rid in run_ids[:2])
-        except ValueError as err:  # a row stored or imported by an older version lacks a field
+            first, second = ([SampledTest.from_row(r) for r in rows if r["run_id"] == rid] for rid in run_ids[:2])
+        except ValueError as err:  # an imported row without its samples
             return table, chart, f"{run_ids[0]} vs {run_ids[1]}: no significance test — {err}"
         lines = []
         for c in compare_runs(first, second, run_ids[0], run_ids[1]):
