@@ -4,6 +4,9 @@ mean ± sd) and its greedy answer to one prompt, and return one row per variant.
 
 A variant (bench.quant.variants) is (label, engine, model, load options). The ladder gives llama.cpp
 variants; bench.quant.variants adds the MLX bf16/8-bit/4-bit and torch bf16/fp32 rows of the same model.
+The source is a GGUF (its reference is the F16 dequantized from it when it is quantized) or an HF safetensors
+original (BF16/F16/F32): llama.cpp's own converter makes its F16 GGUF (models.original), which is the reference
+and the ladder's source, and mlx_lm.convert makes the MLX rows from the same folder.
 Every row is scored on the same evaluation token ids, tokenized once with the reference GGUF's tokenizer,
 through Engine.logits when the engine exposes it (speed and answers otherwise). Progress comes in as
 progress(fraction, message) and cancellation as a threading.Event; no UI here.
@@ -24,10 +27,13 @@ from bench.quant.variants import Variant, extra_variants, ladder_variant
 from core.errors import BadParameter, Cancelled, EngineUnavailable, LocalbenchError
 from core.progress import Progress
 from engines.base import GenerationParams, LoadConfig
+from models import original as originals
 from models.ladders import built_variants
 
 DEFAULT_PROMPT = "Explain in two sentences why the sky is blue."
 DEFAULT_VARIANTS = ("F16", "Q8_0", "Q4_K_M", "Q4_0", "Q2_K")
+ORIGINAL_DEFAULT_EXTRAS = ("MLX 8-bit", "MLX 4-bit")
+"""Ticked by default beside DEFAULT_VARIANTS when the source is an original (default_variants)."""
 QUALITY_METHOD = (
     "llama-perplexity style: n_ctx 512 chunks, second half of each chunk scored (255 positions per chunk), "
     "BOS as first token when the model adds one; KL(reference || variant) per position in nats"
@@ -138,6 +144,9 @@ class QuantRow:
     quality_method: str
     speed_method: str
     test_time: str
+    reference_origin: str = ""
+    """The reference in one line: 'original: BF16 safetensors (folder …) → F16 GGUF', 'dequantized: F16 from
+    the Q4_1 GGUF' or 'source: the F16 GGUF itself' (absent in runs stored before it existed)."""
 
 
 @dataclass(frozen=True)
@@ -156,28 +165,66 @@ class QuantReport:
     seed: int = 0
     run_id: str = ""
     """The stored run's id, set by compare_and_store."""
+    reference_origin: str = ""
+    """The reference in one line (QuantRow.reference_origin)."""
 
 
 def source_models() -> list[str]:
-    """Model names for the lab's picker: local GGUF models (not ladder files)."""
+    """Model names for the lab's picker: local GGUF models (not ladder files) and HF safetensors originals."""
     from models.catalog import list_models
 
-    return [r.name for r in list_models() if r.format == "gguf" and "@" not in r.name]
+    names = []
+    for r in list_models():
+        is_gguf = r.format == "gguf" and "@" not in r.name
+        if is_gguf or (r.format == "hf" and r.path and originals.is_original(r.path)):
+            names.append(r.name)
+    return names
 
 
-def _is_gguf(model: str) -> bool:
+def _source_kind(model: str) -> str:
+    """'gguf', 'original' (an HF safetensors folder in BF16/F16/F32) or '' for anything else."""
     from models.catalog import resolve_model
 
     try:
-        return resolve_model(model).format == "gguf"
+        ref = resolve_model(model)
     except LocalbenchError:
-        return False
+        return ""
+    if ref.format == "gguf":
+        return "gguf"
+    return "original" if ref.format == "hf" and ref.path and originals.is_original(ref.path) else ""
+
+
+def _original_of(model: str) -> originals.Original | None:
+    from models.catalog import resolve_model
+
+    if _source_kind(model) != "original":
+        return None
+    return originals.read_original(resolve_model(model).path)
 
 
 def variant_choices(model: str) -> list[str]:
-    """Labels the user can tick for `model`: the ladder (GGUF sources) and every extra provider's rows."""
-    labels = list(ladder_mod.LADDER_TYPES) if _is_gguf(model) else []
+    """Labels the user can tick for `model`: the ladder (GGUF sources and originals) and the extra rows."""
+    labels = list(ladder_mod.LADDER_TYPES) if _source_kind(model) else []
     return labels + [v.label for v in extra_variants(model) if v.label not in labels]
+
+
+def default_variants(model: str) -> tuple[str, ...]:
+    """What is ticked at first: DEFAULT_VARIANTS, plus the MLX 8-bit and 4-bit rows for an original."""
+    if _source_kind(model) != "original":
+        return DEFAULT_VARIANTS
+    offered = set(variant_choices(model))
+    return DEFAULT_VARIANTS + tuple(label for label in ORIGINAL_DEFAULT_EXTRAS if label in offered)
+
+
+def canonical_labels(model: str, labels: list[str]) -> list[str]:
+    """Typed labels as the lab's own ('q4_k_m' → 'Q4_K_M', 'mlx-4bit' → 'MLX 4-bit'); unknown ones unchanged."""
+
+    def squash(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+
+    known = {squash(label): label for label in variant_choices(model)}
+    known.update({squash(t): t for t in ladder_mod.NOMINAL_BPW})
+    return [known.get(squash(label), label) for label in labels]
 
 
 def built_choices(model: str) -> list[str]:
@@ -185,6 +232,9 @@ def built_choices(model: str) -> list[str]:
     from models.catalog import resolve_model
 
     try:
+        found = _original_of(model)
+        if found is not None:
+            return built_variants(originals.cache_folder(found).name)
         return built_variants(ladder_mod.model_key(resolve_model(model)))
     except LocalbenchError:
         return []
@@ -208,14 +258,21 @@ class _Stages:
 
 
 def _load_config(variant: Variant, n_ctx: int, threads: int | None) -> LoadConfig:
-    return LoadConfig(
+    """The planner's LoadConfig for this machine, with the lab's own fields: `n_ctx`, `threads`, batches of
+    one quality window, the variant's dtype, device and options, and no GPU layers (llama.cpp variants are
+    measured on the CPU, as the lab always has)."""
+    from machine.detect import detect_hardware
+    from planning.runtime import optimal_config
+
+    return optimal_config(detect_hardware()).load_config(
         n_ctx=n_ctx,
         n_threads=threads,
+        n_gpu_layers=0,
         n_batch=quality.N_CTX,
         dtype=variant.dtype,
         device=variant.device,
         options=variant.options,
-    ).validate()
+    )
 
 
 def compare(
@@ -254,24 +311,48 @@ def compare(
     source = resolve_model(model)
     chunks: list[list[int]] = []
     text = settings.eval_text if settings.eval_text is not None else quality.default_eval_text()
+    origin: str | None = None
+    reference_origin = ""
+    t0 = time.perf_counter()
+    found = _original_of(model)
+    if found is not None:
+        # the original's F16 GGUF (llama.cpp's converter) is the reference and the ladder's source
+        converted_gguf = originals.to_gguf(
+            found.folder, progress=stages.enter(0.0, 0.06, f"converting {found.name} to F16 GGUF"), cancel=cancel
+        )
+        source, origin = converted_gguf.ref(), found.label
+        ladder_types = ladder_types or ["F16"]  # the reference row, even when only MLX rows are ticked
     if source.format == "gguf" and settings.quality:
         # The ladder copies the source's vocabulary, so its tokenizer is the reference's.
         ids, bos = quality.tokenize_with_gguf(source.path, text)
         chunks = quality.eval_chunks(ids, bos=bos, max_chunks=settings.max_chunks)
     if ladder_types:
         if source.format != "gguf":
-            raise BadParameter(f"{', '.join(ladder_types)} are GGUF ladder types but {model} is not a GGUF model")
-        t0 = time.perf_counter()
+            raise BadParameter(
+                f"{', '.join(ladder_types)} are GGUF ladder types but {model} is neither a GGUF model nor an HF "
+                "safetensors original (BF16/F16/F32)"
+            )
         lad = ladder_mod.build_ladder(
-            source, ladder_types, threads=threads, progress=stages.enter(0.0, 0.1, "building the ladder"), cancel=cancel
+            source,
+            ladder_types,
+            threads=threads,
+            progress=stages.enter(0.06, 0.08, "building the ladder"),
+            cancel=cancel,
+            origin=origin,
         )
-        timings["build"] = time.perf_counter() - t0
-        reference_note = lad.reference_note
+        reference_note, reference_origin = lad.reference_note, lad.reference_origin
         by_type = {f.variant: ladder_variant(f) for f in lad.files}
         reference, ref_path = by_type[lad.reference.variant], lad.reference.path
         # the reference is always a row (first), ticked or not: the other rows are read against it
         variants += [reference] + [by_type[t] for t in ladder_types if t != lad.reference.variant]
-    variants += [extras[t] for t in settings.variants if t in extras]
+    ticked_extras = [extras[t] for t in settings.variants if t in extras]
+    to_convert = [v for v in ticked_extras if v.conversion]
+    for i, variant in enumerate(to_convert):
+        lo = 0.08 + 0.02 * i / len(to_convert)
+        stages.enter(lo, lo + 0.02 / len(to_convert), f"{variant.label}: mlx_lm.convert from the original")
+        originals.to_mlx(found.folder, variant.conversion, progress=stages, cancel=cancel)
+    variants += ticked_extras
+    timings["build"] = time.perf_counter() - t0
     if reference is None:
         reference = next((v for v in variants if v.is_reference), None)
     own_pool = pool is None
@@ -334,11 +415,10 @@ def compare(
             engine, config = load(variant)
             result, note = scores.get(variant.label, (None, variant.note))
             measured = _measure(engine, variant, config, settings, stages, base, share, cancel, timings)
-            rows.append(
-                _row(
-                    model, variant, reference, reference_note, engine.info(), settings, chunks, result, note, *measured
-                )
+            row = _row(
+                model, variant, reference, reference_note, engine.info(), settings, chunks, result, note, *measured
             )
+            rows.append(dataclasses.replace(row, reference_origin=reference_origin))
     finally:
         if own_pool:
             pool.unload_all()
@@ -351,7 +431,15 @@ def compare(
     timings["total"] = time.perf_counter() - t_start
     eval_source = quality.EVAL_TEXT_SOURCE if settings.eval_text is None else "user-supplied text"
     return QuantReport(
-        model, tuple(rows), reference_note, mode, target_verdict(rows), eval_source, timings, settings.seed
+        model,
+        tuple(rows),
+        reference_note,
+        mode,
+        target_verdict(rows),
+        eval_source,
+        timings,
+        settings.seed,
+        reference_origin=reference_origin,
     )
 
 
@@ -544,5 +632,7 @@ def compare_and_store(
     with store.recording("quant", record, hardware) as run:
         report = compare(model, settings, pool=pool, progress=progress, cancel=cancel)
         run.rows = report.rows
-        run.settings.update(timings_s=report.timings_s, reference=report.reference_note)
+        run.settings.update(
+            timings_s=report.timings_s, reference=report.reference_note, reference_origin=report.reference_origin
+        )
     return dataclasses.replace(report, run_id=run.run_id)

@@ -260,7 +260,7 @@ def test_the_worker_reads_requests_only_after_its_target_is_imported():
     """Unpickling a request imports modules; on the reader thread that raced the target's import (dataclasses
     peeks at a partly imported typing). The target is imported with only the heartbeat running, and the
     request sent at once is answered after it."""
-    worker = supervisor.Worker("tests.engines.worker_target:ThreadsAtImport", "threads at import")
+    worker = supervisor.Worker("tests.engines.process.worker_target:ThreadsAtImport", "threads at import")
     try:
         names = worker.call("call", ("names", (), {}), "asking the target", 60)
     finally:

@@ -1,4 +1,4 @@
-"""A worker target for tests/engines/test_worker.py: it records the threads running while it is imported."""
+"""A worker target for tests/engines/process/test_worker.py: it records the threads running while it is imported."""
 
 import threading
 
