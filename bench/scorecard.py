@@ -47,9 +47,9 @@ class ScoreRow:
 
 
 def _params(n: float | int | None) -> str:
-    if not n:
-        return "? params"
-    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+    from core.units import fmt_params
+
+    return fmt_params(n) or "? params"
 
 
 def _model(row: dict) -> str:

@@ -199,20 +199,23 @@ def run(args: argparse.Namespace) -> int:
     from bench.results.export import to_frame
     from bench.results.store import ResultStore
     from bench.speed.orchestrate import SpeedArm, SpeedSettings, run_and_store
-    from commands.bench_sweep import sweep_grid, sweep_plan
+    from bench.speed.sweep import sweep_plan
     from core.errors import BadParameter
     from machine.detect import detect_hardware
     from planning.guard import guarded_pool
 
     engine_name = default_engine(args)
-    grid = sweep_grid(args, engine_name) if getattr(args, "sweep", False) else None  # commands.bench_sweep
+    grid = sweep_grid(args, engine_name) if getattr(args, "sweep", False) else None
     args.batch = default_batches(args, engine_name)
     tests, loads = bench_plan(
         args,
         per_test_threads=engine_name == "llamacpp" and args.method != "stream",
         n_gpu_layers=grid.n_gpu_layers if grid and len(grid.n_gpu_layers) > 1 else None,
     )
-    plan = [(load, tests) for load in loads] if grid is None else sweep_plan(args, grid, tests, loads)
+    if grid is None:
+        plan = [(load, tests) for load in loads]
+    else:
+        plan = sweep_plan(grid, tests, loads, args.n_prompt, args.n_gen, args.pg)
     if not 1 <= args.repetitions <= 1000:  # before any load: bad input costs nothing
         raise BadParameter(f"repetitions must be between 1 and 1000, got {args.repetitions}")
     needed = max(t.n_depth + t.n_prompt + t.n_gen for t in tests) + 16
@@ -423,3 +426,45 @@ def run_serving_cli(args: argparse.Namespace) -> int:
     if result.failed:
         raise ServerError(run.error)
     return 0
+
+
+def sweep_grid(args: argparse.Namespace, engine_name: str):
+    """bench.speed.sweep.Grid for `--sweep`, after checking the flags; fills args' -t, -b and -fa with the grid's
+    values where they were not given (bad combinations raise BadParameter before anything loads)."""
+    from bench.speed.sweep import make_grid
+    from core.errors import BadParameter
+    from engines.llamacpp_bench import flash_attn_type
+    from machine.detect import detect_hardware, usable_cpus
+    from planning.runtime import optimal_config
+
+    if engine_name != "llamacpp" or args.method == "stream":
+        raise BadParameter(
+            "--sweep varies llama.cpp's context settings (threads × n_batch × flash_attn) with llama-bench's "
+            f"method; engine {engine_name}"
+            + (" with --method stream" if engine_name == "llamacpp" else "")
+            + " has none — give -t and -b lists for a plain cross-product"
+        )
+    if args.aa:
+        raise BadParameter("--sweep and --aa: run one at a time")
+    for flag, text in (
+        ("-ub", args.ubatch_size),
+        ("-ctk", args.cache_type_k),
+        ("-ctv", args.cache_type_v),
+        ("-mmp", args.mmap),
+        ("--repack", args.repack),
+    ):
+        if text is not None and len(str_list(text)) > 1:
+            raise BadParameter(f"--sweep: give one value of {flag} (it sweeps threads, n_batch and flash_attn)")
+    fa = None if args.flash_attn is None else [flash_attn_type(x) for x in str_list(args.flash_attn)]
+    cfg = optimal_config(detect_hardware())
+    grid = make_grid(
+        n_cpus=usable_cpus(),
+        default=(cfg.n_threads, LLAMA_BENCH_N_BATCH, -1, cfg.n_gpu_layers),
+        threads=args.threads,
+        batches=args.batch,
+        flash_attn=fa,
+        n_gpu_layers=args.n_gpu_layers,
+    )
+    args.threads, args.batch = grid.threads, grid.batches
+    args.flash_attn = ",".join(str(x) for x in grid.flash_attn)
+    return grid

@@ -12,3 +12,10 @@ def fmt_bytes(n: float | None) -> str:
     if abs(n) >= GiB:
         return f"{n / GiB:.2f} GiB ({n / GB:.2f} GB)"
     return f"{n / MiB:.1f} MiB ({n / MB:.1f} MB)"
+
+
+def fmt_params(n: float | None) -> str | None:
+    """'135M' or '4.0B' (decimal, as model cards count parameters); None when unknown (never '0')."""
+    if not n:
+        return None
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"

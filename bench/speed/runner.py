@@ -311,10 +311,6 @@ def run_speed(
 def model_type(arch: str, n_params: int | None, file_type: str) -> str:
     """llama-bench's model_type as 'llama 135M Q4_1', for engines whose library has no description of its
     own (llama.cpp rows take `llama_model_desc`, as llama-bench does)."""
-    if not n_params:
-        size = "?"
-    elif n_params >= 1e9:
-        size = f"{n_params / 1e9:.1f}B"
-    else:
-        size = f"{n_params / 1e6:.0f}M"
-    return f"{arch} {size} {file_type}".strip()
+    from core.units import fmt_params
+
+    return f"{arch} {fmt_params(n_params) or '?'} {file_type}".strip()

@@ -306,3 +306,23 @@ def sweep_report(rows: Sequence[SweepRow], results: Sequence, grid: Grid) -> str
             f"best on all tests together: {label} (geometric mean of t/s ÷ each test's best: {score:.3f}, derived)",
         ]
     return "\n".join(lines) + "\n"
+
+
+def sweep_plan(grid: Grid, tests, loads, n_prompt, n_gen, pg):
+    """[(load, [tests of one configuration, ...])] for `bench --sweep` (n_prompt, n_gen, pg: its -p, -n, -pg):
+    the grid's tests grouped by configuration
+    under every load, plus the default point's tests (explicit threads, n_batch and flash_attn auto) under
+    the load with the default's n_gpu_layers, unless the grid already holds that point."""
+    from bench.speed.runner import DecodeSettings, plan_tests
+
+    t, b, fa, ngl = grid.default
+    groups: dict = {}
+    for test in tests:
+        groups.setdefault(test.settings, []).append(test)
+    configs, extra = list(groups.values()), []
+    if not grid.in_grid():
+        depths = list(dict.fromkeys(x.n_depth for x in tests))
+        kept = {k: v for k, v in tests[0].settings.given().items() if k in ("n_ubatch", "type_k", "type_v")}
+        settings = DecodeSettings(flash_attn=fa, n_batch=b, n_threads=t, **kept)
+        extra = [plan_tests(n_prompt, n_gen, pg, depths, [settings])]
+    return [(load, configs + (extra if load.n_gpu_layers in (None, ngl) else [])) for load in loads]

@@ -113,7 +113,7 @@ def test_sweep_plan_on_an_offloading_machine_loads_once_per_layer_count():
     import argparse
 
     from commands.bench import add_arguments, bench_plan
-    from commands.bench_sweep import sweep_plan
+    from bench.speed.sweep import sweep_plan
     from engines.base import LoadConfig
 
     parser = argparse.ArgumentParser()
@@ -122,7 +122,7 @@ def test_sweep_plan_on_an_offloading_machine_loads_once_per_layer_count():
     grid = make_grid(n_cpus=2, default=(2, 2048, -1, -1), threads=args.threads, batches=args.batch, flash_attn=[0, 1])
     tests, loads = bench_plan(args, per_test_threads=True, n_gpu_layers=grid.n_gpu_layers)
     assert [load.n_gpu_layers for load in loads] == [0, -1]
-    plan = sweep_plan(args, grid, tests, loads)
+    plan = sweep_plan(grid, tests, loads, args.n_prompt, args.n_gen, args.pg)
     (l0, configs0), (l1, configs1) = plan
     assert l0.n_gpu_layers == 0 and l1.n_gpu_layers == -1
     assert len(configs0) == 2 * 2 * 2 and len(configs1) == 2 * 2 * 2 + 1
