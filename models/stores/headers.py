@@ -1,4 +1,5 @@
-"""GgufFacts: what a store listing needs from a GGUF file, read from its header only.
+"""GgufFacts: what a store listing needs from a GGUF file, read from its header only; and the ModelEntry
+of one GGUF file or one HF/MLX folder found in a store (entry_for_gguf, entry_for_folder).
 
 Built on models.gguf's header walk (the key-value section and the tensor table; string arrays such as
 the tokenizer vocabulary are skipped by their lengths, never decoded), so listing a store of a thousand
@@ -8,11 +9,15 @@ listing of an unchanged store parses nothing.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import LocalbenchError
 from models.gguf import file_type_name, scan_gguf
+from models.stores.entry import ModelEntry
 
 
 @dataclass(frozen=True)
@@ -123,3 +128,153 @@ def _main_tensor_type(tensors: tuple) -> str | None:
         if t.n_elements > t.row_elements:  # 2-D and up: norms and biases stay F32 in every quant
             totals[t.ggml_type] = totals.get(t.ggml_type, 0) + t.n_bytes
     return max(totals, key=totals.__getitem__) if totals else None
+
+
+_SPLIT = re.compile(r"^(.+)-([0-9]{5})-of-([0-9]{5})\.gguf$", re.IGNORECASE)
+_FILE_QUANT = re.compile(
+    r"[-._]((?:I?Q[0-9]_[A-Z0-9_]+|I?Q[0-9]+(?:_[0-9])?|B?F16|F32|MXFP4(?:_MOE)?|TQ[12]_0))$", re.I
+)
+
+
+def quant_from_filename(path: str | os.PathLike) -> str | None:
+    """The quant tag a GGUF file name carries, upper case: 'Q4_K_M' for 'SmolLM2-135M-Instruct-Q4_K_M.gguf'
+    or 'model.q8_0.gguf' (split suffix ignored); None when the name has none."""
+    name = Path(path).name
+    split = _SPLIT.match(name)
+    stem = split[1] if split else name[: -len(".gguf")] if name.lower().endswith(".gguf") else name
+    found = _FILE_QUANT.search(stem)
+    return found[1].upper() if found else None
+
+
+def split_shards(first: Path) -> tuple[list[Path], int] | None:
+    """(shards present in shard order, shard count) for the first shard of a split GGUF
+    ('X-00001-of-00003.gguf', llama.cpp's llama_split_path); None for a single file."""
+    m = _SPLIT.match(first.name)
+    if not m:
+        return None
+    count = int(m[3])
+    names = [f"{m[1]}-{i:05d}-of-{m[3]}.gguf" for i in range(1, count + 1)]
+    return [first.with_name(n) for n in names if first.with_name(n).exists()], count
+
+
+def is_later_shard(path: Path) -> bool:
+    """True for shard 2..n of a split GGUF: listed through its first shard, never alone."""
+    m = _SPLIT.match(path.name)
+    return bool(m and int(m[2]) > 1)
+
+
+def entry_for_gguf(
+    name: str, path: str | os.PathLike, source: str, *, sha256: str | None = None, chat: bool | None = None
+) -> ModelEntry:
+    """The entry of one GGUF file (the first shard of a split GGUF: every shard's size and weights summed).
+    A file that is missing, unreadable, not GGUF or truncated is an entry with its problem, never raised.
+    `chat`: True when the store knows a chat template the file lacks (an Ollama template layer)."""
+    p = Path(path)
+    base = dict(name=name, source=source, format="gguf", sha256=sha256, quant=quant_from_filename(p))
+    try:
+        facts = gguf_facts(p)
+    except LocalbenchError as err:
+        size = _size(p)
+        return ModelEntry(**base, path=str(p) if size is not None else None, size_bytes=size, problem=str(err))
+    except OSError as err:
+        return ModelEntry(**base, path=str(p), problem=f"unreadable: {err.strerror or err}")
+    size, n_params, problem = facts.size_bytes, facts.n_params, None
+    shards = split_shards(p)
+    if shards:
+        present, count = shards
+        if len(present) < count:
+            problem = f"split GGUF has {len(present)} of its {count} shards — download the missing ones"
+        for shard in present[1:]:
+            try:
+                more = gguf_facts(shard)
+            except (LocalbenchError, OSError) as err:
+                problem = problem or f"shard {shard.name}: {err}"
+                continue
+            size, n_params = size + more.size_bytes, n_params + more.n_params
+    from models.stores.family import family_from_gguf
+
+    return ModelEntry(
+        **{**base, "quant": facts.quant or base["quant"]},
+        path=str(p),
+        n_params=n_params,
+        context_length=facts.context_length,
+        size_bytes=size,
+        family=family_from_gguf(facts),
+        chat=facts.chat or bool(chat),
+        problem=problem,
+    )
+
+
+def folder_format(folder: Path) -> str | None:
+    """'sentence-transformers' (modules.json), 'mlx' (config.json with `quantization`) or 'hf' (config.json)
+    for a model folder; None for a folder without config.json. Reads config.json only."""
+    if (folder / "modules.json").is_file():
+        return "sentence-transformers"
+    if not (folder / "config.json").is_file():
+        return None
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return "hf"  # listed as 'hf' with its problem by entry_for_folder
+    return "mlx" if isinstance(config, dict) and config.get("quantization") else "hf"
+
+
+def entry_for_folder(name: str, folder: str | os.PathLike, source: str, fmt: str | None = None) -> ModelEntry:
+    """The entry of one HF, MLX or sentence-transformers folder, from config.json and the safetensors
+    headers; an unreadable folder or config is an entry with its problem, never raised."""
+    from models.stores.family import family_from_config
+    from models.stores.hf_cache import config_quant, config_value, weight_elements
+
+    d = Path(folder)
+    try:
+        fmt = fmt or folder_format(d) or "hf"
+        files = sorted(d.iterdir())
+        config = json.loads((d / "config.json").read_text())
+        if not isinstance(config, dict):
+            raise ValueError("config.json is not a JSON object")
+    except (OSError, ValueError) as err:
+        what = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        return ModelEntry(name, source, fmt or "hf", str(d), problem=f"unreadable model folder: {what}")
+    from models.hf_folder import safetensors_header
+
+    weights = [f for f in files if f.suffix == ".safetensors"]
+    problem = None if weights or fmt == "sentence-transformers" else "no *.safetensors weights in the folder"
+    quant = config.get("quantization")
+    bits = int(quant["bits"]) if isinstance(quant, dict) and quant.get("bits") else None
+    n_params = 0
+    for w in weights:
+        try:
+            n_params += weight_elements(safetensors_header(w), bits)
+        except (LocalbenchError, OSError, ValueError) as err:
+            problem = problem or f"{w.name}: unreadable safetensors header ({err})"
+    chat = fmt != "sentence-transformers" and _has_chat_template(d)
+    context = config_value(config, "max_position_embeddings")
+    return ModelEntry(
+        name=name,
+        source=source,
+        format=fmt,
+        path=str(d),
+        quant=config_quant(config),
+        n_params=n_params or None,
+        context_length=int(context) if isinstance(context, int) else None,
+        size_bytes=sum(_size(f) or 0 for f in files if f.is_file()),
+        family=family_from_config(config, name.split(":", 1)[-1] if ":" in name else d.name, chat),
+        chat=chat,
+        problem=problem,
+    )
+
+
+def _has_chat_template(folder: Path) -> bool:
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        return bool(json.loads((folder / "tokenizer_config.json").read_text()).get("chat_template"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
