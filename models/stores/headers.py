@@ -163,6 +163,26 @@ def is_later_shard(path: Path) -> bool:
     return bool(m and int(m[2]) > 1)
 
 
+INCOMPLETE_SUFFIXES = (".downloadInProgress", ".incomplete", ".part", ".partial", ".crdownload", ".download")
+"""What a download in progress is called: llama.cpp's `.downloadInProgress` (common/download.cpp),
+huggingface_hub's `.incomplete`, and the usual browser / downloader suffixes."""
+
+
+def incomplete_target(path: Path) -> Path | None:
+    """The GGUF a partial download will become ('x.gguf' for 'x.gguf.downloadInProgress'); None otherwise."""
+    for suffix in INCOMPLETE_SUFFIXES:
+        if path.name.endswith(suffix) and path.name[: -len(suffix)].lower().endswith(".gguf"):
+            return path.with_name(path.name[: -len(suffix)])
+    return None
+
+
+def incomplete_entry(name: str, path: Path, source: str, again: str) -> ModelEntry:
+    """A partial download: listed, never runnable; `again` says how to finish it."""
+    size = _size(path)
+    done = f" ({size / 1e6:.1f} MB so far)" if size is not None else ""
+    return ModelEntry(name, source, "gguf", None, size_bytes=size, problem=f"download incomplete{done} — {again}")
+
+
 def entry_for_gguf(
     name: str, path: str | os.PathLike, source: str, *, sha256: str | None = None, chat: bool | None = None
 ) -> ModelEntry:
