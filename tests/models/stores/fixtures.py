@@ -171,6 +171,7 @@ def models_folder(root: Path, folders: dict[str, Path] | None = None) -> Path:
 
 def link_folder(src: Path, dest: Path) -> Path:
     """`dest` holding every file of the model folder `src` (hard links; subfolders too)."""
+    src, dest = Path(src), Path(dest)
     for f in sorted(src.rglob("*")):
         if f.is_file() and f.name != "localbench-conversion.json":  # ours, not the tool's
             place(f, dest / f.relative_to(src))
