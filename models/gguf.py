@@ -160,6 +160,20 @@ def scan_gguf(path: str) -> tuple[dict, tuple[Tensor, ...], int]:
     return _scan_gguf(str(p.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
+_U64 = struct.Struct("<Q").unpack_from
+
+
+def _skip_strings(buf, pos: int, count: int, size: int) -> int:
+    """The offset after `count` GGUF strings starting at `pos`, stepping over each by its length without
+    decoding it (a tokenizer vocabulary is 50k-260k strings: this loop is most of a header read)."""
+    u64 = _U64
+    for _ in range(count):
+        pos += 8 + u64(buf, pos)[0]
+    if pos > size:
+        raise ValueError("a string array runs past the end of the file")
+    return pos
+
+
 @lru_cache(maxsize=32)
 def _scan_gguf(path: str, size: int, mtime_ns: int) -> tuple[dict, tuple[Tensor, ...], int]:
     import mmap
@@ -192,6 +206,8 @@ def _scan_gguf(path: str, size: int, mtime_ns: int) -> tuple[dict, tuple[Tensor,
             item, count = take("<I"), take("<Q")
             if item in _GGUF_SCALARS:
                 pos += struct.calcsize(_GGUF_SCALARS[item]) * count
+            elif item == 8:
+                pos = _skip_strings(buf, pos, count, size)
             else:
                 for _ in range(count):
                     value(item)

@@ -16,6 +16,7 @@ from models.stores.entry import ModelEntry
 from models.stores.headers import (
     entry_for_folder,
     entry_for_gguf,
+    flush_cache,
     folder_format,
     incomplete_entry,
     incomplete_target,
@@ -70,4 +71,5 @@ def scan(root: Path | None = None) -> list[ModelEntry]:
                 )
 
     walk(root, "")
+    flush_cache()
     return entries

@@ -4,18 +4,21 @@ of one GGUF file or one HF/MLX folder found in a store (entry_for_gguf, entry_fo
 Built on models.gguf's header walk (the key-value section and the tensor table; string arrays such as
 the tokenizer vocabulary are skipped by their lengths, never decoded), so listing a store of a thousand
 files reads a few megabytes, not the weights. Results are cached per (path, size, mtime_ns): a second
-listing of an unchanged store parses nothing.
+listing of an unchanged store parses nothing, in this process or the next (LOCALBENCH_HOME/cache/
+gguf-headers.json).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.errors import LocalbenchError
+from core.paths import atomic_path, cache_dir
 from models.gguf import file_type_name, scan_gguf
 from models.stores.entry import ModelEntry
 
@@ -57,27 +60,75 @@ class GgufFacts:
     """split.count of a split GGUF (this file is one shard); None for a single file."""
 
 
-_CACHE: dict[tuple[str, int, int], GgufFacts] = {}
+_CACHE: dict[str, GgufFacts] = {}
+"""(absolute path, size, mtime_ns) → facts, for this process."""
+_DISK: dict[str, dict] | None = None
+"""The same, as stored in LOCALBENCH_HOME/cache/gguf-headers.json, so a new process parses nothing either."""
+_DISK_FILE = "gguf-headers.json"
+_DISK_VERSION = 1
+_DIRTY = False
 
 
 def gguf_facts(path: str | os.PathLike) -> GgufFacts:
     """The header facts of a GGUF file; raises ModelNotFound, or InvalidModelFile for a file that is not
-    GGUF, is truncated or is corrupt."""
+    GGUF, is truncated or is corrupt. Cached per (path, size, mtime_ns) in memory and on disk
+    (flush_cache() writes what was parsed); a changed file is read again."""
+    global _DIRTY
     p = Path(path).expanduser()
     try:
         st = p.stat()
     except OSError:
         st = None
-    key = (str(p), st.st_size, st.st_mtime_ns) if st else None
-    if key and key in _CACHE:
-        return _CACHE[key]
+    key = f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}" if st else None
+    if key is not None:
+        if key in _CACHE:
+            return _CACHE[key]
+        stored = _disk().get(key)
+        if stored is not None:
+            try:
+                _CACHE[key] = GgufFacts(**stored)
+                return _CACHE[key]
+            except TypeError:
+                pass  # written by another version of this record: read the file again
     kv, tensors, size = scan_gguf(p)
     facts = _facts(str(p), kv, tensors, size)
-    if key:
+    if key is not None:
         if len(_CACHE) > 20_000:
             _CACHE.clear()
         _CACHE[key] = facts
+        _disk()[key] = asdict(facts)
+        if not _DIRTY:
+            _DIRTY = True
+            atexit.register(flush_cache)
     return facts
+
+
+def _disk() -> dict[str, dict]:
+    global _DISK
+    if _DISK is None:
+        _DISK = {}
+        try:
+            stored = json.loads((cache_dir() / _DISK_FILE).read_text())
+            if isinstance(stored, dict) and stored.get("version") == _DISK_VERSION:
+                _DISK = {k: v for k, v in stored.get("files", {}).items() if isinstance(v, dict)}
+        except (OSError, ValueError):
+            pass
+    return _DISK
+
+
+def flush_cache() -> None:
+    """Write the header facts parsed by this process to the on-disk cache (atomically; a no-op when
+    nothing new was parsed). Stores call it at the end of a scan."""
+    global _DIRTY
+    if not _DIRTY or _DISK is None:
+        return
+    _DIRTY = False
+    files = dict(list(_DISK.items())[-20_000:])  # the newest 20k files: entries of deleted files age out
+    try:
+        with atomic_path(cache_dir() / _DISK_FILE) as tmp:
+            tmp.write_text(json.dumps({"version": _DISK_VERSION, "files": files}))
+    except OSError:
+        pass  # a read-only home: the next process parses again
 
 
 def _facts(path: str, kv: dict, tensors: tuple, size: int) -> GgufFacts:

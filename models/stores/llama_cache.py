@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from models.stores.entry import ModelEntry
-from models.stores.headers import entry_for_gguf, incomplete_entry, incomplete_target, is_later_shard
+from models.stores.headers import entry_for_gguf, flush_cache, incomplete_entry, incomplete_target, is_later_shard
 
 SOURCE = "llama.cpp-cache"
 
@@ -77,7 +77,9 @@ def scan(root: Path | None = None) -> list[ModelEntry]:
         elif (target := incomplete_target(path)) is not None and not target.exists():
             name = names.get(target.name, f"llamacpp:{target.stem}")
             entries.append(incomplete_entry(name, path, SOURCE, f"run llama.cpp with -hf {name[9:]} again to resume"))
-    return entries + _hf_layout(root)
+    entries += _hf_layout(root)
+    flush_cache()
+    return entries
 
 
 def _hf_layout(root: Path) -> list[ModelEntry]:

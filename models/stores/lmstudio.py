@@ -18,6 +18,7 @@ from models.stores.entry import ModelEntry
 from models.stores.headers import (
     entry_for_folder,
     entry_for_gguf,
+    flush_cache,
     folder_format,
     incomplete_entry,
     incomplete_target,
@@ -74,6 +75,7 @@ def scan(roots: list[Path] | None = None) -> list[ModelEntry]:
                     if entry.name not in seen:
                         seen.add(entry.name)
                         entries.append(entry)
+    flush_cache()
     return entries
 
 

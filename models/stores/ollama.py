@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from models.stores.entry import ModelEntry
-from models.stores.headers import entry_for_gguf
+from models.stores.headers import entry_for_gguf, flush_cache
 
 SOURCE = "ollama"
 DEFAULT_HOST = "registry.ollama.ai"
@@ -84,6 +84,7 @@ def scan(roots: list[Path] | None = None) -> list[ModelEntry]:
             if entry.name not in seen:
                 seen.add(entry.name)
                 entries.append(entry)
+    flush_cache()
     return entries
 
 

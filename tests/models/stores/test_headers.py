@@ -73,3 +73,25 @@ def test_truncated_inside_header(tmp_path):
 def test_missing(tmp_path):
     with pytest.raises(ModelNotFound):
         gguf_facts(tmp_path / "nope.gguf")
+
+
+def test_a_new_process_reads_the_header_cache(tmp_path):
+    """flush_cache() stores what was parsed; a fresh process answers from it without parsing (timed by
+    the parse counter of models.gguf's cached walk, which stays empty)."""
+    import os
+    import subprocess
+    import sys
+
+    copy = tmp_path / "m.gguf"
+    os.link(catalog.smollm2_path(), copy)
+    home = tmp_path / "home"
+    code = (
+        "import sys; from models.stores import headers; from models import gguf;"
+        f"f = headers.gguf_facts({str(copy)!r}); headers.flush_cache();"
+        "print(f.n_params, gguf._scan_gguf.cache_info().misses)"
+    )
+    env = {**os.environ, "LOCALBENCH_HOME": str(home)}
+    run = [sys.executable, "-c", code]
+    first = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.split()
+    second = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert first == ["134515008", "1"] and second == ["134515008", "0"]
