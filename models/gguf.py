@@ -161,24 +161,49 @@ def scan_gguf(path: str) -> tuple[dict, tuple[Tensor, ...], int]:
 
 
 _U64 = struct.Struct("<Q").unpack_from
+_WALKED: dict[tuple[int, bytes], bytes] = {}
+"""(count, first 64 bytes) → the bytes of a string array already walked: the quants of one model, and the
+sizes of one family, share their tokenizer arrays byte for byte, and comparing bytes is ~10x faster than
+walking them. Exact: an array is skipped this way only when all its bytes equal one walked before."""
+_WALKED_MAX_BYTES = 32 * 2**20
 
 
 def _skip_strings(buf, pos: int, count: int, size: int) -> int:
     """The offset after `count` GGUF strings starting at `pos`, stepping over each by its length without
-    decoding it (a tokenizer vocabulary is 50k-260k strings: this loop is most of a header read)."""
-    u64 = _U64
+    decoding it (a tokenizer vocabulary is 50k-260k strings: this is most of a header read)."""
+    key = (count, bytes(buf[pos : pos + 64]))
+    known = _WALKED.get(key)
+    if known is not None and pos + len(known) <= size and buf[pos : pos + len(known)] == known:
+        return pos + len(known)
+    start, u64 = pos, _U64
     for _ in range(count):
         pos += 8 + u64(buf, pos)[0]
     if pos > size:
         raise ValueError("a string array runs past the end of the file")
+    if count >= 1024 and pos - start <= _WALKED_MAX_BYTES // 4:
+        while _WALKED and sum(map(len, _WALKED.values())) + pos - start > _WALKED_MAX_BYTES:
+            del _WALKED[next(iter(_WALKED))]  # the oldest first
+        _WALKED[key] = bytes(buf[start:pos])
     return pos
+
+
+_TYPE_OFFSET = struct.Struct("<IQ").unpack_from
+"""A tensor info's ggml type (u32) and data offset (u64)."""
+
+
+@lru_cache(maxsize=64)
+def _ggml_type(ttype: int) -> tuple[str, int, int]:
+    """(name, block size, bytes per block) of a ggml type id; ValueError for an unknown id."""
+    import gguf
+
+    qtype = gguf.GGMLQuantizationType(ttype)
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    return qtype.name, block, type_size
 
 
 @lru_cache(maxsize=32)
 def _scan_gguf(path: str, size: int, mtime_ns: int) -> tuple[dict, tuple[Tensor, ...], int]:
     import mmap
-
-    import gguf
 
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         pos = 4
@@ -218,17 +243,22 @@ def _scan_gguf(path: str, size: int, mtime_ns: int) -> tuple[dict, tuple[Tensor,
                 raise ValueError("unsupported GGUF version")
             n_tensors, n_kv = take("<Q"), take("<Q")
             kv = {string(): value(take("<I")) for _ in range(n_kv)}
-            infos = [
-                (string(), [take("<Q") for _ in range(take("<I"))], take("<I"), take("<Q")) for _ in range(n_tensors)
-            ]
+            infos = []
+            for _ in range(n_tensors):
+                tname = string()
+                n_dims = take("<I")
+                dims = struct.unpack_from(f"<{n_dims}Q", buf, pos)
+                pos += 8 * n_dims
+                ttype, offset = _TYPE_OFFSET(buf, pos)
+                pos += 12
+                infos.append((tname, dims, ttype, offset))
             align = int(kv.get("general.alignment") or 32)
             data_start = (pos + align - 1) // align * align
             tensors, end = [], data_start
             for tname, dims, ttype, offset in infos:
-                qtype = gguf.GGMLQuantizationType(ttype)
-                block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+                type_name, block, type_size = _ggml_type(ttype)
                 n = math.prod(dims)
-                tensors.append(Tensor(tname, int(dims[0]), n, qtype.name, n // block * type_size))
+                tensors.append(Tensor(tname, int(dims[0]), n, type_name, n // block * type_size))
                 end = max(end, data_start + offset + tensors[-1].n_bytes)
         except (struct.error, ValueError, KeyError, IndexError) as err:
             raise InvalidModelFile(f"{Path(path).name} is not a readable GGUF file ({err})") from err

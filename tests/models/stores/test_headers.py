@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -95,3 +96,22 @@ def test_a_new_process_reads_the_header_cache(tmp_path):
     first = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.split()
     second = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.split()
     assert first == ["134515008", "1"] and second == ["134515008", "0"]
+
+
+def test_a_vocabulary_seen_before_is_skipped_only_when_byte_identical(tmp_path):
+    """Two files whose vocabularies differ by one byte inside a token (same lengths, same first bytes) both
+    read right: the second is walked, not taken from the first."""
+    from models import gguf
+
+    src = catalog.smollm2_path()
+    data = bytearray(src.read_bytes()[:3_000_000])
+    at = data.index(b"tokenizer.ggml.tokens") + 21 + 4 + 4 + 8  # key, type, item type, count
+    data[at + 500_000] ^= 0x01  # inside a token's text: every length unchanged
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    os.link(src, a)
+    b.write_bytes(bytes(data) + src.read_bytes()[3_000_000:])
+    fa, fb = gguf_facts(a), gguf_facts(b)
+    assert (fa.n_params, fa.n_vocab, fa.chat) == (fb.n_params, fb.n_vocab, fb.chat) == (134_515_008, 49152, True)
+    key = (49152, bytes(data[at : at + 64]))
+    walked = gguf._WALKED.get(key)
+    assert walked is not None and walked[500_000] == data[at + 500_000]  # the second file's bytes
