@@ -2,9 +2,10 @@
 llama.cpp's cache and LOCALBENCH_MODELS, scanned by models.stores (ollama, lmstudio, llama_cache, folder).
 
 Every model file holds a real header: the bundled SmolLM2 (49k-token vocabulary) or Gemma 3 (262k tokens)
-header byte for byte, then a sparse hole up to the real file's size, so each file is a complete GGUF to
-the reader (size checks pass) and costs no disk. Files are hard links to two such templates, so the page
-cache holds the headers after the first read: the figures are parse time, not disk time. Ollama blob
+header byte for byte (one byte of one token changed per family, so `--families` vocabularies differ),
+then a sparse hole up to the real file's size, so each file is a complete GGUF to the reader (size checks
+pass) and costs no disk. Files are hard links to the family templates, so the page cache holds the
+headers after the first read: the figures are parse time, not disk time. Ollama blob
 digests are synthetic (the scan never hashes blobs). Three timings, each of the scan calls only (imports
 before the clock):
 
@@ -13,7 +14,7 @@ before the clock):
   sees after the first listing);
 - warm, same process: a second scan in the process that scanned.
 
-    python3 benchmarks/models_listing.py [--models 1000] [--dir DIR] [--repeat 3]
+    python3 benchmarks/models_listing.py [--models 1000] [--families 50] [--dir DIR] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -72,23 +73,33 @@ def header_length(path: Path) -> int:
         return (pos + align - 1) // align * align
 
 
-def template(source: Path, dest: Path) -> Path:
-    """`dest`: the header of `source` and a sparse hole up to `source`'s size."""
+def template(source: Path, dest: Path, variant: int) -> Path:
+    """`dest`: the header of `source` and a sparse hole up to `source`'s size. Variant k > 0 changes one
+    byte inside the text of token k (every length kept), so each variant is a vocabulary of its own."""
     n = header_length(source)
-    with open(source, "rb") as src, open(dest, "wb") as out:
-        out.write(src.read(n))
+    with open(source, "rb") as src:
+        header = bytearray(src.read(n))
+    if variant:
+        at = header.index(b"tokenizer.ggml.tokens") + len("tokenizer.ggml.tokens") + 16  # type, item, count
+        for _ in range(variant):
+            at += 8 + struct.unpack_from("<Q", header, at)[0]
+        length = struct.unpack_from("<Q", header, at)[0]
+        header[at + 8 + length - 1] ^= 0x20 if length else 0  # a token's last byte: ASCII case flip
+    with open(dest, "wb") as out:
+        out.write(header)
         out.truncate(source.stat().st_size)
     return dest
 
 
-def build(root: Path, n_models: int) -> dict[str, Path]:
+def build(root: Path, n_models: int, families: int) -> dict[str, Path]:
     """The four stores under `root` holding `n_models` models in all (40 % Ollama, 25 % LM Studio, 15 %
-    llama.cpp's cache, 20 % LOCALBENCH_MODELS), alternating SmolLM2 and Gemma 3 headers."""
+    llama.cpp's cache, 20 % LOCALBENCH_MODELS), spread over `families` vocabularies (half from SmolLM2's
+    header, half from Gemma 3's), as a real store holds several quants and sizes of each family."""
     from models import catalog
 
     root.mkdir(parents=True, exist_ok=True)
-    templates = [template(catalog.smollm2_path(), root / "t-smollm2.gguf")]
-    templates.append(template(catalog.gemma3_path(), root / "t-gemma3.gguf"))
+    sources = [catalog.smollm2_path(), catalog.gemma3_path()]
+    templates = [template(sources[k % 2], root / f"t{k}.gguf", 1000 + k) for k in range(families)]
     stores = {k: root / k for k in ("ollama", "lmstudio", "llama.cpp", "models")}
     counts = {"ollama": n_models * 40 // 100, "lmstudio": n_models * 25 // 100, "llama.cpp": n_models * 15 // 100}
     counts["models"] = n_models - sum(counts.values())
@@ -97,7 +108,7 @@ def build(root: Path, n_models: int) -> dict[str, Path]:
         digest = f"{i:064x}"
         blob = stores["ollama"] / "blobs" / f"sha256-{digest}"
         blob.parent.mkdir(parents=True, exist_ok=True)
-        os.link(templates[i % 2], blob)
+        os.link(templates[i % families], blob)
         manifest = stores["ollama"] / "manifests" / "registry.ollama.ai" / "library" / f"model{i // 8}" / f"tag{i % 8}"
         manifest.parent.mkdir(parents=True, exist_ok=True)
         layer = {"mediaType": model_layer, "digest": f"sha256:{digest}", "size": blob.stat().st_size}
@@ -107,17 +118,17 @@ def build(root: Path, n_models: int) -> dict[str, Path]:
     for i in range(counts["lmstudio"]):
         repo = stores["lmstudio"] / f"publisher{i // 50}" / f"Model{i}-GGUF"
         repo.mkdir(parents=True, exist_ok=True)
-        os.link(templates[i % 2], repo / f"Model{i}-Q4_K_M.gguf")
+        os.link(templates[i % families], repo / f"Model{i}-Q4_K_M.gguf")
     stores["llama.cpp"].mkdir(parents=True, exist_ok=True)
     for i in range(counts["llama.cpp"]):
         name = f"org{i}_Model{i}-GGUF_Model{i}-Q4_K_M.gguf"
-        os.link(templates[i % 2], stores["llama.cpp"] / name)
+        os.link(templates[i % families], stores["llama.cpp"] / name)
         manifest = stores["llama.cpp"] / f"manifest=org{i}=Model{i}-GGUF=Q4_K_M.json"
         manifest.write_text(json.dumps({"ggufFile": {"rfilename": f"Model{i}-Q4_K_M.gguf"}}))
     for i in range(counts["models"]):
         folder = stores["models"] / f"family{i // 20}" / f"size{i % 4}"
         folder.mkdir(parents=True, exist_ok=True)
-        os.link(templates[i % 2], folder / f"model{i}.gguf")
+        os.link(templates[i % families], folder / f"model{i}.gguf")
     return stores
 
 
@@ -150,11 +161,12 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--dir", type=Path, default=None, help="where to build the store (default: a temp dir)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--families", type=int, default=50, help="distinct vocabularies among the files")
     args = parser.parse_args()
     from machine.detect import cpu_flags
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="models-listing-"))
-    stores = build(work / "stores", args.models)
+    stores = build(work / "stores", args.models, args.families)
     cold, warm, same = [], [], []
     for rep in range(args.repeat):
         home = work / f"home{rep}"
@@ -171,7 +183,9 @@ def main() -> None:
         cpu = next(ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"{args.models} models, {os.cpu_count()} cores, {cpu}; flags: {' '.join(flags)}")
+    print(
+        f"{args.models} models ({args.families} vocabularies), {os.cpu_count()} cores, {cpu}; flags: {' '.join(flags)}"
+    )
     for label, values in (("cold (no header cache)", cold), ("warm, new process", warm), ("warm, same process", same)):
         print(
             f"  {label:24s} median {statistics.median(values):.3f} s  (runs: {', '.join(f'{v:.3f}' for v in values)})"

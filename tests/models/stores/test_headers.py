@@ -113,5 +113,5 @@ def test_a_vocabulary_seen_before_is_skipped_only_when_byte_identical(tmp_path):
     fa, fb = gguf_facts(a), gguf_facts(b)
     assert (fa.n_params, fa.n_vocab, fa.chat) == (fb.n_params, fb.n_vocab, fb.chat) == (134_515_008, 49152, True)
     key = (49152, bytes(data[at : at + 64]))
-    walked = gguf._WALKED.get(key)
-    assert walked is not None and walked[500_000] == data[at + 500_000]  # the second file's bytes
+    walked = [w[500_000] for w in gguf._WALKED.get(key, [])]
+    assert data[at + 500_000] in walked  # the second file's vocabulary was walked, then kept too
