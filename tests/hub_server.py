@@ -19,7 +19,8 @@ client downloads over plain HTTP even with hf_xet installed.
 Fixtures for any test module (`from tests.hub_server import hub, hub_repos, hf_home  # noqa: F401`, or
 through tests/models/conftest.py): `hub` (the server with the bundled GGUFs, the sentence-transformers
 folder and the broken repos), `hub_repos` (adds the MLX 4-bit and safetensors repos converted from the
-bundled SmolLM2) and `hf_home` (an HF_HOME whose hub cache huggingface_hub's own downloads filled from it).
+bundled SmolLM2, and that GGUF split in two shards) and `hf_home` (an HF_HOME whose hub cache
+huggingface_hub's own downloads filled from it).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ ST_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 NOT_GGUF_REPO = "localbench/not-really-GGUF"
 MLX_REPO = "mlx-community/SmolLM2-135M-Instruct-4bit"
 HF_REPO = "HuggingFaceTB/SmolLM2-135M-Instruct"
-MISSING_SHARD_REPO = "localbench/SmolLM2-135M-missing-shard"
+MISSING_SHARD_REPO = "localbench/SmolLM2-135M-4bit-missing-shard"
+SPLIT_GGUF_REPO = "localbench/SmolLM2-135M-Instruct-split-GGUF"
+SPLIT_GGUF_FILES = ("SmolLM2-135M-Instruct-Q4_1-00001-of-00002.gguf", "SmolLM2-135M-Instruct-Q4_1-00002-of-00002.gguf")
 
 _SHA256: dict[tuple[str, int, int], str] = {}
 
@@ -415,20 +418,41 @@ def bundled_repos() -> list[Repo]:
 
 def converted_repos(hf_folder: Path, mlx_folder: Path) -> list[Repo]:
     """The safetensors (bf16) and MLX 4-bit repos converted from the bundled SmolLM2 by models.convert, and
-    a safetensors repo whose index names a second shard that the repo lacks."""
+    an MLX repo whose index names a second shard that the repo lacks."""
     from models.converted import MANIFEST
 
-    hf = Repo.of_folder(HF_REPO, hf_folder, skip=(MANIFEST,))
-    files: dict[str, Path | bytes | str] = {p: f.source for p, f in hf.files.items() if p != "model.safetensors"}
-    files["model-00001-of-00002.safetensors"] = hf_folder / "model.safetensors"
+    mlx = Repo.of_folder(MLX_REPO, mlx_folder, skip=(MANIFEST,))
+    files: dict[str, Path | bytes | str] = {p: f.source for p, f in mlx.files.items() if p != "model.safetensors"}
+    files["model-00001-of-00002.safetensors"] = mlx_folder / "model.safetensors"
     weight_map = {"model.embed_tokens.weight": "model-00001-of-00002.safetensors"}
-    weight_map["lm_head.weight"] = "model-00002-of-00002.safetensors"
+    weight_map["model.norm.weight"] = "model-00002-of-00002.safetensors"
     files["model.safetensors.index.json"] = json.dumps({"metadata": {}, "weight_map": weight_map})
-    return [
-        hf,
-        Repo.of_folder(MLX_REPO, mlx_folder, skip=(MANIFEST,)),
-        Repo.of(MISSING_SHARD_REPO, files),
-    ]
+    return [Repo.of_folder(HF_REPO, hf_folder, skip=(MANIFEST,)), mlx, Repo.of(MISSING_SHARD_REPO, files)]
+
+
+def split_gguf(src: Path, out: Path, shards: int = 2) -> list[Path]:
+    """`src` written again as a split GGUF ('<out stem>-00001-of-0000N.gguf', ...) by the gguf package's own
+    GGUFWriter (llama.cpp's Python writer: split.no / split.count / split.tensors.count, as gguf-split writes)."""
+    import math
+
+    import gguf
+
+    reader = gguf.GGUFReader(src)
+    arch = bytes(reader.fields[gguf.Keys.General.ARCHITECTURE].parts[-1]).decode()
+    writer = gguf.GGUFWriter(out, arch, split_max_tensors=math.ceil(len(reader.tensors) / shards))
+    for f in reader.fields.values():
+        if f.name != gguf.Keys.General.ARCHITECTURE and not f.name.startswith("GGUF."):
+            array = f.types[0] == gguf.GGUFValueType.ARRAY
+            writer.add_key_value(f.name, f.contents(), f.types[0], sub_type=f.types[-1] if array else None)
+    for t in reader.tensors:
+        writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for t in reader.tensors:
+        writer.write_tensor_data(t.data, tensor_endianess=reader.endianess)
+    writer.close()
+    return sorted(out.parent.glob(f"{out.stem}-*-of-*.gguf"))
 
 
 @contextlib.contextmanager
@@ -483,15 +507,20 @@ def hub() -> Iterator[HubServer]:
 
 
 @pytest.fixture(scope="session")
-def hub_repos(hub, localbench_home):
+def hub_repos(hub, localbench_home, tmp_path_factory):
     """`hub` plus the safetensors and MLX 4-bit repos converted from the bundled SmolLM2 by models.convert
-    (the same cached conversions as tests/engines/converted.py's hf_ref and mlx_refs: done once a session)."""
+    (the same cached conversions as tests/engines/converted.py's hf_ref and mlx_refs: done once a session),
+    and the bundled SmolLM2 GGUF split in two shards."""
     from models import convert
+    from models.catalog import smollm2_path
 
     hf = convert.convert("smollm2-135m", "hf", progress=lambda f, m: None)
     mlx = convert.convert("smollm2-135m", "mlx-4bit", progress=lambda f, m: None)
     for repo in converted_repos(Path(hf.path), Path(mlx.path)):
         hub.add(repo)
+    shards = split_gguf(smollm2_path(), tmp_path_factory.mktemp("split-gguf") / "SmolLM2-135M-Instruct-Q4_1.gguf")
+    assert tuple(p.name for p in shards) == SPLIT_GGUF_FILES
+    hub.add(Repo.of(SPLIT_GGUF_REPO, {p.name: p for p in shards}))
     return hub
 
 

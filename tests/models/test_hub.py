@@ -24,6 +24,8 @@ from tests.hub_server import (
     MLX_REPO,
     SMOLLM_GGUF_FILE,
     SMOLLM_GGUF_REPO,
+    SPLIT_GGUF_FILES,
+    SPLIT_GGUF_REPO,
     ST_REPO,
     TOKEN,
     online,
@@ -75,6 +77,17 @@ def test_gguf_plan_grows_the_range_for_a_large_vocabulary(hf):
     assert (plan.n_vocab, plan.n_kv_heads, plan.head_dim, plan.quant) == (262144, 1, 256, "Q4_K_M")
     assert plan.n_params == spec_from_gguf(str(catalog.gemma3_path())).n_params
     assert 4 * 2**20 < hf.bytes_served(GEMMA_GGUF_REPO) <= 16 * 2**20 < plan.total_bytes / 10
+
+
+def test_split_gguf_plans_and_fetches_every_shard(hf, hub_repos):
+    plan = hub.remote_plan(f"hf:{SPLIT_GGUF_REPO}:q4_1")
+    assert plan.gguf_files == SPLIT_GGUF_FILES and plan.name == f"hf:{SPLIT_GGUF_REPO}:Q4_1"
+    assert plan.total_bytes == sum(f.size for f in hub_repos.repos[SPLIT_GGUF_REPO].files.values())
+    assert plan.n_params == spec_from_gguf(str(catalog.smollm2_path())).n_params  # both headers read
+    assert hub_repos.bytes_served(SPLIT_GGUF_REPO) == plan.header_bytes_read < plan.total_bytes / 10
+    entry = hub.fetch(plan.name)
+    assert entry.runnable and Path(entry.path).name == SPLIT_GGUF_FILES[0]
+    assert entry.size_bytes == plan.total_bytes and entry.n_params == plan.n_params
 
 
 def test_folder_plans_read_config_and_safetensors_headers(hf, hub_repos):

@@ -29,6 +29,8 @@ from tests.hub_server import (
     NOT_GGUF_REPO,
     SMOLLM_GGUF_FILE,
     SMOLLM_GGUF_REPO,
+    SPLIT_GGUF_FILES,
+    SPLIT_GGUF_REPO,
     ST_REPO,
     copy_cache,
     online,
@@ -78,6 +80,12 @@ def test_every_format_from_the_library_written_cache(hf_home, hub_repos):
     elements, _ = safetensors_elements(bundled_model_path())
     assert (st.format, st.quant, st.chat, st.n_params) == ("sentence-transformers", "F32", False, elements)
     assert st.runnable and st.family == "all-minilm-l6-v2"
+
+    split = found[f"hf:{SPLIT_GGUF_REPO}:Q4_1"]  # one entry for both shards
+    assert not any(n.startswith(f"hf:{SPLIT_GGUF_REPO}") and n != split.name for n in found)
+    assert split.runnable and Path(split.path).name == SPLIT_GGUF_FILES[0]
+    assert split.size_bytes == sum((Path(split.path).parent / n).stat().st_size for n in SPLIT_GGUF_FILES)
+    assert (split.n_params, split.family) == (meta.n_params, smol.family)
 
     assert "not a GGUF file" in found[f"hf:{NOT_GGUF_REPO}:Q4_0"].problem
     shard = found[f"hf:{MISSING_SHARD_REPO}"]
@@ -135,16 +143,20 @@ def test_gguf_pick_follows_llama_cpp():
 def test_deleted_blob_is_listed_with_its_reason(hf_home, tmp_path):
     from huggingface_hub import scan_cache_dir
 
-    root = copy_cache(hf_home / "hub", tmp_path / "hub", [SMOLLM_GGUF_REPO, MLX_REPO, ST_REPO])
+    root = copy_cache(hf_home / "hub", tmp_path / "hub", [SMOLLM_GGUF_REPO, MLX_REPO, ST_REPO, SPLIT_GGUF_REPO])
+    split = root / f"models--{SPLIT_GGUF_REPO.replace('/', '--')}"
+    next(split.glob(f"snapshots/*/{SPLIT_GGUF_FILES[1]}")).resolve().unlink()
     gguf = root / f"models--{SMOLLM_GGUF_REPO.replace('/', '--')}"
     next(gguf.glob("snapshots/*/*.gguf")).resolve().unlink()
     weights = next((root / f"models--{MLX_REPO.replace('/', '--')}").glob("snapshots/*/model.safetensors"))
     weights.resolve().unlink()
-    assert len(scan_cache_dir(root).warnings) == 2  # the library drops both repos; we list them
+    assert len(scan_cache_dir(root).warnings) == 3  # the library drops these repos; we list them
     found = by_name(hf_cache.scan(root))
     smol, mlx = found[f"hf:{SMOLLM_GGUF_REPO}:Q4_1"], found[f"hf:{MLX_REPO}"]
     assert smol.path is None and "missing blob" in smol.problem and SMOLLM_GGUF_FILE in smol.problem
     assert not mlx.runnable and "missing blob" in mlx.problem and "model.safetensors" in mlx.problem
+    shard = found[f"hf:{SPLIT_GGUF_REPO}:Q4_1"]
+    assert shard.path is None and SPLIT_GGUF_FILES[1] in shard.problem
     assert found[f"hf:{ST_REPO}"].runnable  # the rest of the cache lists as before
 
 
