@@ -161,36 +161,35 @@ def scan_gguf(path: str) -> tuple[dict, tuple[Tensor, ...], int]:
 
 
 _U64 = struct.Struct("<Q").unpack_from
-_WALKED: dict[tuple[int, bytes], list[bytes]] = {}
-"""(count, first 64 bytes) → the bytes of string arrays already walked: the quants of one model, and the
-sizes of one family, share their tokenizer arrays byte for byte, and comparing bytes is ~10x faster than
-walking them. Exact: an array is skipped this way only when all its bytes equal one walked before."""
-_WALKED_MAX_BYTES = 64 * 2**20
-_walked_bytes = 0
+_WALKED: dict[tuple[int, bytes], dict[int, set[bytes]]] = {}
+"""(count, first 64 bytes) → {byte length: SHA-256 digests} of string arrays already walked. The quants of
+one model, and the sizes of one family, share their tokenizer arrays byte for byte, and hashing the bytes
+(SHA-NI: ~1.5 GB/s) is ~10x faster than walking the strings one by one; an array is skipped only when its
+bytes hash to one walked before. ~100 bytes a vocabulary, so no cap is needed."""
 
 
 def _skip_strings(buf, pos: int, count: int, size: int) -> int:
     """The offset after `count` GGUF strings starting at `pos`, stepping over each by its length without
     decoding it (a tokenizer vocabulary is 50k-260k strings: this is most of a header read)."""
-    global _walked_bytes
+    import hashlib
+
     key = (count, bytes(buf[pos : pos + 64]))
-    here: dict[int, bytes] = {}  # this file's bytes, copied once per candidate length
-    for known in _WALKED.get(key, ()):
-        n = len(known)
-        if pos + n <= size and here.setdefault(n, buf[pos : pos + n]) == known:
-            return pos + n
-    start, u64 = pos, _U64
-    for _ in range(count):
-        pos += 8 + u64(buf, pos)[0]
-    if pos > size:
-        raise ValueError("a string array runs past the end of the file")
-    if count >= 1024 and pos - start <= _WALKED_MAX_BYTES // 4:
-        while _WALKED and _walked_bytes + pos - start > _WALKED_MAX_BYTES:
-            oldest = next(iter(_WALKED))
-            _walked_bytes -= sum(map(len, _WALKED.pop(oldest)))
-        _WALKED.setdefault(key, []).append(bytes(buf[start:pos]))
-        _walked_bytes += pos - start
-    return pos
+    view = memoryview(buf)
+    try:
+        for n, digests in _WALKED.get(key, {}).items():
+            if pos + n <= size and hashlib.sha256(view[pos : pos + n]).digest() in digests:
+                return pos + n
+        start, u64 = pos, _U64
+        for _ in range(count):
+            pos += 8 + u64(buf, pos)[0]
+        if pos > size:
+            raise ValueError("a string array runs past the end of the file")
+        if count >= 1024:
+            digest = hashlib.sha256(view[start:pos]).digest()
+            _WALKED.setdefault(key, {}).setdefault(pos - start, set()).add(digest)
+        return pos
+    finally:
+        view.release()  # the mmap cannot close while a view is alive
 
 
 _TYPE_OFFSET = struct.Struct("<IQ").unpack_from

@@ -100,7 +100,7 @@ def test_a_new_process_reads_the_header_cache(tmp_path):
 
 def test_a_vocabulary_seen_before_is_skipped_only_when_byte_identical(tmp_path):
     """Two files whose vocabularies differ by one byte inside a token (same lengths, same first bytes) both
-    read right: the second is walked, not taken from the first."""
+    read right: the second is walked, not taken for the first."""
     from models import gguf
 
     src = catalog.smollm2_path()
@@ -113,5 +113,5 @@ def test_a_vocabulary_seen_before_is_skipped_only_when_byte_identical(tmp_path):
     fa, fb = gguf_facts(a), gguf_facts(b)
     assert (fa.n_params, fa.n_vocab, fa.chat) == (fb.n_params, fb.n_vocab, fb.chat) == (134_515_008, 49152, True)
     key = (49152, bytes(data[at : at + 64]))
-    walked = [w[500_000] for w in gguf._WALKED.get(key, [])]
-    assert data[at + 500_000] in walked  # the second file's vocabulary was walked, then kept too
+    digests = set().union(*gguf._WALKED[key].values())
+    assert len(digests) >= 2  # the second file's vocabulary was walked, not taken for the first
