@@ -21,6 +21,7 @@ import os
 import re
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,11 +247,10 @@ class _Listing:
 def _listing(spec: HubSpec) -> _Listing:
     """The Hub's file listing with sizes and LFS sha256 (`/api/models/{repo}/revision/{rev}?blobs=true`)."""
     info = _api().model_info(spec.repo_id, revision=spec.revision, files_metadata=True)
-    sha = {s.rfilename: s.lfs.sha256 if s.lfs else None for s in info.siblings or []}
-    files = {
-        s.rfilename: RemoteFile(s.rfilename, int(s.size or 0), sha[s.rfilename] or s.blob_id or "", sha[s.rfilename])
-        for s in info.siblings or []
-    }
+    files = {}
+    for s in info.siblings or []:
+        sha = s.lfs.sha256 if s.lfs else None
+        files[s.rfilename] = RemoteFile(s.rfilename, int(s.size or 0), sha or s.blob_id or "", sha)
     return _Listing(info.sha, files)
 
 
@@ -429,11 +429,11 @@ def _storage(spec: HubSpec) -> Path:
 
 
 def _bytes_on_disk(spec: HubSpec, f: RemoteFile) -> int:
-    blobs = _storage(spec) / "blobs"
-    if (blobs / f.etag).exists():
+    blob = _storage(spec) / "blobs" / f.etag
+    partial = blob.with_name(f"{f.etag}.incomplete")
+    if f.etag and blob.exists():
         return f.size_bytes
-    partial = blobs / f"{f.etag}.incomplete"
-    return partial.stat().st_size if partial.exists() else 0
+    return partial.stat().st_size if f.etag and partial.exists() else 0
 
 
 _BLOB_LOCKS: collections.defaultdict[str, threading.Lock] = collections.defaultdict(threading.Lock)
@@ -538,22 +538,26 @@ def _download_blob(spec: HubSpec, commit: str, f: RemoteFile, meter: _Meter) -> 
     from huggingface_hub.utils._runtime import is_xet_available
 
     blobs = _storage(spec) / "blobs"
-    blob = blobs / f.etag
-    if blob.exists():
+    if f.etag and (blobs / f.etag).exists():
         return
     url = _resolve_url(spec, f.path, commit)
     meta = get_hf_file_metadata(url, endpoint=endpoint())
+    blob = blobs / (meta.etag or f.etag)  # the name hf_hub_download links the snapshot to
+    if blob.exists():
+        return
     if meta.xet_file_data is not None and is_xet_available():
         # the library's fast transfer (hf_xet) with its own chunk cache; it also places the snapshot link
         where = dict(revision=commit, cache_dir=hf_cache.cache_root(), endpoint=endpoint())
         hf_hub_download(spec.repo_id, f.path, **where, tqdm_class=meter.bar_class(f.path))
         return
     blobs.mkdir(parents=True, exist_ok=True)
-    partial = blobs / f"{f.etag}.incomplete"
+    partial = blobs / f"{blob.name}.incomplete"
     with _BLOB_LOCKS[str(partial)]:
         if blob.exists():
             return
         headers = build_hf_headers() | {"Accept-Encoding": "identity"}
+        if urllib.parse.urlsplit(meta.location or url).netloc != urllib.parse.urlsplit(url).netloc:
+            headers.pop("authorization", None)  # a signed CDN URL: the token is for the Hub only
         with open(partial, "ab") as fh:  # appends: resumes from what an earlier call left
             size = meta.size or f.size_bytes
             bar = meter.bar_class(f.path)
