@@ -14,8 +14,7 @@ with no finetune is a base model, template or not (Qwen's base GGUFs ship a chat
 from __future__ import annotations
 
 import re
-
-from models.stores.headers import GgufFacts
+from typing import Protocol
 
 _FORMAT_WORD = re.compile(
     r"(gguf|ggml|mlx|hf|safetensors|onnx|awq|gptq|exl2|dwq|mxfp4|nvfp4|fp8|int[48]|w\d+a\d+|\d+(\.\d+)?-?bits?"
@@ -30,8 +29,20 @@ _QUALIFIER = re.compile(r"[a-z]+|(v|iter)?\d+(\.\d+)*")
 letters and digits ('8k', 'lc100k', 'ep2') are training-run jargon."""
 
 
-def family_from_gguf(facts: GgufFacts) -> str | None:
-    """The family key of a GGUF file from its header; None when it names no model."""
+class GgufNames(Protocol):
+    """What a family key reads from a GGUF header (models.stores.headers.GgufFacts has it all)."""
+
+    basename: str | None
+    size_label: str | None
+    finetune: str | None
+    version: str | None
+    name: str | None
+    n_params: int
+    chat: bool
+
+
+def family_from_gguf(facts: GgufNames) -> str | None:
+    """The family key of a GGUF file from its header (a headers.GgufFacts); None when it names no model."""
     if facts.basename:
         return _key(facts.basename, facts.size_label, facts.finetune, facts.version, facts.chat)
     if facts.name:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -294,7 +295,6 @@ def entry_for_folder(name: str, folder: str | os.PathLike, source: str, fmt: str
     """The entry of one HF, MLX or sentence-transformers folder, from config.json and the safetensors
     headers; an unreadable folder or config is an entry with its problem, never raised."""
     from models.stores.family import family_from_config
-    from models.stores.hf_cache import config_quant, config_value, weight_elements
 
     d = Path(folder)
     try:
@@ -333,6 +333,38 @@ def entry_for_folder(name: str, folder: str | os.PathLike, source: str, fmt: str
         chat=chat,
         problem=problem,
     )
+
+
+def config_quant(config: dict) -> str | None:
+    """'MLX 4-bit' for an MLX config, else the dtype ('BF16', 'F16', 'F32'); None when it says neither."""
+    quant = config.get("quantization")
+    if isinstance(quant, dict) and quant.get("bits"):
+        return f"MLX {quant['bits']}-bit"
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    dtype = str(text.get("torch_dtype") or text.get("dtype") or config.get("torch_dtype") or config.get("dtype") or "")
+    return {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}.get(dtype.replace("torch.", "")) or None
+
+
+def config_value(config: dict, key: str):
+    """A config.json value, looked up in text_config first (multimodal configs nest the language model)."""
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    return text.get(key, config.get(key))
+
+
+def weight_elements(header: dict, bits: int | None = None) -> int:
+    """Weights (elements) in one safetensors header; MLX's packed U32 weights count 32/bits each and their
+    quantization scales and biases not at all."""
+    total = 0
+    for key, info in header.items():
+        if key == "__metadata__" or not isinstance(info, dict):
+            continue
+        count = math.prod(info.get("shape") or [])
+        if bits and info.get("dtype") == "U32" and f"{key.rsplit('.', 1)[0]}.scales" in header:
+            count = count * 32 // bits
+        elif bits and key.endswith((".scales", ".biases")):
+            continue
+        total += count
+    return total
 
 
 def _has_chat_template(folder: Path) -> bool:
