@@ -14,7 +14,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.errors import LocalbenchError
@@ -292,19 +292,24 @@ def _incomplete_blobs(repo_path: Path, found: list[Path] | None) -> list[Path]:
 
 
 def _entries(snap: _Snapshot, partial: list[Path]) -> list[ModelEntry]:
+    """A repo's entries, one per name: where two say the same name (a folder without its weights and the
+    download of them in progress, an unreadable sub-folder) the runnable one is kept, else their reasons."""
     entries: list[ModelEntry] = []
-    if snap.problem:
-        entries.append(ModelEntry(f"hf:{snap.repo_id}", SOURCE, "hf", None, problem=snap.problem))
     gguf = [p for p in snap.files if is_gguf_model(p) and _first_shard(p)]
     names = _gguf_entry_names(snap.repo_id, gguf)
-    for rel in gguf:
-        entries.append(_gguf_entry(snap, rel, names[rel]))
+    entries += [_gguf_entry(snap, rel, names[rel]) for rel in gguf]
     folder = _folder_entry(snap, bool(partial))
-    if folder is not None:
-        entries.append(folder)
-    for blob in partial:
-        entries.append(_incomplete_entry(snap, blob))
-    return entries
+    entries += [folder] if folder is not None else []
+    entries += [_incomplete_entry(snap, partial)] if partial else []
+    entries += [ModelEntry(f"hf:{snap.repo_id}", SOURCE, "hf", None, problem=snap.problem)] if snap.problem else []
+    merged: dict[str, ModelEntry] = {}
+    for e in entries:
+        kept = merged.get(e.name)
+        if kept is None or (e.runnable and not kept.runnable):
+            merged[e.name] = e
+        elif not kept.runnable and not e.runnable and e.problem not in (kept.problem or ""):
+            merged[e.name] = replace(kept, path=None, problem=f"{e.problem}; {kept.problem}")
+    return list(merged.values())
 
 
 def _gguf_entry_names(repo_id: str, paths: list[str]) -> dict[str, str]:
@@ -415,19 +420,22 @@ def _has_chat_template(files: dict[str, _File]) -> bool:
         return False
 
 
-def _incomplete_entry(snap: _Snapshot, blob: Path) -> ModelEntry:
-    try:
-        size = blob.stat().st_size
-        with open(blob, "rb") as fh:
-            magic = fh.read(4)
-    except OSError:
-        size, magic = None, b""
-    done = f" ({size / 1e6:.1f} MB so far)" if size is not None else ""
+def _incomplete_entry(snap: _Snapshot, blobs: list[Path]) -> ModelEntry:
+    """The repo's downloads in progress (or cut), as one entry that cannot run."""
+    size, magic = 0, b""
+    for blob in blobs:
+        try:
+            size += blob.stat().st_size
+            with open(blob, "rb") as fh:
+                magic = magic or fh.read(4)
+        except OSError:
+            pass
     return ModelEntry(
         name=f"hf:{snap.repo_id}",
         source=SOURCE,
         format="gguf" if magic == b"GGUF" else "hf",
         path=None,
         size_bytes=size,
-        problem=f"download incomplete{done} — fetch it again with --model hf:{snap.repo_id}[:QUANT] to resume",
+        problem=f"download incomplete ({size / 1e6:.1f} MB so far) — fetch it again with --model "
+        f"hf:{snap.repo_id}[:QUANT] to resume",
     )

@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from models import catalog
 from models.gguf import read_gguf
 from models.hf_folder import safetensors_elements
@@ -160,18 +162,23 @@ def test_deleted_blob_is_listed_with_its_reason(hf_home, tmp_path):
     assert found[f"hf:{ST_REPO}"].runnable  # the rest of the cache lists as before
 
 
-def test_download_in_progress_is_listed_not_runnable(hub, tmp_path):
-    """huggingface_hub's own hf_hub_download, slowed down by the server, scanned while its blob is incomplete."""
-    from huggingface_hub import hf_hub_download
+@pytest.mark.parametrize("repo_id", [SMOLLM_GGUF_REPO, MLX_REPO])
+def test_download_in_progress_is_listed_not_runnable(hub_repos, tmp_path, repo_id):
+    """huggingface_hub's own hf_hub_download (a GGUF) or snapshot_download (an MLX repo: its small files are
+    placed first), slowed down by the server, scanned while a blob is incomplete, then once it is done."""
+    from huggingface_hub import hf_hub_download, snapshot_download
 
-    root = tmp_path / "hub"
+    root, hub = tmp_path / "hub", hub_repos
     hub.reset()
     hub.throttle_bps = 20e6
     errors: list[BaseException] = []
 
     def download() -> None:
         try:
-            hf_hub_download(SMOLLM_GGUF_REPO, SMOLLM_GGUF_FILE, cache_dir=root, endpoint=hub.url)
+            if repo_id == SMOLLM_GGUF_REPO:
+                hf_hub_download(repo_id, SMOLLM_GGUF_FILE, cache_dir=root, endpoint=hub.url)
+            else:
+                snapshot_download(repo_id, cache_dir=root, endpoint=hub.url)
         except BaseException as err:
             errors.append(err)
 
@@ -189,9 +196,11 @@ def test_download_in_progress_is_listed_not_runnable(hub, tmp_path):
             hub.throttle_bps = None
             worker.join(60)
     assert not errors
-    assert [(e.name, e.format, e.runnable) for e in entries] == [(f"hf:{SMOLLM_GGUF_REPO}", "gguf", False)]
+    fmt = "gguf" if repo_id == SMOLLM_GGUF_REPO else "mlx"
+    assert [(e.name, e.format, e.runnable) for e in entries] == [(f"hf:{repo_id}", fmt, False)]
     assert "download incomplete" in entries[0].problem
-    assert [e.runnable for e in hf_cache.scan(root)] == [True]  # finished: listed as the model
+    done = hf_cache.scan(root)
+    assert [e.runnable for e in done] == [True] and done[0].format == fmt  # finished: listed as the model
 
 
 def _scan_without_dac_override(root: Path) -> list[dict]:
