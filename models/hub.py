@@ -36,9 +36,10 @@ from core.errors import (
     ServerError,
 )
 from core.progress import Progress
-from models.gguf import Tensor
+from models.gguf import Tensor, read_gguf
 from models.stores import family, hf_cache
 from models.stores.entry import ModelEntry
+from models.stores.headers import config_quant, config_value, gguf_facts, weight_elements
 
 _SPEC = re.compile(r"^hf:([A-Za-z0-9][\w.-]*/[\w.-]+?)(?::([\w.-]+))?$")
 GGUF_HEADER_FIRST_BYTES = 4 * 2**20
@@ -328,9 +329,6 @@ def _finish(plan: dict) -> RemotePlan:
 def _gguf_header_facts(spec: HubSpec, commit: str, files: tuple[RemoteFile, ...]) -> dict:
     """The GGUF header of each shard, read by Range requests into a sparse temporary file (only as many
     bytes as the key-value section and tensor table take), then read by our own header reader."""
-    from models.gguf import read_gguf
-    from models.stores.headers import gguf_facts
-
     out: dict = {"header_bytes_read": 0}
     n_params, tensors = 0, []
     for i, f in enumerate(files):
@@ -361,8 +359,6 @@ def _gguf_header_facts(spec: HubSpec, commit: str, files: tuple[RemoteFile, ...]
 def _fetch_gguf_header(url: str, f: RemoteFile, path: Path) -> int:
     """Write the first bytes of a remote GGUF to `path`, as many as its header needs, then extend the file
     (sparse) to the remote size so the header reader's size checks hold. Returns the bytes read."""
-    from models.gguf import read_gguf
-
     want = min(GGUF_HEADER_FIRST_BYTES, f.size_bytes)
     data = b""
     while True:
@@ -392,8 +388,8 @@ def _config_facts(spec: HubSpec, listing: _Listing, weights: list[str]) -> dict:
     for path in weights:
         meta = api.parse_safetensors_file_metadata(spec.repo_id, path, revision=listing.commit)
         header = {name: {"dtype": t.dtype, "shape": t.shape} for name, t in meta.tensors.items()}
-        n_params += hf_cache.weight_elements(header, bits)
-    get = lambda key: hf_cache.config_value(config, key)  # noqa: E731
+        n_params += weight_elements(header, bits)
+    get = lambda key: config_value(config, key)  # noqa: E731
     heads, embd = get("num_attention_heads"), get("hidden_size")
     st = any(m in listing.files for m in hf_cache.ST_MARKERS)
     chat = None
@@ -404,7 +400,7 @@ def _config_facts(spec: HubSpec, listing: _Listing, weights: list[str]) -> dict:
         chat = bool(isinstance(tok, dict) and tok.get("chat_template"))
     return dict(
         format="sentence-transformers" if st else "mlx" if config.get("quantization") else "hf",
-        quant=hf_cache.config_quant(config) or hf_cache.header_dtype(header),
+        quant=config_quant(config) or hf_cache.header_dtype(header),
         arch=str(get("model_type") or ""),
         n_params=n_params or None,
         context_length=get("max_position_embeddings"),

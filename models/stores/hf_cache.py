@@ -21,7 +21,7 @@ from core.errors import LocalbenchError
 from models.hf_folder import safetensors_header
 from models.stores import family
 from models.stores.entry import ModelEntry
-from models.stores.headers import entry_for_gguf
+from models.stores.headers import config_quant, config_value, entry_for_gguf, weight_elements
 
 SOURCE = "hf-cache"
 GGUF_SIDECARS = ("mmproj", "imatrix", "mtp-", "eagle3-", "dflash-", "dspark-")
@@ -107,38 +107,6 @@ def _first_shard(path: str) -> bool:
 
 
 # --- config.json and safetensors facts ---------------------------------------------------------------
-
-
-def config_quant(config: dict) -> str | None:
-    """'MLX 4-bit' for an MLX config, else the dtype ('BF16', 'F16', 'F32'); None when it says neither."""
-    quant = config.get("quantization")
-    if isinstance(quant, dict) and quant.get("bits"):
-        return f"MLX {quant['bits']}-bit"
-    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
-    dtype = str(text.get("torch_dtype") or text.get("dtype") or config.get("torch_dtype") or config.get("dtype") or "")
-    return {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}.get(dtype.replace("torch.", "")) or None
-
-
-def config_value(config: dict, key: str):
-    """A config.json value, looked up in text_config first (multimodal configs nest the language model)."""
-    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
-    return text.get(key, config.get(key))
-
-
-def weight_elements(header: dict, bits: int | None = None) -> int:
-    """Weights (elements) in one safetensors header; MLX's packed U32 weights count 32/bits each and their
-    quantization scales and biases not at all (as planning.specs reads a folder)."""
-    total = 0
-    for key, info in header.items():
-        if key == "__metadata__" or not isinstance(info, dict):
-            continue
-        count = math.prod(info.get("shape") or [])
-        if bits and info.get("dtype") == "U32" and f"{key.rsplit('.', 1)[0]}.scales" in header:
-            count = count * 32 // bits
-        elif bits and key.endswith((".scales", ".biases")):
-            continue
-        total += count
-    return total
 
 
 def header_dtype(header: dict) -> str | None:
