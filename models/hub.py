@@ -130,13 +130,13 @@ class RemotePlan:
     def model_spec_fields(self) -> dict:
         """Keyword arguments for planning.specs.ModelSpec (`ModelSpec(**plan.model_spec_fields())`)."""
         shape = ("arch", "n_params", "n_layers", "n_heads", "n_kv_heads", "head_dim", "n_embd", "n_vocab")
-        kind = {"gguf": "GGUF file", "mlx": "MLX folder"}.get(self.format, "HF folder")
+        kind = {"gguf": "GGUF file", "mlx": "MLX folder"}.get(self.format, "HF folder")  # as planning.specs says
         return {key: getattr(self, key) for key in (*shape, "context_length", "tensors")} | dict(
             name=self.name,
-            source=f"{kind} (Hub)",
+            source=kind,
             file_bytes=self.weights_bytes or None,
             file_type=(self.quant or "").replace("MLX ", "MLX-").replace("-bit", "bit"),
-            note=f"{self.spec.repo_id}@{self.commit[:10]}, read before download",
+            note=f"on the Hub: {self.spec.repo_id}@{self.commit[:10]}, read before download",
         )
 
 

@@ -65,9 +65,10 @@ def test_gguf_plan_reads_the_header_not_the_weights(hf):
     assert all(r[2] and r[2].startswith("bytes=") for r in hf.requests if "/resolve/" in r[1] and r[0] == "GET")
     # the planner gets what it reads from the local file
     remote, local = ModelSpec(**plan.model_spec_fields()), spec_from_gguf(str(catalog.smollm2_path()))
-    for key in ("arch", "n_params", "file_bytes", "file_type", "n_layers", "n_heads", "n_kv_heads", "head_dim"):
+    for key in ("source", "arch", "n_params", "file_bytes", "file_type", "n_layers", "n_heads", "n_kv_heads"):
         assert getattr(remote, key) == getattr(local, key), key
-    assert (remote.n_vocab, remote.context_length, len(remote.tensors)) == (49152, 8192, len(local.tensors))
+    assert (remote.head_dim, remote.n_vocab, remote.context_length) == (local.head_dim, 49152, 8192)
+    assert len(remote.tensors) == len(local.tensors)
     assert (plan.chat, plan.family, plan.available_quants) == (True, "smollm2-135m-instruct", ("Q4_1",))
     assert hf_cache.scan() == []  # planning registers nothing
 
@@ -99,8 +100,9 @@ def test_folder_plans_read_config_and_safetensors_headers(hf, hub_repos):
     assert sum(served.values()) < mlx.total_bytes / 10
     local = spec_from_folder(str(hub_repos.repos[MLX_REPO].files["config.json"].source.parent))  # the converted folder
     remote = ModelSpec(**mlx.model_spec_fields())
-    for key in ("arch", "n_params", "file_type", "n_layers", "n_heads", "n_kv_heads", "head_dim", "n_vocab"):
+    for key in ("source", "arch", "n_params", "file_type", "n_layers", "n_heads", "n_kv_heads", "head_dim"):
         assert getattr(remote, key) == getattr(local, key), key
+    assert (remote.n_vocab, remote.context_length) == (local.n_vocab, local.context_length)
     assert mlx.n_params == hf_plan.n_params == spec_from_gguf(str(catalog.smollm2_path())).n_params
     assert mlx.family == hf_plan.family == "smollm2-135m-instruct" and mlx.chat is True
     st = hub.remote_plan(f"hf:{ST_REPO}")
