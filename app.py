@@ -26,10 +26,15 @@ COMMANDS = [
     "commands.suite",
     "commands.results",
     "commands.queue",
+    "commands.models",
 ]
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if "HF_HUB_OFFLINE" not in os.environ:
+    # Loading a model never asks the Hub; fetching one (models.hub) is the user's explicit request and
+    # lifts this default, never a HF_HUB_OFFLINE the user set.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["LOCALBENCH_HF_OFFLINE_DEFAULT"] = "1"
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
@@ -44,7 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(dotted)
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        fetches = getattr(module, "FETCHES_MODELS", True) and any(a.dest == "model" for a in p._actions)
+        if fetches or module.NAME == "models":
+            p.add_argument(
+                "--yes", "-y", action="store_true", help="fetch an hf: model without asking, even one that does not fit"
+            )
+        p.set_defaults(_run=module.run, _fetch=getattr(module, "FETCHES_MODELS", True))
     return parser
 
 
@@ -56,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["serve", *argv]
     args = build_parser().parse_args(argv)
     try:
+        if args._fetch:
+            from commands.models import fetch_models_of
+
+            fetch_models_of(args)  # --model hf:ORG/REPO[:QUANT] not downloaded yet: size, verdict, then fetch
         return int(args._run(args) or 0)
     except Cancelled as err:  # a cancelled run is not a failed one: stored as cancelled, exit as Ctrl-C does
         print(f"cancelled: {err}", file=sys.stderr)

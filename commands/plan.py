@@ -1,8 +1,9 @@
 """`python app.py plan` — will this model fit? The memory planner on the command line.
 
 Example: python app.py plan --model smollm2-135m --quant Q4_K_M --ctx 8192 -o json
-The model can be a catalog name, a GGUF path, an HF or MLX folder, a planning entry of the design target (ADR 006)
-(qwen3:8b, gemma3:12b, qwen3:30b-a3b) or an Ollama model (ollama:NAME, asked at --host).
+The model can be any model `python app.py models` lists, an hf:ORG/REPO[:QUANT] on the Hub (its header is read,
+nothing downloaded), a parameter count with --quant (8B), a GGUF path, an HF or MLX folder, a planning entry of
+the design target (ADR 006) (qwen3:8b, gemma3:12b, qwen3:30b-a3b) or an Ollama model (ollama:NAME, asked at --host).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 
 NAME = "plan"
 HELP = "Estimate a model's memory (weights, KV cache, compute buffers) and whether it fits this machine."
+FETCHES_MODELS = False
+"""An hf: model is planned from its header on the Hub: nothing is downloaded."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         "-m",
         default="smollm2-135m",
-        help="catalog name, GGUF path, HF/MLX folder, planning entry (qwen3:8b) or ollama:NAME",
+        help="any model `models` lists, hf:ORG/REPO[:QUANT] (header read from the Hub, no download), a "
+        "parameter count with --quant (8B, 135M), a GGUF path, an HF/MLX folder, a planning entry (qwen3:8b) "
+        "or ollama:NAME",
     )
     parser.add_argument(
         "--quant",

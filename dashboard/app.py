@@ -15,6 +15,7 @@ from dashboard.context import AppContext
 
 TABS: list[tuple[str, str]] = [
     ("Chat", "dashboard.tabs.chat"),
+    ("Models", "dashboard.tabs.models"),
     ("Quantization", "dashboard.tabs.quantization"),
     ("Compare", "dashboard.tabs.compare"),
     ("Arena", "dashboard.tabs.arena"),

@@ -16,15 +16,42 @@ from engines.base import LoadConfig
 from engines.registry import ENGINES, create_engine
 
 
-def model_choices(ctx: AppContext, engine_name: str) -> list[str]:
-    """The models `engine_name` offers (its catalog, or what its server lists); [] with a warning when it
-    cannot say (a server that is not reachable)."""
+def model_choices(ctx: AppContext, engine_name: str) -> list[tuple[str, str]]:
+    """(label, name) of the models `engine_name` offers (its catalog, or what its server lists); [] with a
+    warning when it cannot say (a server that is not reachable). The user's own models (models.stores) follow
+    the bundled and derived ones, grouped by family, each label saying family · source · quant."""
     try:
         options = ctx.server_options.get(engine_name, ())
-        return create_engine(engine_name).list_models(ctx.config.load_config(options=options))
+        names = create_engine(engine_name).list_models(ctx.config.load_config(options=options))
     except LocalbenchError as err:
         warn(err)
         return []
+    return labelled(names)
+
+
+def labelled(names: list[str]) -> list[tuple[str, str]]:
+    """(label, name) pairs: names the stores do not know as they are, then the stores' models by family."""
+    from models.stores import discover
+
+    found = {e.name: e for e in discover() if e.runnable and e.name in names}
+    plain = [(n, n) for n in names if n not in found]
+    ordered = sorted(found.values(), key=lambda e: ((e.family or e.name).lower(), e.name))
+    return plain + [(entry_label(e), e.name) for e in ordered]
+
+
+def entry_label(entry) -> str:
+    """'smollm2-135m-instruct ▸ ollama:smollm2:135m (Ollama, Q4_1)': family first, so a family sorts together."""
+    detail = ", ".join(x for x in (SOURCE_WORDS.get(entry.source, entry.source), entry.quant) if x)
+    return f"{entry.family or '?'} ▸ {entry.name} ({detail})"
+
+
+SOURCE_WORDS = {
+    "hf-cache": "HF cache",
+    "lmstudio": "LM Studio",
+    "ollama": "Ollama",
+    "llama.cpp-cache": "llama.cpp cache",
+    "LOCALBENCH_MODELS": "LOCALBENCH_MODELS",
+}
 
 
 def load_config(ctx: AppContext, engine: str, n_ctx) -> LoadConfig:

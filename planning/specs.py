@@ -189,11 +189,19 @@ def ollama_spec(name: str, host: str | None = None) -> ModelSpec:
 
 
 def load_spec(model: str, ollama_host: str | None = None) -> ModelSpec:
-    """A spec for a catalog name, a GGUF path, an HF/MLX folder, a planning entry of the design target
-    (ADR 006), or 'ollama:NAME'."""
+    """A spec for a catalog name, a store name (hf:, ollama:, lmstudio:, llamacpp:), a GGUF path, an HF/MLX
+    folder, a planning entry of the design target (ADR 006), a parameter count ('8B', '135M'), an
+    'ollama:NAME' the Ollama server knows, or an 'hf:ORG/REPO[:QUANT]' on the Hub (its header, no weights)."""
     key = (model or "").strip()
-    if key.startswith("ollama:"):
+    params_b = parse_params(key)
+    if params_b is not None:
+        return spec_from_params(params_b)
+    if key.startswith("ollama:") and not _local(key):
         return ollama_spec(key.removeprefix("ollama:"), ollama_host)
+    if key.startswith("hf:") and not _local(key):
+        from models import hub
+
+        return spec_of_remote(hub.remote_plan(hub.parse_spec(key)))
     if key in MODEL_CONFIGS:
         return spec_from_planning(key)
     try:
@@ -207,6 +215,61 @@ def load_spec(model: str, ollama_host: str | None = None) -> ModelSpec:
     if ref.format in ("hf", "mlx") and ref.path:
         return spec_from_folder(ref.path)
     raise BadParameter(f"{ref.name} is a {ref.format} model — the planner needs a file, a folder or an Ollama name")
+
+
+TYPICAL_SHAPES: tuple[tuple[float, str, dict], ...] = (
+    # Published config.json values of the Qwen2.5 dense models, the shapes a parameter count alone is planned with.
+    (0.49, "Qwen2.5-0.5B", {"n_layers": 24, "n_embd": 896, "n_heads": 14, "n_kv_heads": 2, "head_dim": 64}),
+    (1.54, "Qwen2.5-1.5B", {"n_layers": 28, "n_embd": 1536, "n_heads": 12, "n_kv_heads": 2, "head_dim": 128}),
+    (3.09, "Qwen2.5-3B", {"n_layers": 36, "n_embd": 2048, "n_heads": 16, "n_kv_heads": 2, "head_dim": 128}),
+    (7.62, "Qwen2.5-7B", {"n_layers": 28, "n_embd": 3584, "n_heads": 28, "n_kv_heads": 4, "head_dim": 128}),
+    (14.7, "Qwen2.5-14B", {"n_layers": 48, "n_embd": 5120, "n_heads": 40, "n_kv_heads": 8, "head_dim": 128}),
+    (32.8, "Qwen2.5-32B", {"n_layers": 64, "n_embd": 5120, "n_heads": 40, "n_kv_heads": 8, "head_dim": 128}),
+    (72.7, "Qwen2.5-72B", {"n_layers": 80, "n_embd": 8192, "n_heads": 64, "n_kv_heads": 8, "head_dim": 128}),
+)
+"""(billions of parameters, model, shape): the nearest in size (log scale) stands in for an unknown shape."""
+
+
+def spec_from_params(params_b: float) -> ModelSpec:
+    """A spec for a model known only by its parameter count (billions): the KV cache and buffers are
+    planned with the shape of the nearest published dense model (TYPICAL_SHAPES), and the spec says so."""
+    if not isinstance(params_b, (int, float)) or not 0 < params_b <= 10_000:
+        raise BadParameter(f"model size must be between 0 and 10000 billion parameters, got {params_b!r}")
+    size, like, shape = min(TYPICAL_SHAPES, key=lambda t: abs(math.log(t[0] / params_b)))
+    return ModelSpec(
+        name=f"a {params_b:g}B model",
+        source="parameter count",
+        arch="qwen2",
+        n_params=round(params_b * 1e9),
+        n_vocab=151936,
+        context_length=32768,
+        note=f"shape assumed: {like}'s published config ({size:g}B, the nearest in size) — KV cache derived from it",
+        **shape,
+    )
+
+
+def parse_params(text: str) -> float | None:
+    """'8B', '8b', '1.5B', '135M' → billions of parameters; None when `text` is not a parameter count."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bBmM])\s*", text or "")
+    if not m:
+        return None
+    value = float(m.group(1))
+    return value if m.group(2) in "bB" else value / 1000
+
+
+def spec_of_remote(plan) -> ModelSpec:
+    """The planner's spec of a model on the Hub (models.hub.RemotePlan), read before any weights download."""
+    return ModelSpec(**plan.model_spec_fields())
+
+
+def _local(name: str) -> bool:
+    """A prefixed name found in its store on this machine (an Ollama manifest, an HF cache entry)."""
+    from models.stores import find
+
+    entry = find(name)
+    return entry is not None and entry.runnable
 
 
 def spec_dict(spec: ModelSpec) -> dict:

@@ -49,6 +49,13 @@ def localbench_home(tmp_path_factory) -> Path:
     """A fresh LOCALBENCH_HOME for the whole test session (store and caches)."""
     home = Path(os.environ.get("LOCALBENCH_TEST_HOME") or tmp_path_factory.mktemp("localbench-home"))
     os.environ["LOCALBENCH_HOME"] = str(home)
+    # The user's stores (models.stores) stay out of the suite: empty ones here; a test that needs a store builds
+    # one (tests/models/stores/fixtures.py) and names it in its own environment.
+    empty = tmp_path_factory.mktemp("no-stores")
+    for key in ("HF_HOME", "OLLAMA_MODELS", "LLAMA_CACHE"):
+        os.environ[key] = str(empty / key.lower())
+    os.environ.pop("HF_HUB_CACHE", None)
+    os.environ.pop("LOCALBENCH_MODELS", None)
     return home
 
 

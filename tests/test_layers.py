@@ -1,6 +1,7 @@
 """The layout's rule, checked: imports run one way, floor by floor, and no module is part of an import circle.
 
-Floors, lowest first: core → models, machine → engines → planning → bench → dashboard → commands, app.py
+Floors, lowest first: core → models, machine → engines → planning → bench → dashboard → commands → app.py
+(app.py dispatches to the commands, and asks commands.models to fetch an hf: model before any command runs)
 (benchmarks/ scripts sit on top). A module may import its own package and any lower floor, never a
 higher one nor a sibling on its floor. Inside bench/ the rooms have floors of their own, lowest first:
 stats → results → speed, embed, answers → quant → scorecard. Every import counts, the deferred ones inside
@@ -26,7 +27,7 @@ FLOORS = {
     "bench": 4,
     "dashboard": 5,
     "commands": 6,
-    "app": 6,
+    "app": 7,
     "benchmarks": 7,
 }
 

@@ -171,7 +171,7 @@ def build(ctx: AppContext) -> None:
 
     def on_engine(engine_name):
         choices = model_choices(ctx, engine_name)  # the old engine's model name would fail on this one
-        return gr.update(choices=choices, value=choices[0] if choices else None)
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
     engine.change(on_engine, engine, model)
 

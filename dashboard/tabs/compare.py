@@ -129,6 +129,12 @@ def build(ctx: AppContext) -> None:
                 engine.change(lambda e: gr.update(choices=model_choices(ctx, e)), engine, model)
                 slots.append((engine, model))
     with gr.Row():
+        every_engine = gr.Button(
+            "Model 1 on every engine (its other files: GGUF on llama.cpp, MLX, safetensors on torch)",
+            size="sm",
+            elem_id="cmp-every-engine",
+        )
+    with gr.Row():
         prompt = gr.Textbox(label="Prompt", scale=4, elem_id="cmp-prompt")
         max_tokens = gr.Number(value=64, precision=0, label="Max tokens", scale=1, elem_id="cmp-max-tokens")
         n_ctx = gr.Number(value=ctx.config.num_ctx, precision=0, label="Context (tokens)", scale=1)
@@ -162,6 +168,25 @@ def build(ctx: AppContext) -> None:
     bench_ab = gr.Markdown("", elem_id="cmp-ab")
 
     slot_inputs = [c for pair in slots for c in pair]
+
+    def fill_family(model_name):
+        """The slots filled with model 1's family, one file per engine format, up to SLOTS."""
+        from planning.inventory import family_runs
+
+        runs = family_runs((model_name or "").strip())[:SLOTS]
+        if len(runs) < 2:
+            gr.Warning(f"no other file of {model_name or 'model 1'}'s family here — the Models tab lists them")
+            return [gr.update()] * (2 * SLOTS)
+        out = []
+        for i in range(SLOTS):
+            if i < len(runs):
+                engine_name, name = runs[i]
+                out += [engine_name, gr.update(choices=model_choices(ctx, engine_name), value=name)]
+            else:
+                out += [gr.update(), None]
+        return out
+
+    every_engine.click(fill_family, slots[0][1], slot_inputs)
     compare_depth.build(ctx, slot_inputs, lambda values: chosen(values), n_prompt, n_gen, reps, n_ctx)
 
     gr.Markdown("### Accelerated vs CPU (the design target (ADR 006): ≥ 3×, docs/scorecard.md)")

@@ -20,7 +20,7 @@ from core.errors import LocalbenchError
 from dashboard.context import AppContext
 from dashboard.ui import as_int, csv_file, session_of, warn
 from engines.coreml import COMPUTE_UNITS
-from engines.embeddings import BUNDLED_EMBED_MODEL, PRECISIONS, onnx_status
+from engines.embeddings import BUNDLED_EMBED_MODEL, PRECISIONS, onnx_status, stored_embed_names
 from machine.devices import embeddings_auto_device
 
 SCOPE = "embed"
@@ -95,11 +95,12 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(
-                [BUNDLED_EMBED_MODEL],
+                [BUNDLED_EMBED_MODEL, *stored_embed_names()],
                 value=BUNDLED_EMBED_MODEL,
                 label="Embedding model",
                 allow_custom_value=True,
-                info="bundled name, a sentence-transformers folder path, or ollama:<name>",
+                info="bundled, one from your HF cache (hf:ORG/REPO), a sentence-transformers folder path, or "
+                "ollama:<name>",
                 elem_id="embed-model",
             )
             device_pick = gr.CheckboxGroup(

@@ -353,7 +353,8 @@ def build(ctx: AppContext) -> None:
             allow_custom_value=True,
             label="Model",
             elem_id="memory-calc-model",
-            info="catalog name, GGUF path, HF/MLX folder, planning entry (qwen3:8b) or ollama:NAME",
+            info="any model on this machine (see the Models tab), hf:ORG/REPO[:QUANT] (read from the Hub, no "
+            "download), a parameter count with a quantization (8B, 135M), a path, or a planning entry (qwen3:8b)",
         )
         quant = gr.Dropdown(
             ["as file", *PLANNING_QUANTS, *[q for q in BITS_PER_WEIGHT if q not in PLANNING_QUANTS]],

@@ -138,6 +138,7 @@ def build(ctx: AppContext) -> None:
         pasted = gr.Textbox(label="Prompts (one per line)", lines=4, elem_id="queue-paste")
         upload = gr.File(label="Prompt file (.txt or .jsonl)", file_types=[".txt", ".jsonl"], elem_id="queue-upload")
     engine, model, temperature, seed, add, clear = entry_picker(ctx, "queue", "Add entry", "Clear entries")
+    add_family = gr.Button("Add this model on every engine", size="sm", elem_id="queue-add-family")
     entries_state = gr.State([])
     entries_md = gr.Markdown(entries_markdown([]), elem_id="queue-entries")
     with gr.Row():
@@ -168,6 +169,17 @@ def build(ctx: AppContext) -> None:
 
     def add_entry(engine_name, model_name, temp, seed_value, entries):
         entries = with_entry(entries, engine_name, model_name, temp, seed_value, limit=MAX_ENTRIES)
+        return entries, entries_markdown(entries)
+
+    def add_every_engine(model_name, temp, seed_value, entries):
+        """The picked model's family, one entry per file with the engine that runs it (planning.inventory)."""
+        from planning.inventory import family_runs
+
+        runs = family_runs((model_name or "").strip())
+        if not runs:
+            gr.Warning(f"{model_name or 'no model'} is not a model file on this machine — pick one first")
+        for engine_name, name in runs:
+            entries = with_entry(entries, engine_name, name, temp, seed_value, limit=MAX_ENTRIES)
         return entries, entries_markdown(entries)
 
     def shown(plan, message: str):
@@ -244,6 +256,7 @@ def build(ctx: AppContext) -> None:
 
     outputs = [status, grid, csv_button, jsonl_button, stored]
     add.click(add_entry, [engine, model, temperature, seed, entries_state], [entries_state, entries_md])
+    add_family.click(add_every_engine, [model, temperature, seed, entries_state], [entries_state, entries_md])
     clear.click(lambda: ([], entries_markdown([])), None, [entries_state, entries_md])
     run_button.click(
         run_new,

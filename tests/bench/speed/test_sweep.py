@@ -112,8 +112,8 @@ def test_sweep_plan_on_an_offloading_machine_loads_once_per_layer_count():
     runs only under the load with the default's layer count (the same plan code runs on the CPU)."""
     import argparse
 
-    from commands.bench import add_arguments, bench_plan
     from bench.speed.sweep import sweep_plan
+    from commands.bench import add_arguments, bench_plan
     from engines.base import LoadConfig
 
     parser = argparse.ArgumentParser()
