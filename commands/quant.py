@@ -3,6 +3,11 @@ effective bits per weight, perplexity and KL divergence against the reference, p
 
 Example: python app.py quant --model smollm2-135m --variants Q8_0,Q4_K_M,Q4_0,Q2_K -o csv
 
+Given an HF safetensors original (a folder with config.json and BF16/F16/F32 *.safetensors), the reference is the
+F16 GGUF that llama.cpp's own converter makes from it, and MLX rows come from mlx_lm.convert on the same folder:
+
+    python app.py quant --model ~/models/SmolLM2-135M-Instruct --variants Q8_0,Q4_K_M,mlx-8bit,mlx-4bit
+
 Importing this module registers the ladder's catalog provider (cheap: it lists finished files only),
 so every command and the dashboard can run 'smollm2-135m@Q4_K_M' once it has been built.
 """
@@ -27,11 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bench.quant.lab import DEFAULT_PROMPT, DEFAULT_VARIANTS
     from bench.quant.ladder import LADDER_TYPES
 
-    parser.add_argument("--model", "-m", default="smollm2-135m", help="catalog name or path to a GGUF")
+    parser.add_argument(
+        "--model",
+        "-m",
+        default="smollm2-135m",
+        help="catalog name, path to a GGUF, or an HF safetensors folder (the original: BF16/F16/F32)",
+    )
     parser.add_argument(
         "--variants",
-        default=",".join(DEFAULT_VARIANTS),
-        help=f"comma-separated types, or 'all' ({','.join(LADDER_TYPES)}); default {','.join(DEFAULT_VARIANTS)}",
+        default=None,
+        help=f"comma-separated types, or 'all' ({','.join(LADDER_TYPES)}), and extra rows such as mlx-4bit, "
+        f"mlx-8bit, mlx-bf16, 'torch bf16' (see --list); default {','.join(DEFAULT_VARIANTS)}, plus "
+        "mlx-8bit,mlx-4bit for an original",
     )
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt for the side-by-side greedy answers")
     parser.add_argument("--max-tokens", type=int, default=48, help="answer length in tokens (default 48)")
@@ -41,7 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-r", "--repetitions", type=int, default=3, help="speed repetitions after 1 warm-up")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed tests")
     parser.add_argument("--no-quality", action="store_true", help="skip perplexity / KL divergence")
-    parser.add_argument("--chunks", type=int, default=None, help="score only the first N chunks of 512 tokens")
+    parser.add_argument("--chunks", type=int, default=None, help="score only the first N chunks of the text")
+    parser.add_argument(
+        "--window",
+        "-c",
+        type=int,
+        default=512,
+        help="tokens per evaluation chunk, as llama-perplexity's -c (default 512; smaller is faster and noisier)",
+    )
+    parser.add_argument("--no-answers", action="store_true", help="skip the side-by-side greedy answers")
     parser.add_argument("--eval-file", default=None, help="evaluation text file (default: the bundled text)")
     parser.add_argument(
         "--threads", "-t", type=positive_threads, default=None, help="CPU threads, 1 or more (default: cores)"
@@ -53,6 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="variants scored at once, each on threads/workers threads (2 suits tiny models on a busy CPU)",
     )
     parser.add_argument("--list", action="store_true", help="list the variants of the model and which are built")
+    parser.add_argument(
+        "--fetch-converter",
+        action="store_true",
+        help="fetch llama.cpp's convert_hf_to_gguf.py (from the llama-cpp-python sdist) for offline use, then exit",
+    )
     parser.add_argument("-o", "--output", choices=["csv", "json", "md", "table"], default="md")
     parser.add_argument("--out", default=None, help="write the table to this file instead of stdout")
 
@@ -72,7 +97,14 @@ def _read_eval(path: str | None) -> str | None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from bench.quant.lab import QuantSettings, built_choices, compare_and_store, variant_choices
+    from bench.quant.lab import (
+        QuantSettings,
+        built_choices,
+        canonical_labels,
+        compare_and_store,
+        default_variants,
+        variant_choices,
+    )
     from bench.quant.ladder import parse_types
     from bench.quant.summary import summary_frame, to_frame
     from bench.results.store import ResultStore
@@ -80,15 +112,23 @@ def run(args: argparse.Namespace) -> int:
     from core.errors import BadParameter
     from machine.detect import detect_hardware
 
+    if args.fetch_converter:
+        from models.original import fetch_converter
+
+        print(fetch_converter(lambda f, m: print(m, file=sys.stderr)))
+        return 0
     if args.list:
         built = set(built_choices(args.model))
         for label in variant_choices(args.model):
             print(f"{label}\t{'built' if label in built else 'not built'}")
         return 0
-    labels = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if args.variants is None:
+        labels = list(default_variants(args.model))
+    else:
+        labels = [v.strip() for v in args.variants.split(",") if v.strip()]
     if [v.lower() for v in labels] == ["all"]:
         labels = parse_types(labels)
-    labels = [v.upper() if v.upper() in _ladder_names() else v for v in labels]
+    labels = canonical_labels(args.model, labels)
     settings = QuantSettings(
         variants=tuple(labels),
         prompt=args.prompt,
@@ -103,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         eval_text=_read_eval(args.eval_file),
         threads=args.threads,
         quality_workers=args.quality_workers,
+        window=args.window,
+        answers=not args.no_answers,
     ).validate()
     unknown = [v for v in labels if v not in variant_choices(args.model)]
     if unknown:
@@ -132,16 +174,11 @@ def run(args: argparse.Namespace) -> int:
         if bars:
             bars[0].close()
         signal.signal(signal.SIGINT, previous)
+    origin = f"Reference: {report.reference_origin}\n" if report.reference_origin else ""
     print(
-        f"{report.reference_note}\n{report.criterion}\nAnswers: {report.answer_mode} mode. "
+        f"{origin}{report.reference_note}\n{report.criterion}\nAnswers: {report.answer_mode} mode. "
         f"Evaluation text: {report.eval_source}.",
         file=sys.stderr,
     )
     emit(to_frame(report.rows), args.output, args.out, summary_frame)  # the tab shows the same table
     return 0
-
-
-def _ladder_names() -> set[str]:
-    from models.quant_types import NOMINAL_BPW
-
-    return set(NOMINAL_BPW)

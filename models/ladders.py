@@ -51,6 +51,8 @@ def ladder_models() -> list[ModelRef]:
             note = f"{t} of {manifest.get('source_name', folder.name)} built by the quantization lab"
             if manifest.get("source_type") not in FLOAT_TYPES:
                 note += f" (from an F16 dequantized from {manifest.get('source_type')})"
+            elif str(manifest.get("source_note", "")).startswith("original:"):
+                note += f" (from the {manifest['source_note']})"
             refs.append(
                 ModelRef(
                     f"{folder.name}@{t}",

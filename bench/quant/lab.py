@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from bench.quant import ladder as ladder_mod
 from bench.quant import quality
+from bench.quant.record import QuantReport, QuantRow
 from bench.quant.summary import TARGET_LIMIT_PCT, TARGET_TYPE, target_verdict
 from bench.quant.variants import Variant, extra_variants, ladder_variant
 from core.errors import BadParameter, Cancelled, EngineUnavailable, LocalbenchError
@@ -32,10 +33,12 @@ from models.ladders import built_variants
 
 DEFAULT_PROMPT = "Explain in two sentences why the sky is blue."
 DEFAULT_VARIANTS = ("F16", "Q8_0", "Q4_K_M", "Q4_0", "Q2_K")
+DEFAULT_WINDOW = quality.N_CTX
+"""Tokens per evaluation chunk, as llama-perplexity's default -c."""
 ORIGINAL_DEFAULT_EXTRAS = ("MLX 8-bit", "MLX 4-bit")
 """Ticked by default beside DEFAULT_VARIANTS when the source is an original (default_variants)."""
 QUALITY_METHOD = (
-    "llama-perplexity style: n_ctx 512 chunks, second half of each chunk scored (255 positions per chunk), "
+    "llama-perplexity style: n_ctx {n_ctx} chunks, second half of each chunk scored ({scored} positions per chunk), "
     "BOS as first token when the model adds one; KL(reference || variant) per position in nats"
 )
 
@@ -62,6 +65,11 @@ class QuantSettings:
     threads: int | None = None
     quality_workers: int = 1
     """Variants scored at once in the quality sweep (each on threads // workers threads)."""
+    window: int = DEFAULT_WINDOW
+    """Tokens per evaluation chunk (llama-perplexity's -c): 512 as llama.cpp; smaller is faster and noisier (MLX's
+    quantized CPU kernels need ~30 s per forward pass on a 2-core VM, whatever its length)."""
+    answers: bool = True
+    """Generate each variant's greedy answer to `prompt`."""
 
     def validate(self) -> QuantSettings:
         if not self.variants:
@@ -70,6 +78,8 @@ class QuantSettings:
             raise BadParameter("the prompt is empty — type a prompt for the side-by-side answers")
         if not 1 <= self.max_tokens <= 4096:
             raise BadParameter(f"max tokens must be between 1 and 4096, got {self.max_tokens}")
+        if self.quality and (self.window < 16 or self.window % 2 or self.window > 8192):
+            raise BadParameter(f"the evaluation window must be an even number of 16 to 8192 tokens, got {self.window}")
         if not 1 <= self.quality_workers <= 16:
             raise BadParameter(f"quality workers must be between 1 and 16, got {self.quality_workers}")
         if self.speed and not 1 <= self.repetitions <= 100:
@@ -77,96 +87,6 @@ class QuantSettings:
         if self.speed and (self.n_prompt < 1 or self.n_gen < 1 or self.n_prompt + self.n_gen > 8192):
             raise BadParameter("speed tests need pp and tg of at least 1 token and at most 8192 together")
         return self
-
-
-@dataclass(frozen=True)
-class QuantRow:
-    """One variant's measured figures: file, quality against the reference, speed, answer."""
-
-    model: str
-    """The source model, e.g. 'smollm2-135m'."""
-    variant: str
-    engine: str
-    model_name: str
-    """What the engine loaded, e.g. 'smollm2-135m@Q4_K_M'."""
-    nominal_type: str
-    model_size: int
-    """Bytes on disk."""
-    n_params: int
-    bpw: float
-    """Effective bits per weight: model_size * 8 / n_params (derived)."""
-    tensor_types: str
-    """Real tensor-type mix by bytes."""
-    main_type: str
-    k_fallback: bool
-    """A K-quant was asked for but most weight bytes are legacy types (rows not a multiple of 256)."""
-    is_reference: bool
-    reference: str
-    """Which variant quality is measured against, and what it is."""
-    ppl: float
-    ppl_ref: float
-    ppl_ratio: float
-    delta_ppl: float
-    delta_ppl_pct: float
-    kld_mean: float
-    """Mean KL(reference || variant), nats."""
-    kld_median: float
-    kld_p99: float
-    kld_max: float
-    same_top1_pct: float
-    mean_dp_pct: float
-    rms_dp_pct: float
-    n_chunks: int
-    n_eval_tokens: int
-    """Tokens evaluated (n_chunks * 512)."""
-    n_scored: int
-    """Positions scored."""
-    pp_test: str
-    pp_avg_ts: float
-    """Prompt processing, tokens per second, mean over repetitions."""
-    pp_stddev_ts: float
-    tg_test: str
-    tg_avg_ts: float
-    """Generation, tokens per second, mean over repetitions."""
-    tg_stddev_ts: float
-    ttft_ms: float
-    """Mean time to first token of the pp runs (a prompt of pp_test tokens), ms."""
-    peak_rss_bytes: int
-    """Peak resident memory of this process while the variant ran."""
-    repetitions: int
-    answer: str
-    answer_mode: str
-    """'chat' (the model's template) or 'plain completion' (no chat template)."""
-    answer_tokens: int
-    adr006_target: str
-    """The design target (ADR 006): 'pass' / 'fail' on the Q4_K_M row (ΔPPL % < 5), '' elsewhere."""
-    note: str
-    quality_method: str
-    speed_method: str
-    test_time: str
-    reference_origin: str = ""
-    """The reference in one line: 'original: BF16 safetensors (folder …) → F16 GGUF', 'dequantized: F16 from
-    the Q4_1 GGUF' or 'source: the F16 GGUF itself' (absent in runs stored before it existed)."""
-
-
-@dataclass(frozen=True)
-class QuantReport:
-    """A whole comparison: rows plus what a reader needs to interpret them."""
-
-    model: str
-    rows: tuple[QuantRow, ...]
-    reference_note: str
-    answer_mode: str
-    criterion: str
-    """The design target's (ADR 006) verdict in words (or why it was not evaluated)."""
-    eval_source: str
-    timings_s: dict
-    """Wall seconds per stage: build, reference, quality, speed, answers, total."""
-    seed: int = 0
-    run_id: str = ""
-    """The stored run's id, set by compare_and_store."""
-    reference_origin: str = ""
-    """The reference in one line (QuantRow.reference_origin)."""
 
 
 def source_models() -> list[str]:
@@ -325,7 +245,7 @@ def compare(
     if source.format == "gguf" and settings.quality:
         # The ladder copies the source's vocabulary, so its tokenizer is the reference's.
         ids, bos = quality.tokenize_with_gguf(source.path, text)
-        chunks = quality.eval_chunks(ids, bos=bos, max_chunks=settings.max_chunks)
+        chunks = quality.eval_chunks(ids, n_ctx=settings.window, bos=bos, max_chunks=settings.max_chunks)
     if ladder_types:
         if source.format != "gguf":
             raise BadParameter(
@@ -358,7 +278,10 @@ def compare(
     own_pool = pool is None
     pool = pool or guarded_pool(max_loaded=1)
     n_ctx = max(
-        quality.N_CTX, settings.n_prompt + settings.n_gen + 16 if settings.speed else 0, settings.max_tokens + 512
+        settings.window if settings.quality else 0,
+        settings.n_prompt + settings.n_gen + 16 if settings.speed else 0,
+        settings.max_tokens + 512 if settings.answers else 0,
+        256,
     )
     n_ctx = -(-n_ctx // 256) * 256
     used: list[PoolKey] = []
@@ -375,18 +298,24 @@ def compare(
             t0 = time.perf_counter()
             engine, _ = load(reference)
             if not chunks:
-                chunks = quality.eval_chunks(engine.tokenize(text), max_chunks=settings.max_chunks)
+                chunks = quality.eval_chunks(
+                    engine.tokenize(text), n_ctx=settings.window, max_chunks=settings.max_chunks
+                )
             workers = settings.quality_workers
             ref_key_path = ref_path or reference.model
             helpers = []
             try:
                 if workers > 1 and not quality.reference_cached(ref_key_path, chunks):
                     guard = getattr(pool, "guard", None)
-                    helpers = [_open_engine(reference, max(1, threads // workers), guard) for _ in range(workers)]
+                    helpers = [
+                        _open_engine(reference, max(1, threads // workers), guard, settings.window)
+                        for _ in range(workers)
+                    ]
                 ref_logits = quality.reference_logits(
                     helpers or engine,
                     ref_key_path,
                     chunks,
+                    n_ctx=settings.window,
                     progress=stages.enter(0.1, 0.2, "reference logits"),
                     cancel=cancel,
                 )
@@ -443,13 +372,14 @@ def compare(
     )
 
 
-def _open_engine(variant: Variant, threads: int, guard):
-    """A fresh engine (outside any pool) with the variant loaded for logits: n_ctx 512, `threads` threads."""
+def _open_engine(variant: Variant, threads: int, guard, window: int = quality.N_CTX):
+    """A fresh engine (outside any pool) with the variant loaded for logits of `window`-token chunks, `threads`
+    threads."""
     from engines.registry import create_engine
 
     engine = create_engine(variant.engine)
     ref = engine.resolve(variant.model)
-    config = _load_config(variant, quality.N_CTX, threads)
+    config = _load_config(variant, -(-window // 256) * 256, threads)
     if guard is not None and not config.allow_oversize:
         guard(engine, ref, config)
     engine.load(ref, config)
@@ -474,7 +404,7 @@ def _score_all(variants, chunks, ref_logits, settings, threads, guard, progress,
     lock = threading.Lock()
 
     def score(variant: Variant) -> tuple:
-        engine = _open_engine(variant, per_engine, guard)
+        engine = _open_engine(variant, per_engine, guard, settings.window)
 
         def tick(fraction: float, message: str) -> None:
             with lock:
@@ -522,6 +452,8 @@ def _measure(engine, variant, config, settings, stages, base, share, cancel, tim
             progress=lambda f, m: _sub(stages, base, share, 0.0, 0.8, f, f"{variant.label}: speed {m}"),
         )
         timings["speed"] += time.perf_counter() - t0
+    if not settings.answers:
+        return pp, tg, "", None
     t0 = time.perf_counter()
     _sub(stages, base, share, 0.8, 1.0, 0.0, f"{variant.label}: answering")
     text, stats = engine.generate(
@@ -565,7 +497,8 @@ def _row(
     target = ""
     if variant.label == TARGET_TYPE and result is not None:
         target = "pass" if result.delta_ppl_pct < TARGET_LIMIT_PCT else "fail"
-    peak = max([s.peak_rss_bytes for s in (pp, tg) if s is not None] + [stats.peak_rss_bytes])
+    peak = max([s.peak_rss_bytes for s in (pp, tg, stats) if s is not None] + [0])
+    answer_ttft_ms = stats.ttft_s * 1e3 if stats is not None else _nan()
     return QuantRow(
         model=model,
         variant=variant.label,
@@ -593,7 +526,7 @@ def _row(
         mean_dp_pct=q.get("mean_dp_pct", _nan()),
         rms_dp_pct=q.get("rms_dp_pct", _nan()),
         n_chunks=len(chunks) if result is not None else 0,
-        n_eval_tokens=len(chunks) * quality.N_CTX if result is not None else 0,
+        n_eval_tokens=len(chunks) * settings.window if result is not None else 0,
         n_scored=q.get("n_positions", 0),
         pp_test=pp.test if pp else "",
         pp_avg_ts=pp.avg_ts if pp else _nan(),
@@ -602,15 +535,17 @@ def _row(
         tg_avg_ts=tg.avg_ts if tg else _nan(),
         tg_stddev_ts=tg.stddev_ts if tg else _nan(),
         # the llama-bench method measures no TTFT (NaN): the streamed answer gives it
-        ttft_ms=pp.avg_ttft_ms if pp and pp.avg_ttft_ms == pp.avg_ttft_ms else stats.ttft_s * 1e3,
+        ttft_ms=pp.avg_ttft_ms if pp and pp.avg_ttft_ms == pp.avg_ttft_ms else answer_ttft_ms,
         peak_rss_bytes=int(peak),
         repetitions=settings.repetitions if pp else 0,
         answer=answer,
         answer_mode="chat" if info.chat_template else "plain completion",
-        answer_tokens=stats.gen_tokens,
+        answer_tokens=stats.gen_tokens if stats is not None else 0,
         adr006_target=target,
         note=note,
-        quality_method=QUALITY_METHOD if result is not None else "not measured",
+        quality_method=QUALITY_METHOD.format(n_ctx=settings.window, scored=quality.n_scored(settings.window))
+        if result is not None
+        else "not measured",
         speed_method=pp.method if pp else "not measured",
         test_time=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )

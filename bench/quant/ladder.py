@@ -8,6 +8,8 @@ F16 — the ladder says so in each file's note. Every file is written to a tempo
 the catalog provider (models.ladders) lists only finished files (names like 'smollm2-135m@Q4_K_M').
 Small models fall back from K-quants (rows of 576 or 640 values are not a multiple of 256): each file
 reports its effective bits per weight and its real tensor-type mix, read back from the GGUF.
+When the source is the F16 GGUF that llama.cpp's converter made from an HF original (models.original), the
+ladder is told so (`origin`) and its reference is named as the original, not as "the source itself".
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from core.paths import check_disk_space
 from core.progress import Progress
 from models.gguf import read_gguf
 from models.ladders import ladder_root, manifest_path, read_manifest
+from models.original import SOURCE as ORIGINAL_SOURCE
 from models.quant_types import FLOAT_TYPES, NOMINAL_BPW, precision_rank
 from models.ref import ModelRef
 
@@ -99,6 +102,9 @@ class Ladder:
     files: tuple[LadderFile, ...]
     reference_note: str
     """Plain words on what the reference is, e.g. 'F16 dequantized from the shipped Q4_1 …'."""
+    reference_origin: str = ""
+    """One line for every output: 'original: BF16 safetensors (folder …) → F16 GGUF', 'dequantized: F16 from the
+    Q4_1 GGUF' or 'source: the F16 GGUF itself'."""
 
     def file(self, variant: str) -> LadderFile:
         for f in self.files:
@@ -272,7 +278,22 @@ def reference_type(source_type: str) -> str:
     return source_type if source_type in FLOAT_TYPES else "F16"
 
 
-def reference_note(source_type: str, ref_type: str) -> str:
+def reference_origin(source_type: str, ref_type: str, origin: str | None = None) -> str:
+    """The reference in one line (see Ladder.reference_origin)."""
+    if origin:
+        return origin
+    if source_type in FLOAT_TYPES:
+        return f"source: the {source_type} GGUF itself"
+    return f"dequantized: {ref_type} from the {source_type} GGUF"
+
+
+def reference_note(source_type: str, ref_type: str, origin: str | None = None) -> str:
+    if origin:
+        return (
+            f"Reference: the original, converted to F16 GGUF by llama.cpp's own converter — "
+            f"{origin.removeprefix('original: ')}. Every rung is quantized from that F16 GGUF, so each loss is "
+            "measured against the original model's weights."
+        )
     if source_type in FLOAT_TYPES:
         return f"Reference: the source itself ({source_type}), the highest-precision variant."
     return (
@@ -298,8 +319,13 @@ def build_ladder(
     threads: int | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    origin: str | None = None,
 ) -> Ladder:
-    """Build (or take from the cache) the reference and every requested type of `source`."""
+    """Build (or take from the cache) the reference and every requested type of `source`.
+
+    `origin` names where a float source came from (e.g. models.original.Original.label); its notes then say
+    'the F16 GGUF of the original' instead of 'the source file'.
+    """
     from models.catalog import resolve_model
 
     ref = resolve_model(source) if isinstance(source, str) else source
@@ -327,7 +353,7 @@ def build_ladder(
         sum(estimate_bytes(meta.n_params, t) for t in missing),
         f"the {len(missing)} missing ladder file(s) of {ref.name}",
     )
-    note_ref = reference_note(meta.file_type, ref_type)
+    note_ref = reference_note(meta.file_type, ref_type, origin)
     files: list[LadderFile] = []
     for i, t in enumerate(wanted):
         if cancel is not None and cancel.is_set():
@@ -336,13 +362,15 @@ def build_ladder(
         is_ref = t == ref_type
         if is_ref and ref_type == meta.file_type:
             path = Path(ref.path)  # a float source is its own reference
-            note = f"the source file ({meta.file_type})"
+            note = f"the reference: {origin}" if origin else f"the source file ({meta.file_type})"
         elif is_ref:
             note = f"{t} dequantized from the {meta.file_type} source"
         else:
             note = f"quantized from the {ref_type} reference" + (
                 f" (itself dequantized from {meta.file_type})" if ref_type != meta.file_type else ""
             )
+            if origin:
+                note = f"quantized from the {ref_type} GGUF of the original ({origin})"
             if t == meta.file_type:
                 note += f"; {SAME_AS_SOURCE}"
         build_s = 0.0
@@ -358,11 +386,13 @@ def build_ladder(
                 path.unlink(missing_ok=True)  # the user asked to stop: do not keep what finished after
                 raise Cancelled(f"ladder build cancelled during {t}; {t} was discarded, earlier files are kept")
         name = f"{key}@{t}"
-        if path == Path(ref.path):
-            name = ref.path if ref.source == "path" else ref.name
+        if path == Path(ref.path):  # engines load a file given by path (or an original's F16 GGUF) by its path
+            name = ref.path if ref.source in ("path", ORIGINAL_SOURCE) else ref.name
         files.append(describe_file(path, t, name, is_reference=is_ref, note=note, build_s=build_s))
     if progress:
         progress(1.0, f"ladder of {ref.name}: {len(files)} files ready")
     order = {t: i for i, t in enumerate(wanted)}
     files.sort(key=lambda f: order[f.variant])
-    return Ladder(key, ref, meta.file_type, files[0], tuple(files), note_ref)
+    return Ladder(
+        key, ref, meta.file_type, files[0], tuple(files), note_ref, reference_origin(meta.file_type, ref_type, origin)
+    )

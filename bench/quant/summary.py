@@ -65,9 +65,10 @@ def summary_frame(frame):
         return frame
     reference = frame["is_reference"] if "is_reference" in frame else pd.Series(False, index=frame.index)
     fallback = frame["k_fallback"] if "k_fallback" in frame else pd.Series(False, index=frame.index)
+    origin = frame["reference_origin"].fillna("") if "reference_origin" in frame else pd.Series("", index=frame.index)
     return pd.DataFrame(
         {
-            "variant": [f"{v} (reference)" if r else v for v, r in zip(frame["variant"], reference, strict=True)],
+            "variant": [reference_label(v, r, o) for v, r, o in zip(frame["variant"], reference, origin, strict=True)],
             "type": [f"{t} (K fallback)" if k else t for t, k in zip(frame["main_type"], fallback, strict=True)],
             "size MiB": _fixed(frame["model_size"] / 2**20, 1),
             "bpw": _fixed(frame["bpw"], 2),
@@ -82,6 +83,13 @@ def summary_frame(frame):
     )
 
 
+def reference_label(variant: str, is_reference: bool, origin: str) -> str:
+    """The variant column: 'F16 (reference)', or 'F16 (reference: original)' when it was made from the original."""
+    if not is_reference:
+        return variant
+    return f"{variant} (reference: original)" if str(origin).startswith("original:") else f"{variant} (reference)"
+
+
 def target_verdict(rows: Sequence) -> str:
     """The design target (ADR 006) in words: pass/fail with the figure, or why it was not evaluated."""
     from bench.quant.ladder import SAME_AS_SOURCE
@@ -93,6 +101,13 @@ def target_verdict(rows: Sequence) -> str:
         return f"{TARGET_DEFINITION} Not evaluated: quality was not measured."
     verdict = "PASS" if row.adr006_target == "pass" else "FAIL"
     text = f"{TARGET_DEFINITION} {verdict}: ΔPPL {row.delta_ppl_pct:+.2f} % (mean KLD {row.kld_mean:.4f})."
+    origin = getattr(row, "reference_origin", "")
+    if origin.startswith("original:"):
+        text += f" Measured against the original ({origin.removeprefix('original: ')})."
+    elif origin.startswith("dequantized:"):
+        text += f" Measured against the {origin.removeprefix('dequantized: ')} (dequantized), not the original model."
+    elif origin:
+        text += f" Measured against {origin.split(': ', 1)[-1]}."
     if SAME_AS_SOURCE in row.note:
         text += f" Caveat: the source itself is {TARGET_TYPE}, so this compares the file with itself — "
         text += f"{TARGET_TYPE}'s loss against full precision cannot be measured from this source."

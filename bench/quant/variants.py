@@ -1,11 +1,13 @@
 """The quantization lab's rows: `Variant`, the llama.cpp ladder's rows, and the MLX bf16 / 8-bit / 4-bit and
-torch bf16 / fp32 rows of the same GGUF model.
+torch bf16 / fp32 rows of the same model (a GGUF, or an HF safetensors original).
 
 `extra_variants(model)` lists the MLX and torch rows by name only (cheap, never converts); the engines
 convert on first load (models.convert, cached). Every row runs through Engine.logits on the evaluation
 token ids the lab tokenized with the reference GGUF's tokenizer — the converted copies keep the GGUF's
 vocabulary, so the ids mean the same tokens. The lineage is in each row's note: the HF copy is
-dequantized from the GGUF, and the MLX copies are made from it.
+dequantized from the GGUF, and the MLX copies are made from it. For an original (models.original), the MLX
+copies are made by mlx_lm.convert from the original folder itself (the lab converts them before loading:
+`Variant.conversion`), and the torch rows load that folder as it is.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 from bench.quant import ladder as ladder_mod
 from core.errors import LocalbenchError
-from models import converted
+from models import converted, original
 from models.catalog import resolve_model
 
 
@@ -44,6 +46,8 @@ class Variant:
     k_fallback: bool = False
     is_reference: bool = False
     note: str = ""
+    conversion: str = ""
+    """For an original: the models.converted variant ('mlx-4bit', ...) to make from it before loading; '' for none."""
 
 
 def ladder_variant(f: ladder_mod.LadderFile) -> Variant:
@@ -82,11 +86,13 @@ def _installed(engine: str) -> bool:
 
 
 def extra_variants(model: str) -> list[Variant]:
-    """MLX and torch rows for a GGUF model name (no conversion happens here; [] for other models)."""
+    """MLX and torch rows for a GGUF model or an original folder (no conversion happens here; [] for others)."""
     try:
         ref = resolve_model(model)
     except LocalbenchError:
         return []
+    if ref.format == "hf" and ref.path and original.is_original(ref.path):
+        return _original_variants(ref.path)
     if ref.format != "gguf":
         return []
     rows = []
@@ -109,4 +115,38 @@ def extra_variants(model: str) -> list[Variant]:
                 note=note,
             )
         )
+    return rows
+
+
+def _original_variants(folder: str) -> list[Variant]:
+    """The rows of an original: MLX copies mlx_lm.convert makes from it, and torch running the folder itself."""
+    source = original.read_original(folder)
+    rows = []
+    for label, engine, key, dtype in ROWS:
+        if not _installed(engine):
+            continue
+        if engine == "mlx":
+            variant = converted.VARIANTS[key]
+            bits = f"{variant.q_bits}-bit affine, group size {converted.Q_GROUP_SIZE}" if variant.q_bits else "bf16"
+            rows.append(
+                Variant(
+                    label=label,
+                    engine=engine,
+                    model=original.mlx_name(folder, key),
+                    nominal_type=f"{variant.q_bits}bit" if variant.q_bits else "bf16",
+                    note=f"MLX {bits}, made by mlx_lm.convert from the {source.label.removesuffix(' → F16 GGUF')}",
+                    conversion=key,
+                )
+            )
+        else:
+            rows.append(
+                Variant(
+                    label=label,
+                    engine=engine,
+                    model=source.folder,
+                    dtype=dtype,
+                    nominal_type=dtype or "bf16",
+                    note=f"transformers in {dtype}, running the {source.dtype} original folder {source.folder}",
+                )
+            )
     return rows

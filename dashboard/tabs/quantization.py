@@ -1,7 +1,9 @@
 """Quantization tab: build a model's GGUF ladder and compare the ticked variants side by side.
 
-The user picks a model (bundled SmolLM2-135M or Gemma 3 270M, any GGUF by path, and whatever extra
-sources other engines register), ticks variants, types a prompt and presses Compare. Progress shows
+The user picks a model (bundled SmolLM2-135M or Gemma 3 270M, any GGUF by path, an HF safetensors original by
+folder, and whatever extra sources other engines register), ticks variants, types a prompt and presses Compare.
+From an original, the reference is the F16 GGUF llama.cpp's own converter makes from it, and the status names it
+as the original; from a quantized GGUF it is the F16 dequantized from it, as the status says. Progress shows
 in the tab and Cancel stops at the next step. The result: each variant's greedy answer in its own
 column (chat or plain completion, said above the answers), a metrics table, an altair chart of
 generation t/s against mean KLD with the Pareto frontier, size bars with effective bits per weight,
@@ -152,9 +154,10 @@ def status_markdown(report: quant_lab.QuantReport, run_id: str) -> str:
         if first is not None and first.n_chunks
         else "Quality not measured."
     )
+    origin = f"**Reference — {html.escape(report.reference_origin)}**<br>" if report.reference_origin else ""
     return (
         f"**Done**: {len(report.rows)} variants of {report.model}, stored as run `{run_id}` (kind quant).<br>"
-        f"**{report.criterion}**<br>{report.reference_note}<br>{evaluation} "
+        f"{origin}**{report.criterion}**<br>{report.reference_note}<br>{evaluation} "
         f"Wall time: build {t['build']:.1f} s · reference {t['reference']:.1f} s · quality {t['quality']:.1f} s · "
         f"speed {t['speed']:.1f} s · answers {t['answers']:.1f} s · total {t['total']:.1f} s."
     )
@@ -182,7 +185,7 @@ def build(ctx: AppContext) -> None:
                 value=default_model,
                 label="Model",
                 allow_custom_value=True,
-                info="catalog name or a path to a GGUF file",
+                info="catalog name, a path to a GGUF file, or an HF safetensors folder (the original: BF16/F16/F32)",
                 elem_id="quant-model",
             )
             variants = gr.CheckboxGroup(
@@ -229,7 +232,8 @@ def build(ctx: AppContext) -> None:
             sizes = gr.Plot(label="File sizes", show_label=False, elem_id="quant-sizes")
             download = gr.DownloadButton("Download CSV", elem_id="quant-csv")
     gr.Markdown(
-        "<sub>Method — quality: the evaluation text is tokenized once with the reference GGUF's tokenizer and cut "
+        "<sub>Method — quality: the reference is the F16 GGUF (made by llama.cpp's converter from an HF original, or "
+        "dequantized from a quantized GGUF). The evaluation text is tokenized once with its tokenizer and cut "
         "into chunks of 512 tokens; as llama-perplexity does, the second half of each chunk is scored. KLD is "
         "KL(reference ‖ variant) per position in nats; same top-1 % compares the most likely token; Δp is the change "
         "in the correct token's probability. The reference logits are computed once and cached. Speed: "
