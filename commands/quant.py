@@ -180,5 +180,8 @@ def run(args: argparse.Namespace) -> int:
         f"Evaluation text: {report.eval_source}.",
         file=sys.stderr,
     )
-    emit(to_frame(report.rows), args.output, args.out, summary_frame)  # the tab shows the same table
+    # md/table: the tab's short table; csv/json: every QuantRow field as it is (these are not llama-bench rows:
+    # the speed printer's integer columns refuse the NaNs of rows from engines without those fields)
+    short = summary_frame if args.output in ("md", "table") else None
+    emit(to_frame(report.rows), args.output, args.out, short)
     return 0

@@ -8,6 +8,7 @@ forward pass on this CPU whatever its length, so quality runs on one 16-token wi
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -103,3 +104,12 @@ def test_cli_lists_and_labels_the_original(report, hf_ref):  # noqa: F811
     assert proc.returncode == 0, proc.stderr
     assert "Reference: original: BF16 safetensors (folder" in proc.stderr
     assert "F16 (reference: original)" in proc.stdout
+    as_json = run_app(
+        *("quant", "--model", hf_ref.path, "--variants", "q8_0,mlx-4bit", "--no-quality", "--no-speed", "--no-answers"),
+        "-o",
+        "json",
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    rows = json.loads(as_json.stdout)
+    assert [r["variant"] for r in rows] == ["F16", "Q8_0", "MLX 4-bit"]
+    assert all(r["reference_origin"].startswith("original: BF16 safetensors (folder") for r in rows)
