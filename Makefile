@@ -20,8 +20,15 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
+# llama.cpp's convert_hf_to_gguf.py (the quant lab's HF originals → F16 GGUF): taken once from the
+# llama-cpp-python sdist on PyPI into .venv/share/localbench, so later runs work offline (the lab also fetches
+# it on first use; the tests take it up front)
+$(VENV)/.llama-converter: $(VENV)/.installed
+	$(PY) app.py quant --fetch-converter
+	touch $@
+
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev $(VENV)/.llama-converter
 
 # Browser tests drive Debian's chromium through Playwright (no browser download).
 browser:
@@ -32,7 +39,7 @@ browser:
 run: $(VENV)/.installed
 	$(PY) app.py $(ARGS)
 
-test: $(VENV)/.installed-dev browser
+test: $(VENV)/.installed-dev $(VENV)/.llama-converter browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev

@@ -128,14 +128,14 @@ def remote_verdict(plan, profile: HardwareProfile, available_bytes: int | None =
 
 DISPLAY_COLUMNS = (
     "name",
-    "family",
-    "source",
-    "format",
+    "fits here",
     "quant",
+    "size (GiB)",
     "params",
     "ctx_train (tokens)",
-    "size (GiB)",
-    "fits here",
+    "format",
+    "source",
+    "family",
     "problem",
 )
 """The short table of `models` and the Models tab; csv and json carry every field, units in the names."""
@@ -149,14 +149,14 @@ def display_row(row: InventoryRow) -> dict:
     e = row.entry
     values = (
         e.name,
-        e.family,
-        e.source,
-        e.format,
+        row.verdict if row.verdict != "unknown" else None,
         e.quant,
+        None if e.size_bytes is None else round(e.size_bytes / 2**30, 3),
         fmt_params(e.n_params),
         e.context_length,
-        None if e.size_bytes is None else round(e.size_bytes / 2**30, 3),
-        row.verdict if row.verdict != "unknown" else None,
+        e.format,
+        e.source,
+        e.family,
         e.problem,
     )
     return {k: ("" if v is None else v) for k, v in zip(DISPLAY_COLUMNS, values, strict=True)}

@@ -136,7 +136,7 @@ def llama_bench_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     for f in (*INT_FIELDS, *BOOL_FIELDS):  # ints stay ints with nulls; bools print 0/1 as llama-bench's csv
         if f in out.columns:
-            out[f] = out[f].map(lambda v: None if v is None else int(v)).astype("Int64")
+            out[f] = out[f].map(lambda v: None if _missing(v) else int(v)).astype("Int64")  # NaN: a row lacks it
     return out
 
 

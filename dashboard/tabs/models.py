@@ -29,7 +29,7 @@ def where_text() -> str:
         shown = ", ".join(f"`{r}`" + ("" if r.exists() else " (absent)") for r in roots) or "not set"
         lines.append(f"- **{source}**: {shown}")
     lines.append(
-        "Set LOCALBENCH_MODELS to a folder of GGUF files or HF/MLX folders (searched recursively), or point "
+        "\nSet LOCALBENCH_MODELS to a folder of GGUF files or HF/MLX folders (searched recursively), or point "
         "HF_HOME, OLLAMA_MODELS or LLAMA_CACHE elsewhere; any path also works as a model name."
     )
     return "\n".join(lines)

@@ -40,15 +40,17 @@ def scan_store(source: str) -> list[ModelEntry]:
 
 
 def store_roots(source: str) -> list[Path]:
-    """The folders `source` is looked for in on this machine (each store's `default_roots()`, or the HF cache's
-    `cache_root()`); [] for one that names none (LOCALBENCH_MODELS unset)."""
+    """The folders `source` is looked for in on this machine (its module's `default_roots()`, `default_root()`
+    or, for the HF cache, `cache_root()`); [] for one that names none (LOCALBENCH_MODELS unset)."""
     try:
         module = importlib.import_module(STORES[source])
     except ImportError:
         return []
     if hasattr(module, "default_roots"):
         return list(module.default_roots())
-    return [module.cache_root()] if hasattr(module, "cache_root") else []
+    one = getattr(module, "default_root", None) or getattr(module, "cache_root", None)
+    root = one() if one else None
+    return [root] if root is not None else []
 
 
 def discover(sources: Iterable[str] | None = None) -> list[ModelEntry]:
