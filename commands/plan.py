@@ -102,6 +102,6 @@ def markdown(report: dict) -> str:
     rec = report["recommendation"]
     lines += ["", f"Recommended quantization: **{rec['quantization'] or 'none fits'}**", ""]
     lines += [f"- {reason}" for reason in rec["reasons"]]
-    lines += [f"- Note: {n}" for n in est["notes"]]
+    lines += [f"- Note: {n}" for n in (*est["notes"], *([model["note"]] if model.get("note") else []))]
     lines += ["", f"_{report['units']}_"]
     return "\n".join(lines)

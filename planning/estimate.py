@@ -294,6 +294,8 @@ def estimate(
             q = normalize_quant(spec.file_type)
         except BadParameter:
             q = None
+    if q is None and not spec.file_bytes and not spec.tensors and spec.source == "parameter count":
+        raise BadParameter(f"{spec.name} has no file to read its quantization from — pick one, e.g. Q4_K_M")
     spec.require("n_layers", "n_kv_heads", "head_dim")
     weights, repack, bpw, method = weights_for(spec, q)
     notes = []

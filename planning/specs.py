@@ -237,7 +237,7 @@ def spec_from_params(params_b: float) -> ModelSpec:
         raise BadParameter(f"model size must be between 0 and 10000 billion parameters, got {params_b!r}")
     size, like, shape = min(TYPICAL_SHAPES, key=lambda t: abs(math.log(t[0] / params_b)))
     return ModelSpec(
-        name=f"a {params_b:g}B model",
+        name=f"{params_b:g}B parameters",
         source="parameter count",
         arch="qwen2",
         n_params=round(params_b * 1e9),

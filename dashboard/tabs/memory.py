@@ -269,7 +269,7 @@ def calculate(ctx: AppContext, model: str, quant: str, n_ctx, kv_type: str, n_pa
         f"- GPU-usable share: **{fits['gpu_share']['verdict']}** — {fits['gpu_share']['detail']}",
         f"- Recommended quantization: **{rec['quantization'] or 'none fits'}**",
         *[f"  - {reason}" for reason in rec["reasons"]],
-        *[f"- Note: {note}" for note in est["notes"]],
+        *[f"- Note: {note}" for note in (*est["notes"], *([spec.note] if spec.note else []))],
     ]
     components = pd.DataFrame(report["components"], columns=["component", "size", "how"])
     contexts = pd.DataFrame(
