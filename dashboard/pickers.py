@@ -54,6 +54,26 @@ SOURCE_WORDS = {
 }
 
 
+def family_slots(ctx: AppContext, model_name: str, n_slots: int) -> tuple[int, list]:
+    """("this model on every engine") (number of files, [engine, model update] × n_slots): `model_name` and
+    the other files of its family (planning.inventory.family_runs) in the slots, the rest left as they are.
+    Fewer than two files: a warning, and every slot unchanged."""
+    from planning.inventory import family_runs
+
+    runs = family_runs((model_name or "").strip())[:n_slots]
+    if len(runs) < 2:
+        gr.Warning(f"no other file of {model_name or 'this model'}'s family here — the Models tab lists them")
+        return 0, [gr.update()] * (2 * n_slots)
+    out = []
+    for i in range(n_slots):
+        if i < len(runs):
+            engine_name, name = runs[i]
+            out += [engine_name, gr.update(choices=model_choices(ctx, engine_name), value=name)]
+        else:
+            out += [gr.update(), gr.update()]
+    return len(runs), out
+
+
 def load_config(ctx: AppContext, engine: str, n_ctx) -> LoadConfig:
     """The LoadConfig for `engine` with the tab's context window `n_ctx` (tokens, at least 16), this
     machine's threads and GPU layers, and the engine's server options set in the UI."""

@@ -265,9 +265,14 @@ def resolve_model(name_or_path: str) -> ModelRef:
     raise ModelNotFound(f"unknown model '{key}' — known: {', '.join(model_names())}, or give a path to a GGUF file")
 
 
+FOLDER_FORMATS = {"mlx": ("mlx", "hf"), "torch": ("hf",)}
+"""The folder formats each converting engine loads as they are (mlx_lm loads safetensors folders too)."""
+
+
 def engine_model_names(engine: str) -> list[str]:
     """Names an engine offers in pickers: bundled models (converted on first use), then every
-    '<bundled>@<variant>' for this engine, then other finished conversions. Nothing is converted."""
+    '<bundled>@<variant>' for this engine, other finished conversions, and the folders of the user's stores
+    it loads as they are (MLX and safetensors). Nothing is converted."""
     names = list(BUNDLED)
     for base in BUNDLED:
         names += [variant_name(base, v.key) for v in VARIANTS.values() if v.engine == engine]
@@ -275,4 +280,7 @@ def engine_model_names(engine: str) -> list[str]:
         split = split_name(ref.name)
         if split and VARIANTS[split[1]].engine == engine and ref.name not in names:
             names.append(ref.name)
+    formats = FOLDER_FORMATS.get(engine, ())
+    names += [r.name for r in _folder_models() if r.format in formats]
+    names += [e.name for e in _store_entries() if e.runnable and e.format in formats]
     return names

@@ -167,14 +167,18 @@ ENGINES_OF_FORMAT = {"gguf": "llamacpp", "mlx": "mlx", "hf": "torch"}
 
 
 def family_runs(name: str, entries: list[ModelEntry] | None = None) -> list[tuple[str, str]]:
-    """(engine, model) for every runnable file of `name`'s family on this machine, `name` first: each GGUF
-    on llama.cpp, each MLX folder on MLX, each safetensors folder on torch ("this model on every engine").
-    A name with no family, or alone in it, gives its own file only."""
+    """("this model on every engine") (engine, model) for `name` and one other file of its family per other
+    local engine, `name` first: a GGUF on llama.cpp, an MLX folder on MLX, a safetensors folder on torch.
+    [] when `name` is not a runnable file here; just `name` when its family has no other format."""
     from models.catalog import all_entries
 
     found = [e for e in (all_entries() if entries is None else entries) if e.runnable and e.format in ENGINES_OF_FORMAT]
     own = next((e for e in found if e.name == name), None)
     if own is None:
         return []
-    kin = [own] + [e for e in found if own.family and e.family == own.family and e.name != own.name]
-    return [(ENGINES_OF_FORMAT[e.format], e.name) for e in kin]
+    runs = {ENGINES_OF_FORMAT[own.format]: own.name}
+    for e in found:
+        if own.family and e.family == own.family:
+            runs.setdefault(ENGINES_OF_FORMAT[e.format], e.name)
+    order = [ENGINES_OF_FORMAT[own.format], *ENGINES_OF_FORMAT.values()]  # the picked one, then a fixed order
+    return [(engine, runs[engine]) for engine in dict.fromkeys(order) if engine in runs]

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_app
-from tests.hub_server import GEMMA_GGUF_FILE, GEMMA_GGUF_REPO, MLX_REPO, SMOLLM_GGUF_REPO
+from tests.hub_server import GEMMA_GGUF_FILE, GEMMA_GGUF_REPO, HF_REPO, MLX_REPO, SMOLLM_GGUF_REPO, ST_REPO
 from tests.store_env import hf_home, hub, hub_repos, online_env, stores  # noqa: F401  (session fixtures)
 
 
@@ -109,3 +109,18 @@ def test_plan_reads_an_hf_model_from_its_header_and_plans_a_parameter_count(stor
     shaped = json.loads(params.stdout)
     assert shaped["model"]["n_params"] == 8_000_000_000 and "shape assumed" in shaped["model"]["note"]
     assert shaped["estimate"]["kv_cache_bytes"] > 0
+
+
+def test_torch_runs_a_safetensors_repo_and_embeddings_a_sentence_transformers_repo_of_the_hf_cache(stores):  # noqa: F811
+    torch_run = run_app(
+        "bench", "--engine", "torch", "--model", f"hf:{HF_REPO}", "-p", "8", "-n", "2", "-r", "1", "-o", "json",
+        env=stores, timeout=300,
+    )  # fmt: skip
+    assert torch_run.returncode == 0, torch_run.stderr
+    assert json.loads(torch_run.stdout)[0]["model"] == f"hf:{HF_REPO}"
+    embed = run_app(
+        "embed-bench", "--model", f"hf:{ST_REPO}", "-b", "8", "-d", "cpu", "--sentences", "16", "-o", "json",
+        env=stores, timeout=300,
+    )  # fmt: skip
+    assert embed.returncode == 0, embed.stderr
+    assert json.loads(embed.stdout)[0]["sentences_per_s"] > 0

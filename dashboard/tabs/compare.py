@@ -25,7 +25,7 @@ from bench.speed.runner import plan_tests
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices
-from dashboard.pickers import load_config, model_choices, tab_speed_run
+from dashboard.pickers import family_slots, load_config, model_choices, tab_speed_run
 from dashboard.tabs import compare_depth, live
 from dashboard.ui import as_int, csv_file, session_of, stats_markdown, warn
 from engines.base import GenerationParams
@@ -171,20 +171,7 @@ def build(ctx: AppContext) -> None:
 
     def fill_family(model_name):
         """The slots filled with model 1's family, one file per engine format, up to SLOTS."""
-        from planning.inventory import family_runs
-
-        runs = family_runs((model_name or "").strip())[:SLOTS]
-        if len(runs) < 2:
-            gr.Warning(f"no other file of {model_name or 'model 1'}'s family here — the Models tab lists them")
-            return [gr.update()] * (2 * SLOTS)
-        out = []
-        for i in range(SLOTS):
-            if i < len(runs):
-                engine_name, name = runs[i]
-                out += [engine_name, gr.update(choices=model_choices(ctx, engine_name), value=name)]
-            else:
-                out += [gr.update(), None]
-        return out
+        return family_slots(ctx, model_name, SLOTS)[1]
 
     every_engine.click(fill_family, slots[0][1], slot_inputs)
     compare_depth.build(ctx, slot_inputs, lambda values: chosen(values), n_prompt, n_gen, reps, n_ctx)

@@ -20,7 +20,7 @@ from bench.answers.live import LIVE_COLUMNS, LiveColumn, LiveRun, split_at_diver
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
 from dashboard.names import display_name, engine_choices
-from dashboard.pickers import load_config, model_choices
+from dashboard.pickers import family_slots, load_config, model_choices
 from dashboard.ui import as_int, csv_file, session_of, warn
 from engines.base import GenerationParams
 from engines.registry import ENGINES
@@ -128,6 +128,12 @@ def build(ctx: AppContext) -> None:
                 stops.append(gr.Button("Stop", variant="stop", size="sm", elem_id=f"live-stop-{i}"))
             boxes.append(box)
             pickers.append((engine, model, n_ctx))
+    with gr.Row():
+        every_engine = gr.Button(
+            "Model 1 on every engine (its other files: GGUF on llama.cpp, MLX, safetensors on torch)",
+            size="sm",
+            elem_id="live-every-engine",
+        )
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", scale=4, elem_id="live-prompt")
         max_tokens = gr.Number(value=64, precision=0, label="Max tokens", scale=1, elem_id="live-max-tokens")
@@ -263,4 +269,10 @@ def build(ctx: AppContext) -> None:
         button.click(stop_column(i), None, None, queue=False)
     stop_all.click(stop_every, None, None, queue=False)
     n_columns.change(lambda n: [gr.update(visible=i < int(n)) for i in range(MAX_COLUMNS)], n_columns, boxes)
+
+    def fill_family(model_name):
+        count, updates = family_slots(ctx, model_name, MAX_COLUMNS)
+        return [gr.update(value=max(2, count)) if count else gr.update(), *updates]
+
+    every_engine.click(fill_family, pickers[0][1], [n_columns, *[c for e, m, _ in pickers for c in (e, m)]])
     mode.change(lambda m: MODE_HELP[m], mode, mode_help)

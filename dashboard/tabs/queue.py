@@ -172,7 +172,7 @@ def build(ctx: AppContext) -> None:
         return entries, entries_markdown(entries)
 
     def add_every_engine(model_name, temp, seed_value, entries):
-        """The picked model's family, one entry per file with the engine that runs it (planning.inventory)."""
+        """The picked model and its family's other formats, each on the engine that runs it (planning.inventory)."""
         from planning.inventory import family_runs
 
         runs = family_runs((model_name or "").strip())

@@ -100,3 +100,15 @@ def test_chat_picker_groups_by_family_and_chats_with_a_model_from_each_store(sto
         assert "⚠" not in stats, (name, stats)
         page.locator("#chat-clear").click()
         page.wait_for_function("() => /No reply yet/.test(document.querySelector('#chat-stats').innerText)")
+
+
+def test_compare_puts_model_one_on_every_engine_of_its_family(stores_page):
+    page = stores_page
+    page.get_by_role("tab", name="Compare").click()
+    pick(page, "cmp-model-0", f"hf:{SMOLLM_GGUF_REPO}:Q4_1")
+    page.locator("#cmp-every-engine").click()
+    expect(page.locator("#cmp-engine-1 input")).to_have_value("MLX")
+    slots = [page.locator(f"#cmp-model-{i} input").input_value() for i in range(3)]
+    assert SMOLLM_GGUF_REPO in slots[0], slots
+    assert "MLX" in slots[1] and "smollm2-135m-instruct" in slots[1], slots  # the same model as an MLX folder
+    assert "smollm2-135m-instruct" in slots[2] and "BF16" in slots[2].upper(), slots  # and as safetensors

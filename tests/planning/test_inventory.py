@@ -43,10 +43,12 @@ def test_a_parameter_count_plans_with_the_nearest_published_shape_and_needs_a_qu
 
 def test_family_runs_put_each_file_on_the_engine_that_runs_it():
     a = ModelEntry("a", "hf-cache", "gguf", "/x/a.gguf", family="f")
+    a2 = ModelEntry("a2", "ollama", "gguf", "/x/blob", family="f")
     b = ModelEntry("b", "hf-cache", "mlx", "/x/b", family="f")
     c = ModelEntry("c", "hf-cache", "hf", "/x/c", family="f")
     other = ModelEntry("d", "hf-cache", "gguf", "/x/d.gguf", family="g")
     broken = ModelEntry("e", "ollama", "gguf", None, family="f", problem="missing blob")
-    runs = family_runs("b", [a, b, c, other, broken])
-    assert runs == [("mlx", "b"), ("llamacpp", "a"), ("torch", "c")]
+    runs = family_runs("b", [c, a, a2, b, other, broken])
+    assert runs == [("mlx", "b"), ("llamacpp", "a"), ("torch", "c")]  # one file per engine, the picked one first
+    assert family_runs("a2", [a, a2, b])[0] == ("llamacpp", "a2")
     assert family_runs("nothing", [a]) == []
