@@ -18,6 +18,10 @@ they import only numpy, scipy and pandas. The method follows FastChat/LMArena (`
   fixed seed (it collapses the same way on a handful of votes).
 - Rank by interval overlap (LMArena's "rank (UB)"): 1 + the number of models whose lower bound is above
   this model's upper bound, so models with overlapping intervals share a rank.
+- Groups that never met: models with no chain of votes between them (separate connected components of
+  the comparison graph) have no common scale. Each group is fitted alone, anchored at 1000 and ranked
+  within itself, so an unrelated pair neither shares a scale with nor widens the others' intervals;
+  pairs across groups get no gap and no "votes needed" (`groups`, `groups_note`).
 
 `arena-rank` itself is not used: it pins numpy==2.3.3 and jax==0.8.1, which would downgrade this
 environment's numpy. Its sandwich estimator is reproduced here and checked on hand-computed cases.
@@ -62,6 +66,9 @@ class Rating:
     losses: int
     ties: int
     """Ties and "both bad" votes."""
+    group: int = 1
+    """Which group of models that met, directly or through others (1 = the largest); ranks and ratings
+    compare only within a group."""
 
 
 def outcome(winner: str) -> float:
@@ -145,6 +152,40 @@ def covariances(
     return centre @ inv @ grad_cov @ inv @ centre, centre @ inv @ centre
 
 
+def groups(votes: Sequence[VoteTuple]) -> list[list[str]]:
+    """The connected components of the comparison graph: models that met, directly or through others.
+
+    Largest group first (ties by the first name), names sorted within a group."""
+    parent: dict[str, str] = {}
+
+    def root(m: str) -> str:
+        parent.setdefault(m, m)
+        while parent[m] != m:
+            parent[m] = parent[parent[m]]
+            m = parent[m]
+        return m
+
+    for a, b, _ in votes:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    members: dict[str, list[str]] = {}
+    for m in sorted(parent):
+        members.setdefault(root(m), []).append(m)
+    return sorted(members.values(), key=lambda g: (-len(g), g[0]))
+
+
+def groups_note(rows: Sequence[Rating]) -> str:
+    """One sentence when the board holds groups that never met, else ""."""
+    count = len({r.group for r in rows})
+    if count < 2:
+        return ""
+    return (
+        f"{count} groups that never met: ranks compare only within a group (each group is fitted alone, "
+        "mean 1000); pairs from different groups cannot be compared yet — vote between them to join the groups."
+    )
+
+
 def rank_by_overlap(low: Sequence[float], high: Sequence[float]) -> list[int]:
     """1 + how many others are surely better (their lower bound above this upper bound)."""
     return [1 + int(sum(lo_other > hi for lo_other in low)) for hi in high]
@@ -160,14 +201,35 @@ class Fit:
     ci_high: np.ndarray
     method: str
     """How the intervals were made, in words."""
+    group: list[int]
+    """Each model's group (`groups`, 1 = the largest); each group is fitted and anchored alone."""
 
 
 def fit(
     votes: Sequence[VoteTuple], method: str = "sandwich", n_bootstrap: int = 1000, seed: int = 0, ridge: float = RIDGE
 ) -> Fit:
-    """Bradley–Terry ratings (Elo scale, mean 1000) with 95 % intervals by `sandwich` or `bootstrap`."""
+    """Bradley–Terry ratings (Elo scale, mean 1000 within each group that met) with 95 % intervals by
+    `sandwich` or `bootstrap`; models are in group order, names sorted within a group."""
     if not votes:
         raise ValueError("no votes yet")
+    for _, _, w in votes:
+        outcome(w)  # a bad winner is an error whatever the grouping
+    parts = []
+    for members in groups(votes):
+        inside = set(members)
+        parts.append(_fit_group([v for v in votes if v[0] in inside], method, n_bootstrap, seed, ridge))
+    return Fit(
+        models=[m for part in parts for m in part.models],
+        ratings=np.concatenate([part.ratings for part in parts]),
+        ci_low=np.concatenate([part.ci_low for part in parts]),
+        ci_high=np.concatenate([part.ci_high for part in parts]),
+        method=parts[0].method,
+        group=[g for g, part in enumerate(parts, start=1) for _ in part.models],
+    )
+
+
+def _fit_group(votes: Sequence[VoteTuple], method: str, n_bootstrap: int, seed: int, ridge: float) -> Fit:
+    """`fit` on one connected group of models."""
     models, ia, ib, y = _encode(votes)
     n = len(models)
     theta = fit_strengths(n, ia, ib, y, ridge=ridge)
@@ -186,7 +248,7 @@ def fit(
         how = f"percentile bootstrap ({n_bootstrap} resamples of the votes, seed {seed})"
     else:
         raise ValueError(f"method must be 'sandwich' or 'bootstrap', got {method!r}")
-    return Fit(models, ratings, low, high, how)
+    return Fit(models, ratings, low, high, how, [1] * n)
 
 
 def leaderboard(votes: Sequence[VoteTuple], **kwargs) -> list[Rating]:
@@ -203,7 +265,11 @@ def leaderboard(votes: Sequence[VoteTuple], **kwargs) -> list[Rating]:
         else:
             record[a][2] += 1
             record[b][2] += 1
-    ranks = rank_by_overlap(result.ci_low, result.ci_high)
+    ranks = [0] * len(result.models)
+    for g in set(result.group):  # ranks compare only within a group that met
+        inside = [i for i, gi in enumerate(result.group) if gi == g]
+        for i, r in zip(inside, rank_by_overlap(result.ci_low[inside], result.ci_high[inside]), strict=True):
+            ranks[i] = r
     rows = [
         Rating(
             model=m,
@@ -215,10 +281,11 @@ def leaderboard(votes: Sequence[VoteTuple], **kwargs) -> list[Rating]:
             wins=record[m][0],
             losses=record[m][1],
             ties=record[m][2],
+            group=result.group[i],
         )
         for i, m in enumerate(result.models)
     ]
-    return sorted(rows, key=lambda r: (-r.rating, r.model))
+    return sorted(rows, key=lambda r: (r.group, -r.rating, r.model))
 
 
 def leaderboard_frame(rows: Sequence[Rating], digits: int = 1) -> pd.DataFrame:
@@ -247,7 +314,8 @@ def votes_to_separate(rating_a: float, rating_b: float, z: float = Z95) -> float
 
 def separation_frame(votes: Sequence[VoteTuple], rows: Sequence[Rating]) -> pd.DataFrame:
     """Each pair of models: rating gap, whether their intervals overlap, head-to-head votes so far and
-    the votes needed to separate them (`votes_to_separate`)."""
+    the votes needed to separate them (`votes_to_separate`). A pair from different groups that never met
+    is `comparable` False with no gap, no verdict and no votes needed: it cannot be compared yet."""
     direct: dict[frozenset, int] = {}
     for a, b, _ in votes:
         key = frozenset((a, b))
@@ -255,12 +323,27 @@ def separation_frame(votes: Sequence[VoteTuple], rows: Sequence[Rating]) -> pd.D
     out = []
     for i, x in enumerate(rows):
         for y in rows[i + 1 :]:
-            needed = votes_to_separate(x.rating, y.rating)
             have = direct.get(frozenset((x.model, y.model)), 0)
+            if x.group != y.group:
+                out.append(
+                    {
+                        "model_a": x.model,
+                        "model_b": y.model,
+                        "comparable": False,
+                        "gap": None,
+                        "separated": None,
+                        "head_to_head": have,
+                        "votes_needed": None,
+                        "more_needed": None,
+                    }
+                )
+                continue
+            needed = votes_to_separate(x.rating, y.rating)
             out.append(
                 {
                     "model_a": x.model,
                     "model_b": y.model,
+                    "comparable": True,
                     "gap": round(x.rating - y.rating, 1),
                     "separated": x.ci_low > y.ci_high or y.ci_low > x.ci_high,
                     "head_to_head": have,

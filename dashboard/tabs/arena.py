@@ -19,7 +19,15 @@ import pandas as pd
 
 from bench.answers.arena import Round, draw, play, vote_of
 from bench.answers.entry import Entry, engine_answer, make_pool
-from bench.answers.ratings import fit, leaderboard, leaderboard_frame, method_note, position_bias, separation_frame
+from bench.answers.ratings import (
+    fit,
+    groups_note,
+    leaderboard,
+    leaderboard_frame,
+    method_note,
+    position_bias,
+    separation_frame,
+)
 from bench.answers.votes import VoteStore
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
@@ -38,7 +46,7 @@ def answer_via_pool(ctx: AppContext, prompt: str, entry: Entry, max_tokens: int,
 
 
 def board_chart(frame: pd.DataFrame) -> alt.Chart:
-    """Rating per entry with its 95 % interval (derived from the votes)."""
+    """Rating per entry with its 95 % interval (derived from the votes); groups that never met are coloured apart."""
     order = list(frame["model"])
     base = alt.Chart(frame).encode(y=alt.Y("model:N", sort=order, title=None, axis=alt.Axis(labelLimit=400)))
     rules = base.mark_rule().encode(
@@ -46,8 +54,10 @@ def board_chart(frame: pd.DataFrame) -> alt.Chart:
         x2="ci_high:Q",
     )
     points = base.mark_point(filled=True, size=80).encode(
-        x="rating:Q", tooltip=["model", "rank", "rating", "ci_low", "ci_high", "n_votes"]
+        x="rating:Q", tooltip=["model", "group", "rank", "rating", "ci_low", "ci_high", "n_votes"]
     )
+    if frame["group"].nunique() > 1:  # groups that never met share no scale: tell them apart
+        points = points.encode(color=alt.Color("group:N", title="group (never met)"))
     return (rules + points).properties(width=640)
 
 
@@ -75,12 +85,19 @@ def build(ctx: AppContext) -> None:
         frame = leaderboard_frame(rows)
         bias = position_bias(votes)
         note = f"{len(votes)} votes. {method_note(result.method)}"
+        if groups_note(rows):
+            note += f"<br>**{groups_note(rows)}**"
         if bias.decisive:
             note += (
                 f"<br>Position bias: A won {bias.a_wins} of {bias.decisive} decisive votes ({bias.share_a:.0%}, "
                 f"95 % CI {bias.ci_low:.0%}–{bias.ci_high:.0%}, binomial p = {bias.p_value:.2g})."
             )
-        return note, frame, board_chart(frame), separation_frame(votes, rows), csv_file(frame, "localbench-arena")
+        seps = separation_frame(votes, rows)
+        if not seps.empty and not seps["comparable"].all():
+            apart = int((~seps["comparable"]).sum())
+            note += f"<br>{apart} pair(s) from different groups cannot be compared yet: no votes needed is given."
+            seps = seps[seps["comparable"]]
+        return note, frame, board_chart(frame), seps, csv_file(frame, "localbench-arena")
 
     gr.Markdown(
         "Blind arena: two entries from your pool answer the same prompt; both answers appear together, "

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.answers.ratings import (
     SCALE,
     Z95,
     fit,
+    groups,
+    groups_note,
     leaderboard,
     leaderboard_frame,
     position_bias,
@@ -145,3 +148,28 @@ def test_one_vote_gives_a_wide_interval_not_a_confident_gap():
     assert top.rank == bottom.rank == 1
     closed = fit([("x", "y", "a")] * 3 + [("x", "y", "b")])  # not separable: Fisher and sandwich agree
     assert closed.ci_high[0] - closed.ratings[0] == pytest.approx(Z95 * SCALE * math.sqrt(1 / 3), rel=1e-3)
+
+
+def test_two_groups_that_never_met_are_fitted_and_ranked_apart():
+    big = synthetic_votes({"p": 1200, "q": 1000, "r": 800}, 300, seed=4)
+    stray = [("u", "v", "a"), ("u", "v", "b")]  # an unrelated pair with 2 votes
+    assert groups(big + stray) == [["p", "q", "r"], ["u", "v"]]
+    board = leaderboard(big + stray)
+    alone = {r.model: r for r in leaderboard(big)}
+    by_model = {r.model: r for r in board}
+    # the stray pair widens no one's interval and moves no rating: each group is fitted alone
+    for m in "pqr":
+        assert by_model[m].group == 1
+        assert by_model[m].rating == pytest.approx(alone[m].rating, abs=1e-6)
+        assert by_model[m].ci_high - by_model[m].ci_low == pytest.approx(alone[m].ci_high - alone[m].ci_low)
+    assert [r.model for r in board] == ["p", "q", "r", "u", "v"]  # group by group, best first within
+    assert [r.rank for r in board] == [1, 2, 3, 1, 1]  # ranks restart in each group
+    assert by_model["u"].group == by_model["v"].group == 2
+    assert by_model["u"].rating == pytest.approx(1000, abs=1e-6)  # anchored within its own group
+    assert "2 groups that never met: ranks compare only within a group" in groups_note(board)
+    assert groups_note(alone.values()) == ""
+    seps = separation_frame(big + stray, board).set_index(["model_a", "model_b"])
+    across = seps.loc[("p", "u")]
+    assert not across["comparable"] and pd.isna(across["votes_needed"]) and pd.isna(across["gap"])
+    assert seps.loc[("u", "v")]["comparable"] and seps.loc[("p", "q")]["votes_needed"] > 0
+    assert leaderboard_frame(board)["group"].tolist() == [1, 1, 1, 2, 2]
