@@ -8,7 +8,8 @@ one reason per decision, and the engine list; `-o json` prints the same as one J
 no text-generation engine is usable, so scripts can check a setup. `--save DIR` also writes every
 probe's raw output into DIR; `--replay DIR` reports on the machine such a folder came from (its hardware,
 runtime config, any recorded macmon/powermetrics samples and the recorded `pmset` thermal state and power
-source; the engine list is this machine's, so it is left out).
+source; the engine list is this machine's, so it is left out). A replayed figure that cannot be real (NaN,
+a negative or non-numeric bandwidth, RAM above 64 TiB) is refused with one line naming the file and value, exit 2.
 Imports nothing heavy: engine availability is probed by module name.
 """
 

@@ -101,8 +101,9 @@ def parse_perflevels(kv: dict[str, str]) -> tuple[tuple[str, int], ...]:
 def parse_sysctl(text: str) -> dict:
     """Output of `sysctl hw machdep iogpu kern.hv_vmm_present` (or a subset, or `sysctl -a`).
 
-    Returns chip (brand string, '' when absent), arm64 (True/False from hw.optional.arm64, None when
-    absent), levels (see parse_perflevels), physical_cores (hw.physicalcpu_max, hw.physicalcpu or
+    Returns chip (brand string, '' when absent), arm64 and x86_64 (True/False from hw.optional.arm64 and
+    hw.optional.x86_64, None when absent; Rosetta 2 sets both), vendor (machdep.cpu.vendor), levels (see
+    parse_perflevels), physical_cores (hw.physicalcpu_max, hw.physicalcpu or
     machdep.cpu.core_count), ram_bytes, model (hw.model), virtual (True for a VM: a '(Virtual)'
     brand, a VirtualMac model or kern.hv_vmm_present: 1) and wired_limit_mb (MiB; 0 means the macOS
     default). Keys the capture lacks are None, never guessed.
@@ -114,13 +115,15 @@ def parse_sysctl(text: str) -> dict:
     physical = next(
         (_int(kv[k]) for k in ("hw.physicalcpu_max", "hw.physicalcpu", "machdep.cpu.core_count") if k in kv), None
     )
-    arm64 = kv.get("hw.optional.arm64")
+    arm64, x86_64 = kv.get("hw.optional.arm64"), kv.get("hw.optional.x86_64")
     chip = kv.get("machdep.cpu.brand_string", "")
     model = kv.get("hw.model", "")
     virtual = "(Virtual)" in chip or model.startswith("VirtualMac") or kv.get("kern.hv_vmm_present") == "1"
     return {
         "chip": chip,
         "arm64": None if arm64 is None else arm64.strip() == "1",
+        "x86_64": None if x86_64 is None else x86_64.strip() == "1",
+        "vendor": kv.get("machdep.cpu.vendor", ""),
         "levels": parse_perflevels(kv),
         "physical_cores": physical,
         "ram_bytes": _int(kv.get("hw.memsize")),
@@ -466,14 +469,27 @@ def profile_from_outputs(
         virtual = sc["virtual"] or hw["model"].startswith("VirtualMac")
         gpu_name, gpu_cores = parse_system_profiler_displays(texts.get("system_profiler", ""))
         family, tier = apple_family_tier(chip)
+        named_by_gpu = False
         levels = sc["levels"]
         physical = sc["physical_cores"] or hw["physical_cores"] or _int(fallback.get("physical_cores"))
         if physical is None and sc["levels"]:
             physical = sum(n for _, n in sc["levels"])
-        # Apple Silicon: the chip names it, else hw.optional.arm64 does (macOS 11 said "Apple
-        # processor"), else the caller's arch (Rosetta reports x86_64, but then the brand or the
-        # arm64 key is there).
-        intel = "Intel" in chip or sc["arm64"] is False
+        # Intel: the brand or vendor says so, or hw.optional.arm64 is 0, or hw.optional.x86_64 is 1 without
+        # the arm64 key (Rosetta 2 sets both, and an unnamed chip with only the x86_64 flag is an Intel Mac).
+        # Apple Silicon: the chip names it, else its GPU does (system_profiler names the GPU after the
+        # chip: "Apple M3"), else hw.optional.arm64 does (macOS 11 said "Apple processor"), else the
+        # caller's arch.
+        intel = (
+            "Intel" in chip
+            or sc["vendor"] == "GenuineIntel"
+            or sc["arm64"] is False
+            or (not family and sc["x86_64"] is True and sc["arm64"] is None)
+        )
+        if not family and not intel:
+            family, tier = apple_family_tier(gpu_name)
+            named_by_gpu = bool(family)
+            if named_by_gpu and not chip:
+                chip = gpu_name
         if not family and not intel and (sc["arm64"] or arch == "arm64"):
             family, tier = "Apple Silicon", "unknown"
         if levels:
@@ -494,6 +510,8 @@ def profile_from_outputs(
             published = apple_bandwidth_gbs(family, tier, gpu_cores_for_bw)
             if published is not None:
                 bandwidth, bw_src = published, "Apple published figure"
+                if named_by_gpu:
+                    bw_src += f" (chip named by its GPU, {gpu_name}, in system_profiler)"
                 if gpu_cores is None and gpu_cores_for_bw is not None:
                     bw_src += f" (GPU cores {gpu_cores_for_bw} from Apple's {physical}-core CPU configuration)"
             elif family == "Apple Silicon":

@@ -139,10 +139,16 @@ def optimal_config(
         basis = profile.ram_bytes if device == "metal" else profile.accelerator_memory_bytes or 0
         num_ctx = _context_for(basis)
         label = "unified memory" if device == "metal" else "VRAM"
-        reasons.append(
-            f"num_ctx = {num_ctx} for {fmt_bytes(basis)} of {label} "
-            "(8 GB → 4096, 16 GB → 8192, 32 GB → 16384, 64 GB and more → 32768 tokens)."
-        )
+        if basis:
+            reasons.append(
+                f"num_ctx = {num_ctx} for {fmt_bytes(basis)} of {label} "
+                "(8 GB → 4096, 16 GB → 8192, 32 GB → 16384, 64 GB and more → 32768 tokens)."
+            )
+        else:  # a partial capture: unknown is said, never shown as 0
+            reasons.append(
+                f"num_ctx = {num_ctx}, the smallest step: the amount of {label} is unknown "
+                "(8 GB → 4096, 16 GB → 8192, 32 GB → 16384, 64 GB and more → 32768 tokens)."
+            )
 
     reasons.append(
         f"Memory planning: weights (parameters × bits per weight / 8) × {MEMORY_MULTIPLIER} = memory needed "
@@ -184,6 +190,9 @@ def _choose_quantization(profile: HardwareProfile, device: str, params_b: float,
     else:
         usable = profile.accelerator_memory_bytes or profile.ram_bytes * 2 // 3
         where = "the GPU's share of unified memory" if device == "metal" else "VRAM"
+    if not usable:
+        reasons.append(f"The size of {where} is unknown, so no quantization can be checked against it.")
+        return "unknown (memory not known)"
     rec = recommend(spec, 0, usable, where)
     reasons.extend(rec.reasons)
     if rec.quantization is not None:

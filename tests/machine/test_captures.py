@@ -147,3 +147,39 @@ def test_system_profiler_json_with_cores_as_a_string():
 
 def test_memorystatus_pressure_levels_are_1_2_4():
     assert PRESSURE_LEVELS == {1: "normal", 2: "warning", 4: "critical"}
+
+
+def test_intel_flag_with_perflevels_and_no_brand_is_an_intel_mac_without_metal():
+    from planning.runtime import optimal_config
+
+    p = replay("intel_macos15_no_brand")
+    assert (p.family, p.arch, p.tier, p.accelerators) == ("Intel Mac", "x86_64", "", ())
+    assert (p.perf_cores, p.efficiency_cores, p.ram_bytes) == (6, 0, 14 * GiB)
+    config = optimal_config(p)
+    assert (config.device, config.n_gpu_layers, config.metal) == ("cpu", 0, False)
+    # Rosetta 2 sets the x86_64 flag too, but with the arm64 key and the brand: still Apple Silicon
+    assert replay("m1_rosetta_monterey").family == "M1"
+
+
+@pytest.mark.parametrize(
+    ("name", "chip", "tier", "bandwidth"),
+    [("m3_gpu_name_only", "Apple M3", "base", 100.0), ("m2_max_gpu_name_only", "Apple M2 Max", "Max", 400.0)],
+)
+def test_gpu_name_alone_names_the_family_and_its_published_bandwidth(name, chip, tier, bandwidth):
+    p = replay(name)
+    assert (p.chip, p.family, p.tier, p.arch) == (chip, chip.split()[1], tier, "arm64")
+    assert p.memory_bandwidth_gbs == bandwidth
+    assert p.bandwidth_source == f"Apple published figure (chip named by its GPU, {chip}, in system_profiler)"
+    assert "metal" in p.accelerators and p.ram_bytes == 0
+
+
+def test_unknown_ram_is_said_unknown_in_the_context_reason_never_0():
+    from planning.runtime import optimal_config
+
+    config = optimal_config(replay("m3_gpu_name_only"))
+    reason = next(r for r in config.reasons if r.startswith("num_ctx"))
+    assert config.num_ctx == 4096 and "unknown" in reason
+    assert "0.0 MiB" not in " ".join(config.reasons) and "0 B" not in reason
+    sized = optimal_config(replay("m3_gpu_name_only"), model_params_b=8)
+    assert sized.quantization == "unknown (memory not known)"
+    assert any("is unknown, so no quantization can be checked" in r for r in sized.reasons)

@@ -155,6 +155,8 @@ def test_parse_sysctl_intel_and_old_macos():
     assert intel == {
         "chip": "Intel(R) Core(TM) i9-9980HK CPU @ 2.40GHz",
         "arm64": None,
+        "x86_64": None,
+        "vendor": "",
         "levels": (),
         "physical_cores": 8,
         "ram_bytes": 32 * GiB,

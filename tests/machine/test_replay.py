@@ -7,6 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
+from core.errors import BadParameter
 from machine.detect import collect_live
 from machine.replay import replay_power, replay_profile, save_outputs
 from tests.conftest import run_app
@@ -47,3 +50,36 @@ def test_replay_of_a_mac_capture_and_its_power_samples(tmp_path):
     assert out["config"]["device"] == "metal"
     assert out["power"] == "macmon pipe (recorded): mean 32.0 W, peak 34.0 W over 2 samples"
     assert replay_power(CAPTURES / "m3_max_sequoia").startswith("not available here")
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "said"),
+    [
+        ("bandwidth.txt", "measured_bandwidth_gbs: nan\n", "measured_bandwidth_gbs = nan is not a plausible bandwidth"),
+        ("bandwidth.txt", "measured_bandwidth_gbs: -1e308\n", "= -1e308 is not a plausible bandwidth"),
+        ("bandwidth.txt", "measured_bandwidth_gbs: inf\n", "= inf is not a plausible"),
+        ("bandwidth.txt", "measured_bandwidth_gbs: 25000\n", "= 25000 is not a plausible bandwidth"),
+        ("bandwidth.txt", "measured_bandwidth_gbs: fast\n", "measured_bandwidth_gbs = 'fast' is not a number"),
+        ("sysctl.txt", "hw.memsize: 1020000000000000000000\n", "= 1020000000000000000000 is not a plausible"),
+        ("sysctl.txt", "hw.memsize: lots\n", "hw.memsize = 'lots' is not a number"),
+        ("meminfo.txt", "MemTotal:       999999999999999999 kB\n", "MemTotal (bytes) = "),
+        ("nvidia_smi.txt", "NVIDIA H100 80GB HBM3, 99999999999999\n", "memory.total of NVIDIA H100 80GB HBM3"),
+        ("fallback.txt", "ram_bytes: many\n", "ram_bytes = 'many' is not a number"),
+        ("metal_working_set.txt", "-5\n", "working set = -5 is not a plausible"),
+    ],
+)
+def test_impossible_replayed_values_are_refused_naming_file_and_value(tmp_path, file, text, said):
+    (tmp_path / "platform.txt").write_text("os: Linux\narch: x86_64\n" if file != "sysctl.txt" else "")
+    (tmp_path / file).write_text(text)
+    with pytest.raises(BadParameter) as err:
+        replay_profile(tmp_path)
+    assert str(err.value).startswith(f"{file}: ") and said in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_plausible_replayed_values_pass(tmp_path):
+    (tmp_path / "platform.txt").write_text("os: Linux\narch: x86_64\n")
+    (tmp_path / "bandwidth.txt").write_text("measured_bandwidth_gbs: 4800.0\n")
+    (tmp_path / "meminfo.txt").write_text("MemTotal:       2113253376 kB\n")  # 2 TiB host
+    p = replay_profile(tmp_path)
+    assert p.memory_bandwidth_gbs == 4800.0 and p.ram_bytes == 2113253376 * 1024
