@@ -61,14 +61,21 @@ def stats_markdown(stats: GenerationStats | None, live: dict | None = None, mode
     """The statistics line under the chat, with units in every label; '—' where a figure is unknown."""
     if stats is not None:
         private = stats.worker_peak_private_bytes
-        memory = (
-            f"**model's worker** {private / 2**20:.0f} MiB peak ({stats.worker_memory_source or 'private memory'}), "
-            f"RSS {stats.peak_rss_bytes / 2**20:.0f} MiB"
-            if private
-            else "**memory** — (not measured: the model runs on a server)"
-        )
+        cancelled = stats.stop_reason == "cancelled"
+        if private:
+            memory = (
+                f"**model's worker** {private / 2**20:.0f} MiB peak "
+                f"({stats.worker_memory_source or 'private memory'}), RSS {stats.peak_rss_bytes / 2**20:.0f} MiB"
+            )
+        elif stats.worker_pid is None:  # a server engine: the model's process is the server's
+            memory = "**memory** — (not measured: the model runs on a server)"
+        elif cancelled:
+            memory = "**memory** — (not measured: cancelled before the model's worker reported it)"
+        else:
+            memory = "**memory** — (not reported by the model's worker)"
         body = (
-            f"**TTFT** {stats.ttft_s * 1e3:.1f} ms · **prompt** {count_text(stats.prompt_tokens)} tok at "
+            ("**cancelled** — what was measured up to the cancel: " if cancelled else "")
+            + f"**TTFT** {stats.ttft_s * 1e3:.1f} ms · **prompt** {count_text(stats.prompt_tokens)} tok at "
             f"{rate_text(stats.prompt_tps)} t/s · **generation** {count_text(stats.gen_tokens)} tok at "
             f"{rate_text(stats.gen_tps)} t/s · **wall** {stats.wall_s:.2f} s"
             + (f" · **load** {stats.load_s:.2f} s" if stats.load_s else "")
