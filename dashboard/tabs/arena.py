@@ -61,6 +61,29 @@ def board_chart(frame: pd.DataFrame) -> alt.Chart:
     return (rules + points).properties(width=640)
 
 
+def board_tables(votes) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """(note, board, separation pairs) for a non-empty list of votes: groups that never met are ranked
+    apart and said so, and only pairs that can be compared get "votes needed"."""
+    result = fit(votes)
+    rows = leaderboard(votes)
+    frame = leaderboard_frame(rows)
+    bias = position_bias(votes)
+    note = f"{len(votes)} votes. {method_note(result.method)}"
+    if groups_note(rows):
+        note += f"<br>**{groups_note(rows)}**"
+    if bias.decisive:
+        note += (
+            f"<br>Position bias: A won {bias.a_wins} of {bias.decisive} decisive votes ({bias.share_a:.0%}, "
+            f"95 % CI {bias.ci_low:.0%}–{bias.ci_high:.0%}, binomial p = {bias.p_value:.2g})."
+        )
+    seps = separation_frame(votes, rows)
+    if not seps.empty and not seps["comparable"].all():
+        apart = int((~seps["comparable"]).sum())
+        note += f"<br>{apart} pair(s) from different groups cannot be compared yet: no votes needed is given."
+        seps = seps[seps["comparable"]]
+    return note, frame, seps
+
+
 def pool_markdown(entries: list[Entry]) -> str:
     if not entries:
         return "Pool: empty — add at least two entries."
@@ -80,23 +103,7 @@ def build(ctx: AppContext) -> None:
         if not votes:
             empty = leaderboard_frame([])
             return "No votes yet.", empty, None, pd.DataFrame(), None
-        result = fit(votes)
-        rows = leaderboard(votes)
-        frame = leaderboard_frame(rows)
-        bias = position_bias(votes)
-        note = f"{len(votes)} votes. {method_note(result.method)}"
-        if groups_note(rows):
-            note += f"<br>**{groups_note(rows)}**"
-        if bias.decisive:
-            note += (
-                f"<br>Position bias: A won {bias.a_wins} of {bias.decisive} decisive votes ({bias.share_a:.0%}, "
-                f"95 % CI {bias.ci_low:.0%}–{bias.ci_high:.0%}, binomial p = {bias.p_value:.2g})."
-            )
-        seps = separation_frame(votes, rows)
-        if not seps.empty and not seps["comparable"].all():
-            apart = int((~seps["comparable"]).sum())
-            note += f"<br>{apart} pair(s) from different groups cannot be compared yet: no votes needed is given."
-            seps = seps[seps["comparable"]]
+        note, frame, seps = board_tables(votes)
         return note, frame, board_chart(frame), seps, csv_file(frame, "localbench-arena")
 
     gr.Markdown(
