@@ -26,7 +26,8 @@ def where_text() -> str:
     lines = ["Models are found where your tools keep them:"]
     for source in STORES:
         roots = store_roots(source)
-        shown = ", ".join(f"`{r}`" + ("" if r.exists() else " (absent)") for r in roots) or "not set"
+        none = "not set" if source == "LOCALBENCH_MODELS" else "none of its usual folders exists here"
+        shown = ", ".join(f"`{r}`" + ("" if r.exists() else " (absent)") for r in roots) or none
         lines.append(f"- **{source}**: {shown}")
     lines.append(
         "\nSet LOCALBENCH_MODELS to a folder of GGUF files or HF/MLX folders (searched recursively), or point "

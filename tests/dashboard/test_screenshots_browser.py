@@ -38,6 +38,14 @@ def chat(page, fake_ollama) -> None:
     assert "stop" in _wait(page, "chat-stats", "stop|length")
 
 
+def models(page, fake_ollama) -> None:
+    page.locator("#models-refresh").click()
+    assert "smollm2-135m" in _wait(page, "models-table", "smollm2-135m")
+    page.locator("#models-fetch-name textarea, #models-fetch-name input").first.fill("hf:nobody/nothing")
+    page.locator("#models-fetch-check").click()
+    _wait(page, "models-fetch-status", "⚠")  # offline in the suite: one line, and the page keeps serving
+
+
 def quantization(page, fake_ollama) -> None:
     group = page.locator("#quant-variants")
     for box in group.locator("label").all():
@@ -128,6 +136,7 @@ def system(page, fake_ollama) -> None:
 
 ACTIONS = {
     "Chat": chat,
+    "Models": models,
     "Quantization": quantization,
     "Compare": compare,
     "Arena": arena,
