@@ -82,8 +82,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser, lists: bool = False) -
         type=float,
         default=None,
         metavar="SECONDS",
-        help="idle deadline: stop a request that yields no new token for this long (default 300 s, enough for "
-        "a 30k-token prompt pass at 100 t/s)",
+        help="deadline: stop a request that yields no new token for this long, and give up on a server that "
+        "sends no answer for this long (default 300 s, enough for a 30k-token prompt pass at 100 t/s)",
     )
 
 
@@ -160,9 +160,9 @@ def load_config_from(args: argparse.Namespace, needed_ctx: int = 0):
     from machine.detect import detect_hardware
     from planning.runtime import optimal_config
 
-    options = tuple(
-        (k, v) for k, v in (("host", args.host), ("base_url", args.base_url), ("api_key", args.api_key)) if v
-    )
+    given = (("host", args.host), ("base_url", args.base_url), ("api_key", args.api_key))
+    timeout = getattr(args, "timeout", None)  # every wait on a server (headers, each byte) and each new token
+    options = tuple((k, v) for k, v in given if v) + ((("idle_timeout_s", float(timeout)),) if timeout else ())
     n_ctx = args.ctx if args.ctx is not None else max(2048, 1 << max(needed_ctx, 1).bit_length())
     return optimal_config(detect_hardware()).load_config(
         n_ctx=n_ctx,

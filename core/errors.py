@@ -62,3 +62,7 @@ class IncompleteRun(LocalbenchError):
 
 class InsufficientDiskSpace(LocalbenchError):
     """Not enough free disk space under LOCALBENCH_HOME for the files a build or conversion would write."""
+
+
+TIMEOUT_HINT = "raise it with --timeout SECONDS (in the dashboard: the Servers tab's Timeout field)"
+"""Where a deadline is set, for every message about a wait that ran past it (CLI flag and UI field)."""

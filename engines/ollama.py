@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from urllib.parse import urlsplit
 
-from core.errors import BadParameter, Cancelled, LocalbenchError, ModelNotFound, ServerError
+from core.errors import TIMEOUT_HINT, BadParameter, Cancelled, LocalbenchError, ModelNotFound, ServerError
 from core.progress import Progress
 from engines.base import (
     Chunk,
@@ -45,8 +45,11 @@ from models.ref import ModelRef
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_TIMEOUT_S = 300.0
-"""Longest silence allowed between two bytes of a reply; a large model's first load can take minutes."""
+"""Longest wait for the server, seconds: for its response headers, and between two bytes of a reply (a large
+model's first load can take minutes); options "idle_timeout_s", set by --timeout and the Servers tab's Timeout
+field."""
 CONNECT_TIMEOUT_S = 5.0
+"""Longest wait for the TCP connection, seconds (never longer than the timeout itself)."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
 
 
@@ -70,6 +73,21 @@ def ollama_host(config: LoadConfig | None = None) -> str:
     """The host to talk to: options 'host', else OLLAMA_HOST, else http://127.0.0.1:11434."""
     host = config.option("host") if config is not None else None
     return normalize_host(str(host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST))
+
+
+def request_timeout_s(config: LoadConfig | None = None, default: float = DEFAULT_TIMEOUT_S) -> float:
+    """The deadline of every wait on the server, seconds: options "idle_timeout_s" (--timeout, the Servers
+    tab's Timeout field), else `default`."""
+    value = config.option("idle_timeout_s") if config is not None else None
+    return float(value) if value else default
+
+
+def http_timeout(timeout_s: float):
+    """httpx's deadlines for one request: connect (at most CONNECT_TIMEOUT_S), then `timeout_s` for the
+    response headers, each read of the body, each write and a free connection from the pool."""
+    import httpx
+
+    return httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
 
 
 def is_local(host: str) -> bool:
@@ -128,8 +146,11 @@ def not_reachable(host: str) -> str:
 
 
 @contextlib.contextmanager
-def server_errors(host: str, model: str = "", chunks: Callable[[], int] = lambda: 0) -> Iterator[None]:
-    """Turn the client's and httpx's exceptions into one actionable ServerError / ModelNotFound."""
+def server_errors(
+    host: str, model: str = "", chunks: Callable[[], int] = lambda: 0, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Iterator[None]:
+    """Turn the client's and httpx's exceptions into one actionable ServerError / ModelNotFound; `timeout_s` is
+    the deadline the request ran under."""
     import httpx
     import ollama
     import pydantic
@@ -160,9 +181,11 @@ def server_errors(host: str, model: str = "", chunks: Callable[[], int] = lambda
             f"Ollama at {host} answered HTTP {status}: {err.error} — check the server's log (`ollama serve` output)"
         ) from err
     except httpx.TimeoutException as err:
+        n = chunks()
+        when = f"after {n} chunks" if n else "before answering"
         raise ServerError(
-            f"Ollama at {host} sent nothing for too long ({type(err).__name__}) — the model may still be "
-            "loading or be too large for the machine; raise the timeout (option timeout_s) or use a smaller model"
+            f"Ollama at {host} sent nothing for {timeout_s:g} s {when} ({type(err).__name__}) — the server is stuck, "
+            f"or the model is still loading or too large for the machine; {TIMEOUT_HINT}, or use a smaller model"
         ) from err
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as err:
         raise ServerError(
@@ -180,11 +203,10 @@ def server_errors(host: str, model: str = "", chunks: Callable[[], int] = lambda
 
 def make_client(host: str, api_key: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
     """An `ollama.Client` with a read timeout, and a bearer token when one is given."""
-    import httpx
     import ollama
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-    return ollama.Client(host=host, timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S), headers=headers)
+    return ollama.Client(host=host, timeout=http_timeout(timeout_s), headers=headers)
 
 
 def _client_for(host: str | None, api_key: str | None = None, timeout_s: float = 30.0):
@@ -201,10 +223,12 @@ def _details(obj) -> dict:
     return d.model_dump() if d is not None else {}
 
 
-def list_ollama_models(host: str | None = None, api_key: str | None = None) -> list[OllamaModel]:
+def list_ollama_models(
+    host: str | None = None, api_key: str | None = None, timeout_s: float = 30.0
+) -> list[OllamaModel]:
     """Models the server has (/api/tags), with family, parameter_size and quantization_level."""
-    client, host = _client_for(host, api_key)
-    with server_errors(host):
+    client, host = _client_for(host, api_key, timeout_s)
+    with server_errors(host, timeout_s=timeout_s):
         listing = client.list()
     out = []
     for m in listing.models:
@@ -271,17 +295,17 @@ def plan_info(model: str, host: str | None = None, api_key: str | None = None) -
     """A model's shape from /api/show (layers, heads, KV heads, head_dim, context length) and its size
     from /api/tags, without loading it: what the memory planner needs for an Ollama model."""
     client, host = _client_for(host, api_key)
-    with server_errors(host, model):
+    with server_errors(host, model, timeout_s=30.0):
         show = client.show(model).model_dump(by_alias=True)
         listing = client.list()
     size = next((int(m.size or 0) for m in listing.models if m.model in (model, f"{model}:latest")), None)
     return model_info_from_show(model, show, size)
 
 
-def loaded_models(host: str | None = None, api_key: str | None = None) -> list[LoadedModel]:
+def loaded_models(host: str | None = None, api_key: str | None = None, timeout_s: float = 30.0) -> list[LoadedModel]:
     """Models the server holds in memory now (/api/ps), with size and size_vram in bytes."""
-    client, host = _client_for(host, api_key)
-    with server_errors(host):
+    client, host = _client_for(host, api_key, timeout_s)
+    with server_errors(host, timeout_s=timeout_s):
         ps = client.ps()
     return [
         LoadedModel(
@@ -301,10 +325,8 @@ def server_version(host: str | None = None, api_key: str | None = None, timeout_
 
     host = normalize_host(host) if host else ollama_host()
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    with server_errors(host):
-        r = httpx.get(
-            f"{host}/api/version", headers=headers, timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S)
-        )
+    with server_errors(host, timeout_s=timeout_s):
+        r = httpx.get(f"{host}/api/version", headers=headers, timeout=http_timeout(timeout_s))
         if r.status_code in (401, 403):
             raise ServerError(f"Ollama at {host} refused the request (HTTP {r.status_code}) — check the API key")
         if r.status_code != 200:
@@ -315,15 +337,16 @@ def server_version(host: str | None = None, api_key: str | None = None, timeout_
             raise ServerError(f"{host}/api/version did not answer like Ollama — check the host URL") from None
 
 
-def server_status(host: str | None = None, api_key: str | None = None) -> ServerStatus:
-    """Version, models and loaded models: what the Servers tab's Test connection shows."""
+def server_status(host: str | None = None, api_key: str | None = None, timeout_s: float = 10.0) -> ServerStatus:
+    """Version, models and loaded models: what the Servers tab's Test connection shows; each call waits at most
+    `timeout_s` for the server."""
     host = normalize_host(host) if host else ollama_host()
-    version = server_version(host, api_key)
+    version = server_version(host, api_key, timeout_s)
     return ServerStatus(
         host=host,
         version=version,
-        models=tuple(list_ollama_models(host, api_key)),
-        loaded=tuple(loaded_models(host, api_key)),
+        models=tuple(list_ollama_models(host, api_key, timeout_s)),
+        loaded=tuple(loaded_models(host, api_key, timeout_s)),
     )
 
 
@@ -370,7 +393,7 @@ def pull_model(
 def unload_model(model: str, host: str | None = None, api_key: str | None = None) -> None:
     """Ask the server to unload a model now (keep_alive 0)."""
     client, host = _client_for(host, api_key)
-    with server_errors(host, model):
+    with server_errors(host, model, timeout_s=30.0):
         client.generate(model=model, keep_alive=0)
 
 
@@ -411,6 +434,7 @@ class OllamaEngine(Engine):
         self._host = DEFAULT_HOST
         self._config = LoadConfig()
         self._model = ""
+        self._timeout_s = DEFAULT_TIMEOUT_S
 
     def resolve(self, model: str) -> ModelRef:
         """Server models are named by the server: no catalog lookup."""
@@ -421,7 +445,10 @@ class OllamaEngine(Engine):
 
     def list_models(self, config: LoadConfig | None = None) -> list[str]:
         config = config or LoadConfig()
-        return [m.name for m in list_ollama_models(ollama_host(config), self._api_key(config))]
+        return [
+            m.name
+            for m in list_ollama_models(ollama_host(config), self._api_key(config), request_timeout_s(config, 30.0))
+        ]
 
     @staticmethod
     def _api_key(config: LoadConfig) -> str | None:
@@ -460,10 +487,10 @@ class OllamaEngine(Engine):
         config.validate()
         self._config = config
         self._host = ollama_host(config)
-        timeout_s = float(config.option("timeout_s", DEFAULT_TIMEOUT_S))
-        self._client = make_client(self._host, self._api_key(config), timeout_s)
+        self._timeout_s = request_timeout_s(config)
+        self._client = make_client(self._host, self._api_key(config), self._timeout_s)
         self._model = model.name
-        with server_errors(self._host, model.name):
+        with server_errors(self._host, model.name, timeout_s=self._timeout_s):
             show = self._client.show(model.name).model_dump(by_alias=True)
             listing = self._client.list()
         size = next((int(m.size or 0) for m in listing.models if m.model in (model.name, f"{model.name}:latest")), None)
@@ -473,7 +500,7 @@ class OllamaEngine(Engine):
                 f"n_ctx {config.n_ctx} exceeds {model.name}'s training context of {info.context_length} tokens"
             )
         t0 = time.perf_counter()
-        with server_errors(self._host, model.name):
+        with server_errors(self._host, model.name, timeout_s=self._timeout_s):
             # An empty message list loads the model with these options (Ollama's documented load call).
             self._client.chat(
                 model=model.name, messages=[], options=self.request_options(), keep_alive=self._keep_alive()
@@ -492,7 +519,7 @@ class OllamaEngine(Engine):
 
     def _version(self) -> str:
         try:
-            return server_version(self._host, self._api_key(self._config))
+            return server_version(self._host, self._api_key(self._config), min(10.0, self._timeout_s))
         except LocalbenchError:
             return "unknown"
 
@@ -521,7 +548,7 @@ class OllamaEngine(Engine):
         keep_alive = self._keep_alive()
         times: list[float] = []
         timer = StreamTimer()
-        with server_errors(self._host, self._model, lambda: len(times)):
+        with server_errors(self._host, self._model, lambda: len(times), self._timeout_s):
             if is_chat_prompt(prompt):
                 parts = self._client.chat(
                     model=self._model,

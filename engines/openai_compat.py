@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from urllib.parse import urlsplit
 
-from core.errors import BadParameter, LocalbenchError, ModelNotFound, ServerError
+from core.errors import TIMEOUT_HINT, BadParameter, LocalbenchError, ModelNotFound, ServerError
 from engines.base import Chunk, Engine, GenerationParams, LoadConfig, ModelInfo, StreamTimer
 from engines.prompts import Prompt, check_prompt, is_chat_prompt, is_token_prompt
 from engines.server_stats import client_timing, stats_from_openai
@@ -32,8 +32,10 @@ from models.ref import ModelRef
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
 DEFAULT_TIMEOUT_S = 300.0
-"""Longest silence allowed between two bytes of a reply."""
+"""Longest wait for the server, seconds: for its response headers, and between two bytes of a reply
+(options "idle_timeout_s", set by --timeout and the Servers tab's Timeout field)."""
 CONNECT_TIMEOUT_S = 5.0
+"""Longest wait for the TCP connection, seconds (never longer than the timeout itself)."""
 START_HINT = "start one (e.g. `python -m llama_cpp.server --model M`, `vllm serve M`, `mlx_lm.server --model M`)"
 
 
@@ -53,6 +55,21 @@ def normalize_base_url(url: str) -> str:
 def openai_base_url(config: LoadConfig | None = None) -> str:
     url = config.option("base_url") if config is not None else None
     return normalize_base_url(str(url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL))
+
+
+def request_timeout_s(config: LoadConfig | None = None, default: float = DEFAULT_TIMEOUT_S) -> float:
+    """The deadline of every wait on the server, seconds: options "idle_timeout_s" (--timeout, the Servers
+    tab's Timeout field), else `default`."""
+    value = config.option("idle_timeout_s") if config is not None else None
+    return float(value) if value else default
+
+
+def http_timeout(timeout_s: float):
+    """httpx's deadlines for one request: connect (at most CONNECT_TIMEOUT_S), then `timeout_s` for the
+    response headers, each read of the body, each write and a free connection from the pool."""
+    import httpx
+
+    return httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
 
 
 def openai_api_key(config: LoadConfig | None = None) -> str | None:
@@ -119,8 +136,8 @@ def status_error(status: int, text: str, base_url: str, model: str = "") -> Loca
 
 
 @contextlib.contextmanager
-def http_errors(base_url: str, chunks=lambda: 0) -> Iterator[None]:
-    """httpx's exceptions as one actionable ServerError."""
+def http_errors(base_url: str, chunks=lambda: 0, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[None]:
+    """httpx's exceptions as one actionable ServerError; `timeout_s` is the deadline the request ran under."""
     import httpx
 
     try:
@@ -130,9 +147,11 @@ def http_errors(base_url: str, chunks=lambda: 0) -> Iterator[None]:
     except (httpx.ConnectError, httpx.ConnectTimeout) as err:
         raise ServerError(not_reachable(base_url)) from err
     except httpx.TimeoutException as err:
+        n = chunks()
+        when = f"after {n} chunks" if n else "before answering"
         raise ServerError(
-            f"{base_url} sent nothing for too long ({type(err).__name__}) — the server is overloaded or the "
-            "model is still loading; raise the timeout (option timeout_s) or lower the concurrency"
+            f"{base_url} sent nothing for {timeout_s:g} s {when} ({type(err).__name__}) — the server is overloaded, "
+            f"stuck or the model is still loading; {TIMEOUT_HINT}, or lower the concurrency"
         ) from err
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as err:
         raise ServerError(
@@ -162,11 +181,11 @@ def _http(base_url: str, api_key: str | None, timeout_s: float):
     import httpx
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.Client(base_url=base_url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S))
+    return httpx.Client(base_url=base_url, headers=headers, timeout=http_timeout(timeout_s))
 
 
 def _models_from(http, base_url: str) -> tuple[list[ServedModel], str]:
-    with http_errors(base_url):
+    with http_errors(base_url, timeout_s=http.timeout.read):
         r = http.get("/models")
     if r.status_code >= 400:
         raise status_error(r.status_code, r.text, base_url)
@@ -189,7 +208,9 @@ def _models_from(http, base_url: str) -> tuple[list[ServedModel], str]:
     return models, r.headers.get("server", "")
 
 
-def list_served_models(base_url: str | None = None, api_key: str | None = None, timeout_s: float = 30.0):
+def list_served_models(
+    base_url: str | None = None, api_key: str | None = None, timeout_s: float = 30.0
+) -> list[ServedModel]:
     """Models the server serves (/v1/models)."""
     base_url = normalize_base_url(base_url) if base_url else openai_base_url()
     with _http(base_url, api_key, timeout_s) as http:
@@ -229,13 +250,17 @@ class OpenAIEngine(Engine):
         return ModelRef(name, None, "remote", source="OpenAI-compatible server")
 
     def list_models(self, config: LoadConfig | None = None) -> list[str]:
-        return [m.id for m in list_served_models(openai_base_url(config), openai_api_key(config))]
+        return [
+            m.id
+            for m in list_served_models(
+                openai_base_url(config), openai_api_key(config), request_timeout_s(config, 30.0)
+            )
+        ]
 
     def load(self, model: ModelRef, config: LoadConfig) -> ModelInfo:
         config.validate()
         self._base_url = openai_base_url(config)
-        timeout_s = float(config.option("timeout_s", DEFAULT_TIMEOUT_S))
-        self._http = _http(self._base_url, openai_api_key(config), timeout_s)
+        self._http = _http(self._base_url, openai_api_key(config), request_timeout_s(config))
         t0 = time.perf_counter()
         models, server = _models_from(self._http, self._base_url)
         served = {m.id: m for m in models}
@@ -303,7 +328,8 @@ class OpenAIEngine(Engine):
         usage = timings = finish = None
         done = cancelled = False
         timer = StreamTimer()
-        with http_errors(self._base_url, lambda: len(times)), self._http.stream("POST", path, json=body) as r:
+        waited = self._http.timeout.read
+        with http_errors(self._base_url, lambda: len(times), waited), self._http.stream("POST", path, json=body) as r:
             if r.status_code >= 400:
                 r.read()
                 raise status_error(r.status_code, r.text, self._base_url, self._model)

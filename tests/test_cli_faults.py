@@ -1,22 +1,28 @@
-"""`python app.py bench` when the engine fails natively or the server stalls: exit 2, one line, a failed run.
+"""`python app.py bench` when the engine fails natively or the server stalls: exit 2, one line, a failed run;
+and when the bench itself is killed: its worker goes with it.
 
-The faults are real: SIGSEGV sent to the bench's own llama.cpp worker process while it generates, and
-a real llama.cpp server behind a loopback proxy that sends two tokens, then only SSE keep-alives.
+The faults are real: SIGSEGV sent to the bench's own llama.cpp worker process while it generates, a real
+llama.cpp server behind a loopback proxy that sends two tokens, then only SSE keep-alives, a loopback
+socket that accepts connections and never answers, and SIGTERM / SIGKILL sent to the bench mid-run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
 import psutil
 import pytest
 
-from tests.conftest import LLAMA_SERVER_KEY, ROOT
+from tests.conftest import LLAMA_SERVER_KEY, ROOT, run_app
 from tests.engines.test_openai_compat import FaultProxy
 
 
@@ -129,3 +135,62 @@ def test_failed_bench_is_stored_as_failed_with_its_message_and_hardware(localben
     kind, error, hardware = _last_run(localbench_home, "failed")
     assert kind == "speed" and error == line.removeprefix("error: ")
     assert hardware["ram_bytes"] > 0
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """A loopback port whose socket accepts every connection and never sends a byte; yields the port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(sock.accept()[0])  # kept open, never answered
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        sock.close()
+
+
+@pytest.mark.parametrize("engine, flag, url", [("openai", "--base-url", "/v1"), ("ollama", "--host", "")])
+def test_bench_against_a_server_that_never_answers_ends_at_the_timeout(engine, flag, url, localbench_home):
+    with silent_server() as port:
+        t0 = time.monotonic()
+        target = (flag, f"http://127.0.0.1:{port}{url}", "--model", "fake")
+        proc = run_app("bench", "--engine", engine, *target, "-p", "16", "-n", "8", "-r", "1", "--timeout", "3")
+        elapsed = time.monotonic() - t0
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "sent nothing for 3 s before answering" in lines[0] and "--timeout SECONDS" in lines[0]
+    assert "option timeout_s" not in proc.stderr and "Traceback" not in proc.stderr
+    assert elapsed < 3 + 20, f"{elapsed:.1f} s"  # the deadline, plus starting Python and the app on a busy machine
+
+
+@pytest.mark.parametrize("kind", ["OpenAI-compatible", "Ollama"])
+def test_servers_tab_test_against_a_server_that_never_answers_names_its_timeout_field(kind):
+    from core.errors import ServerError
+    from dashboard.context import AppContext
+    from dashboard.tabs.servers import test_connection
+
+    ctx = AppContext(profile=None, config=None, store=None, pool=None)
+    with silent_server() as port:
+        t0 = time.monotonic()
+        with pytest.raises(ServerError) as err:
+            test_connection(ctx, kind, f"http://127.0.0.1:{port}", "", False, 1.5)
+        elapsed = time.monotonic() - t0
+    assert "sent nothing for 1.5 s before answering" in str(err.value)
+    assert "the Servers tab's Timeout field" in str(err.value)
+    assert elapsed < 5, f"{elapsed:.1f} s"
+    assert kind not in ctx.server_options

@@ -79,6 +79,19 @@ def active_markdown(ctx: AppContext) -> str:
     return "\n".join(lines)
 
 
+def check_timeout(value) -> float | None:
+    """The Timeout field in seconds (None when left empty); BadParameter outside (0, 86400]."""
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise BadParameter(f"the Timeout field must be a number of seconds, got {value!r}") from None
+    if not 0 < seconds <= 86_400:
+        raise BadParameter(f"the Timeout field must be between 0 and 86400 seconds, got {value}")
+    return seconds
+
+
 def test_connection(
     ctx: AppContext, kind: str, url: str, api_key: str, unload_after: bool, idle_timeout_s: float | None = None
 ):
@@ -87,11 +100,12 @@ def test_connection(
     if engine is None:
         raise LocalbenchError(f"unknown server type {kind!r}")
     key = (api_key or "").strip() or None
+    seconds = check_timeout(idle_timeout_s)
     if engine == "ollama":
         from engines.ollama import normalize_host, server_status
 
         host = normalize_host(url)
-        status = server_status(host, key)
+        status = server_status(host, key, seconds or DEFAULT_IDLE_TIMEOUT_S)
         models, loaded = ollama_frames(status)
         options = [("host", host)]
         text = (
@@ -102,7 +116,7 @@ def test_connection(
         from engines.openai_compat import normalize_base_url, server_status
 
         base = normalize_base_url(url)
-        status = server_status(base, key)
+        status = server_status(base, key, seconds or DEFAULT_IDLE_TIMEOUT_S)
         models, loaded = openai_frame(status), pd.DataFrame(columns=LOADED_COLUMNS)
         options = [("base_url", base)]
         text = (
@@ -114,10 +128,7 @@ def test_connection(
         options.append(("api_key", key))
     if unload_after and engine == "ollama":
         options.append(("unload_after", True))
-    if idle_timeout_s is not None:
-        seconds = float(idle_timeout_s)
-        if not 0 < seconds <= 86_400:
-            raise BadParameter(f"the idle timeout must be between 0 and 86400 seconds, got {idle_timeout_s}")
+    if seconds is not None:
         options.append(("idle_timeout_s", seconds))
     ctx.server_options[engine] = tuple(options)
     return text, models, loaded
@@ -148,8 +159,9 @@ def build(ctx: AppContext) -> None:
     idle_timeout = gr.Number(
         value=DEFAULT_IDLE_TIMEOUT_S,
         precision=0,
-        label="Idle timeout (s): stop a reply that sends no new token for this long",
-        info="keep-alive comments do not count as progress; 300 s covers a 30k-token prompt pass at 100 t/s",
+        label="Timeout (s): the longest wait for the server's answer, and for each new token of a reply",
+        info="the CLI's --timeout; keep-alive comments do not count as progress; 300 s covers a 30k-token "
+        "prompt pass at 100 t/s",
         elem_id="servers-idle-timeout",
     )
     with gr.Row():

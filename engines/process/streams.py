@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from core.errors import EngineCrashed
+from core.errors import TIMEOUT_HINT, EngineCrashed
 from engines.base import Chunk, Engine, GenerationParams, GenerationStats, LoadConfig, ModelInfo, ModelRef, Prompt
 
 DEFAULT_IDLE_TIMEOUT_S = 300.0
@@ -158,8 +158,7 @@ def guarded_stream(
                     source.kill()
                     raise EngineCrashed(
                         f"{label}: no new token for {idle_timeout_s:.0f} s (the idle deadline) — the request was "
-                        "stopped; raise it with --timeout SECONDS (Servers tab: idle timeout) if the prompt pass "
-                        "is this slow"
+                        f"stopped; {TIMEOUT_HINT} if the prompt pass is this slow"
                     )
                 if time.perf_counter() - t0 > total_timeout_s:
                     source.kill()

@@ -232,9 +232,12 @@ def test_malformed_ndjson_line(ollama, fault):
 
 def test_too_slow_times_out(fake_ollama, fault):
     engine = OllamaEngine()
-    engine.load(engine.resolve(MODEL), config_for(fake_ollama.url, timeout_s=0.5))
+    engine.load(engine.resolve(MODEL), config_for(fake_ollama.url, idle_timeout_s=0.5))
     fault("slow", slow_s=2.0)
-    with pytest.raises(ServerError, match="sent nothing for too long .* raise the timeout"):
+    with pytest.raises(
+        ServerError,
+        match=r"sent nothing for 0.5 s .* --timeout SECONDS \(in the dashboard: the Servers tab.s Timeout field\)",
+    ):
         engine.generate(CHAT, GenerationParams(max_tokens=4))
 
 

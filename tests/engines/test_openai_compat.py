@@ -174,7 +174,7 @@ def engine(llama_server):
 def broken(proxy):
     """An engine talking through the proxy; the proxy's mode is reset afterwards."""
     e = OpenAIEngine()
-    e.load(e.resolve("smollm2"), config_for(proxy.url, timeout_s=1.0))
+    e.load(e.resolve("smollm2"), config_for(proxy.url, idle_timeout_s=1.0))
     yield proxy, e
     proxy.mode = None
     e.unload()
@@ -228,7 +228,7 @@ def test_server_timings_are_used_and_shown_beside_the_client_clock(broken, local
     # The proxy waits (up to 5 s) for the server's perf block before it sends [DONE]: not the 1 s read
     # timeout that `broken` uses to test a slow server.
     e = OpenAIEngine()
-    e.load(e.resolve("smollm2"), config_for(proxy.url, timeout_s=60.0))
+    e.load(e.resolve("smollm2"), config_for(proxy.url, idle_timeout_s=60.0))
     _, stats = e.generate(e.synthetic_prompt(40, seed=5), GenerationParams(max_tokens=8, ignore_eos=True))
     block = timings_from_perf_log((localbench_home / "llama-server.log").read_text(errors="replace"))[-1]
     assert stats.source.startswith("server timings (llama.cpp `timings`, ms); client clock: TTFT")
@@ -291,7 +291,10 @@ def test_http_500(broken):
 def test_too_slow(broken):
     proxy, e = broken
     proxy.mode, proxy.slow_s = "slow", 2.5
-    with pytest.raises(ServerError, match="sent nothing for too long"):
+    with pytest.raises(
+        ServerError,
+        match=r"sent nothing for 1 s .* --timeout SECONDS \(in the dashboard: the Servers tab.s Timeout field\)",
+    ):
         e.generate(CHAT, GenerationParams(max_tokens=4))
 
 
