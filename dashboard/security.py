@@ -80,17 +80,31 @@ def origin_allowed(policy: SecurityPolicy, origin: str | None, host_header: str 
         return True
     if not host_header or origin.strip().lower() == "null":
         return False
-    scheme = normal.split("://", 1)[0]
+    scheme, _, name = normal.partition("://")
+    if scheme not in ("http", "https") or not name:  # garbage must not equal a garbage rendering of Host
+        return False
     return normal == normalise_origin(f"{scheme}://{host_header}")
 
 
 def refusal(policy: SecurityPolicy, host_header: str | None, origin: str | None) -> str | None:
     """The one-line reason a request is refused, or None if it passes."""
     if not host_allowed(policy, host_header):
-        name = host_name(host_header or "") or "(none)"
+        name = host_name(host_header or "")
+        if not name:  # nothing to name in an --allow-host: the advice is for the client
+            return "no host name in the Host header — the client sent none (HTTP/1.1 requires one); open the dashboard by its address"
         return f"Host {name!r} is not allowed — open the dashboard by its own address, or add --allow-host {name}"
     if not origin_allowed(policy, origin, host_header):
-        return f"Origin {origin!r} is not allowed — add --allow-origin {normalise_origin(origin or '')} to trust it"
+        given = (origin or "").strip()
+        if given.lower() == "null":
+            return (
+                "Origin 'null' is not allowed — a sandboxed page or a file:// page has no origin that can be "
+                "trusted by name; open the dashboard by its own address instead"
+            )
+        normal = normalise_origin(given)
+        scheme, _, name = normal.partition("://")
+        if not scheme or not name:
+            return f"Origin {origin!r} is not allowed — it is not a scheme://host[:port] origin, so none can trust it"
+        return f"Origin {origin!r} is not allowed — add --allow-origin {normal} to trust it"
     return None
 
 

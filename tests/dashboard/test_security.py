@@ -42,8 +42,22 @@ def test_origin_must_be_the_same_origin_or_allowed():
     assert not origin_allowed(policy, "http://127.0.0.1:9999", host)  # another port of the same host
     assert not origin_allowed(policy, "http://evil.example", host)
     assert not origin_allowed(policy, "null", host)
+    assert not origin_allowed(policy, "not an origin", host)  # no scheme://host: never this server's own
     assert origin_allowed(policy, "https://tools.example", host)
     assert normalise_origin("HTTP://A.b:80/") == "http://a.b"
+
+
+def test_refusals_without_a_name_to_trust_say_what_to_do_instead():
+    policy = build_policy("127.0.0.1")
+    for host in (None, "", "  ", ":7860"):
+        reason = refusal(policy, host, None)
+        assert reason and "the client sent none" in reason and "--allow-host" not in reason, host
+    null = refusal(policy, "127.0.0.1:7860", "null")
+    assert null and "sandboxed page or a file:// page" in null and "--allow-origin" not in null
+    garbage = refusal(policy, "127.0.0.1:7860", "not an origin")
+    assert garbage and "not a scheme://host[:port] origin" in garbage and "--allow-origin" not in garbage
+    foreign = refusal(policy, "127.0.0.1:7860", "https://Evil.Example:443")
+    assert foreign and foreign.endswith("add --allow-origin https://evil.example to trust it")
 
 
 # --- a small app behind the middleware, served for real --------------------------------------------
