@@ -1,13 +1,13 @@
 """`python app.py results export|import|list|delete` — the results history, to share between machines.
 
 Example: python app.py results export -o json --out mac.json, then on another machine
-python app.py results import mac.json (twice is harmless: run ids already stored are skipped).
+python app.py results import mac.json (twice is harmless: run ids already stored are skipped). A file
+with one bad run (an impossible figure, a broken line) is refused whole: one line, exit 2, store unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 NAME = "results"
 HELP = "List, export (csv/json/md), import (csv/json) or delete stored runs."
@@ -51,10 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"deleted {len(args.run_ids)} run(s)")
         return 0
     result = import_file(store, args.file)
-    print(
-        f"imported {len(result.added)} run(s), skipped {len(result.skipped)} already stored, "
-        f"rejected {len(result.rejected)}"
-    )
-    for r in result.rejected:
-        print(f"rejected {r.where}: {r.reason}", file=sys.stderr)
-    return 1 if result.rejected and not result.added and not result.skipped else 0
+    if result.rejected:  # nothing was written: one line naming the first bad run, row and field, exit 2
+        raise BadParameter(result.reasons())
+    print(f"imported {len(result.added)} run(s), skipped {len(result.skipped)} already stored, rejected 0")
+    return 0

@@ -55,4 +55,5 @@ def test_aa_export_import_twice_and_scorecard(localbench_home, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema": "someone-else/1", "runs": []}')
     rejected = run_app("results", "import", str(bad), env=other)
-    assert rejected.returncode == 1 and "not a localbench results export" in rejected.stderr
+    assert rejected.returncode == 2 and "not a localbench results export" in rejected.stderr
+    assert len(rejected.stderr.strip().splitlines()) == 1 and rejected.stdout == ""

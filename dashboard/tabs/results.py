@@ -1,7 +1,8 @@
 """Results tab: the history of every run from every machine, filters, a compare view with a chart, delete,
 CSV downloads and import of an exported file. The same history is `python app.py results
-list|export|import|delete`; Import is the CLI's own path (bench.results.transfer.import_file): the file is
-validated, rejected runs are listed with the reason, and run ids already stored are skipped."""
+list|export|import|delete`; Import is the CLI's own path (bench.results.transfer.import_file): at most 50 MiB
+of a regular file is read, every run is validated before anything is written (a file with a bad run is
+refused whole, with the first reason), and run ids already stored are skipped."""
 
 from __future__ import annotations
 
