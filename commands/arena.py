@@ -1,7 +1,8 @@
 """`python app.py arena ...` — the blind arena's votes and leaderboard without the browser.
 
   arena leaderboard [-o md|csv|json] [--ci sandwich|bootstrap]   the Bradley–Terry board
-  arena import votes.csv        columns vote_id, model_a, model_b, winner (a|b|tie|both_bad); idempotent
+  arena import votes.csv        columns vote_id, model_a, model_b, winner (a|b|tie|both_bad); idempotent;
+                                `arena export -o csv` re-imports as it is; at most 50 MiB
   arena export [-o csv|json]    every stored vote with prompt, answers and stats
 
 Votes live in LOCALBENCH_HOME/arena.db (`--db` for another file). Bad input is one line and exit 2.
@@ -91,17 +92,13 @@ def _leaderboard(store, args: argparse.Namespace) -> int:
 def _import(store, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bench.answers.votes import parse_votes_csv
+    from bench.answers.votes import read_votes_file
     from core.errors import BadParameter
 
     path = Path(args.path)
-    if not path.is_file():
+    if not path.exists():
         raise BadParameter(f"no votes file at {path}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadParameter(f"{path} is not UTF-8 text — save it as CSV (UTF-8)") from None
-    votes, rejected = parse_votes_csv(text)
+    votes, rejected = read_votes_file(path)
     for reason in rejected:
         print(f"rejected: {reason}", file=sys.stderr)
     if not votes:

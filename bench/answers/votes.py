@@ -42,6 +42,8 @@ CREATE INDEX IF NOT EXISTS votes_created ON votes(created_at);
 IMPORT_COLUMNS = ("vote_id", "model_a", "model_b", "winner")
 """Required columns of `arena import` CSV files; prompt, answer_a, answer_b, engine_a, engine_b are optional."""
 OPTIONAL_COLUMNS = ("prompt", "answer_a", "answer_b", "engine_a", "engine_b")
+EXPORT_COLUMNS = ("swapped", "stats_a_json", "stats_b_json", "source", "created_at")
+"""The further columns `arena export` writes: accepted, so our own export re-imports (source becomes 'import')."""
 
 
 @dataclass(frozen=True)
@@ -133,27 +135,84 @@ class VoteStore:
             return db.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
 
 
+def read_votes_file(path: str | Path) -> tuple[list[Vote], list[str]]:
+    """Votes from a CSV file of at most bench.results.transfer.MAX_IMPORT_BYTES (a device or a pipe is
+    refused); BadParameter, one line, for a file that cannot be read as CSV at all."""
+    from bench.results.transfer import read_capped
+
+    return parse_votes_csv(read_capped(path))
+
+
 def parse_votes_csv(text: str) -> tuple[list[Vote], list[str]]:
     """Votes from CSV text, and one reason per rejected row ('row 3: winner 'left' is not one of …').
 
-    Unknown columns reject the whole file (a typo in a header would otherwise drop data silently)."""
+    Unknown columns reject the whole file (a typo in a header would otherwise drop data silently); a cell
+    may be as large as the import cap, so our own export of a long answer re-imports."""
+    from bench.results.transfer import csv_cells_up_to
+    from core.errors import BadParameter
+
+    with csv_cells_up_to():
+        try:
+            return _parse_votes(text)
+        except csv.Error as err:  # a NUL byte, a cell past the cap
+            raise BadParameter(f"not a readable votes CSV: {err}") from None
+
+
+def _cell_text(row: dict, key: str) -> str:
+    from bench.results.transfer import unquote
+
+    return unquote((row.get(key) or "").strip())
+
+
+def _export_fields(row: dict) -> dict:
+    """The `arena export` columns of a row as Vote fields; ValueError naming a cell that cannot be one."""
+    out: dict = {}
+    swapped = _cell_text(row, "swapped").lower()
+    if swapped not in ("", "true", "false", "1", "0"):
+        raise ValueError(f"swapped {swapped!r} is not true or false")
+    out["swapped"] = swapped in ("true", "1")
+    for key in ("stats_a_json", "stats_b_json"):
+        text = _cell_text(row, key) or "{}"
+        try:
+            stats = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            raise ValueError(f"{key} is not JSON") from None
+        if not isinstance(stats, dict):
+            raise ValueError(f"{key} is not a JSON object")
+        out[key] = text
+    created = _cell_text(row, "created_at")
+    if created:
+        try:
+            dt.datetime.fromisoformat(created)
+        except ValueError:
+            raise ValueError(f"created_at {created[:40]!r} is not an ISO date") from None
+        out["created_at"] = created
+    return out
+
+
+def _parse_votes(text: str) -> tuple[list[Vote], list[str]]:
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
     missing = [c for c in IMPORT_COLUMNS if c not in header]
-    unknown = [c for c in header if c not in IMPORT_COLUMNS + OPTIONAL_COLUMNS]
+    unknown = [c for c in header if c not in IMPORT_COLUMNS + OPTIONAL_COLUMNS + EXPORT_COLUMNS]
     if missing or unknown:
         parts = []
         if missing:
             parts.append(f"missing column(s) {', '.join(missing)}")
         if unknown:
             parts.append(f"unknown column(s) {', '.join(unknown)}")
-        expected = ", ".join(IMPORT_COLUMNS) + " (optional: " + ", ".join(OPTIONAL_COLUMNS) + ")"
+        expected = ", ".join(IMPORT_COLUMNS) + " (optional: " + ", ".join(OPTIONAL_COLUMNS + EXPORT_COLUMNS) + ")"
         return [], [f"{'; '.join(parts)} — expected {expected}"]
     votes, rejected, seen = [], [], set()
     for n, row in enumerate(reader, start=2):  # row 1 is the header
-        cells = {k: (row.get(k) or "").strip() for k in IMPORT_COLUMNS + OPTIONAL_COLUMNS}
-        vote = Vote(**{k: cells[k] for k in IMPORT_COLUMNS + OPTIONAL_COLUMNS}, source="import")
+        if None in row or None in row.values():  # DictReader's marks of a long or a short line
+            cells = len(header) + len(row.get(None) or ()) - sum(v is None for v in row.values())
+            rejected.append(f"row {n}: {cells} cells where the header has {len(header)}")
+            continue
         try:
+            extra = _export_fields(row)
+            cells = {k: _cell_text(row, k) for k in IMPORT_COLUMNS + OPTIONAL_COLUMNS}
+            vote = Vote(**cells, **extra, source="import")
             check_vote(vote)
         except ValueError as err:
             rejected.append(f"row {n}: {err}")

@@ -92,3 +92,58 @@ def test_real_round_on_llamacpp_with_two_seeds(llama_engine, tmp_path):
     assert '"gen_tps"' in saved.stats_a_json and saved.prompt == "Name a colour."
     board = leaderboard(store.triples())
     assert board[0].model == played.b.label and board[0].wins == 1
+
+
+def test_our_own_export_re_imports_with_its_extra_columns_and_a_huge_answer(tmp_path):
+    from bench.results.export import to_csv
+
+    store = VoteStore(tmp_path / "a.db")
+    stats = '{"ttft_s": 0.12, "gen_tps": 31.5}'
+    store.add(
+        [
+            Vote("v1", "x", "y", "a", prompt="=1+1", answer_a="2" * 200_000, swapped=True, stats_a_json=stats),
+            Vote("v2", "y", "x", "tie", prompt="- a list", answer_b="fine"),
+        ]
+    )
+    text = to_csv(votes_frame(store.votes()))  # what `arena export` writes
+    votes, rejected = parse_votes_csv(text)
+    assert rejected == [] and [v.vote_id for v in votes] == ["v1", "v2"]
+    first, second = votes
+    assert (first.swapped, first.prompt, len(first.answer_a), first.stats_a_json) == (True, "=1+1", 200_000, stats)
+    assert second.prompt == "- a list" and first.created_at == store.votes()[0].created_at
+    other = VoteStore(tmp_path / "b.db")
+    assert other.add(votes) == 2
+    keep = ("vote_id", "model_a", "model_b", "winner", "swapped", "prompt", "answer_a", "answer_b", "stats_a_json")
+    assert [[getattr(v, k) for k in keep] for v in other.votes()] == [
+        [getattr(v, k) for k in keep] for v in store.votes()
+    ]
+
+
+def test_broken_lines_and_cells_are_rejected_by_row():
+    header = "vote_id,model_a,model_b,winner,swapped,stats_a_json,created_at"
+    text = "\n".join(
+        [
+            header,
+            "1,x,y,a",  # short: 4 of 7 cells
+            "2,x,y,a,false,{},2026-01-01,extra",
+            "3,x,y,a,maybe,{},",
+            '4,x,y,a,true,"' + "[" * 100_000 + '",',  # a nesting bomb in a stats cell
+            "5,x,y,a,true,[1],",
+            "6,x,y,a,true,{},yesterday",
+            "7,x,y,b,1,{},2026-01-01T10:00:00+00:00",
+        ]
+    )
+    votes, rejected = parse_votes_csv(text + "\n")
+    assert [v.vote_id for v in votes] == ["7"] and votes[0].swapped
+    assert rejected == [
+        "row 2: 4 cells where the header has 7",
+        "row 3: 8 cells where the header has 7",
+        "row 4: swapped 'maybe' is not true or false",
+        "row 5: stats_a_json is not JSON",
+        "row 6: stats_a_json is not a JSON object",
+        "row 7: created_at 'yesterday' is not an ISO date",
+    ]
+    from bench.results.transfer import MAX_IMPORT_BYTES
+
+    with pytest.raises(BadParameter, match="not a readable votes CSV: field larger than field limit"):
+        parse_votes_csv(header + '\n1,x,y,a,true,{},"' + "x" * (MAX_IMPORT_BYTES + 1) + '"\n')
