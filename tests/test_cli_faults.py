@@ -194,3 +194,30 @@ def test_servers_tab_test_against_a_server_that_never_answers_names_its_timeout_
     assert "the Servers tab's Timeout field" in str(err.value)
     assert elapsed < 5, f"{elapsed:.1f} s"
     assert kind not in ctx.server_options
+
+
+def _gone_within(proc: psutil.Process, seconds: float) -> bool:
+    """Whether `proc` is gone (no such pid, or a zombie waiting for its reaper) within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_bench_takes_its_worker_with_it(sig, localbench_home):
+    proc, worker = _bench_in_timed_repetitions()  # ~13 s of decoding left when the signal comes
+    try:
+        proc.send_signal(sig)
+        assert _gone_within(worker, 5.0), f"worker {worker.pid} outlived the bench killed by {sig.name}"
+        proc.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.kill()
+        proc.kill()
+    assert proc.returncode == (130 if sig == signal.SIGTERM else -signal.SIGKILL), proc.returncode

@@ -4,7 +4,8 @@ A model is loaded once per (engine, model, load settings) and reused; the least 
 unloaded when more than `max_loaded` are resident. A guard, when one is given, is asked before every
 load and may refuse it with a message that carries the numbers. The pool knows nothing of the memory
 planner: whoever builds the pool injects the guard (planning.guard.guarded_pool builds a pool guarded
-by the planner's check_load); guard=None loads unchecked.
+by the planner's check_load); guard=None loads unchecked. Making a pool on the main thread arms the
+supervisor's SIGTERM handler: a terminated CLI or dashboard kills its workers first.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class EnginePool:
     """Engines with a model loaded, least recently used first."""
 
     def __init__(self, max_loaded: int = 4, guard: Guard | None = None, factory: Factory = in_worker) -> None:
+        from engines.process.supervisor import end_workers_on_sigterm
+
+        end_workers_on_sigterm()  # the CLI's and the dashboard's pool is made on the main thread
         self.max_loaded = max_loaded
         self.guard = guard
         self.factory = factory

@@ -6,17 +6,26 @@ worker never waits for a slow consumer. A worker that exits or is killed (signal
 out-of-memory kill) or sends no heartbeat for LIVENESS_S becomes an EngineCrashed that names the
 signal, the last line the library printed, what to try and the worker's log file (its stdout and
 stderr, native libraries included).
+
+No worker outlives this process: each one watches its parent (engines.process.worker.die_with_parent), and
+here every live worker is killed at interpreter exit and on SIGTERM (`end_workers_on_sigterm`, installed by
+the first pool or worker made on the main thread). On Linux the parent-death signal follows the thread that
+started the process, so every worker is started from one spawner thread that lives as long as this process
+(a worker started from a Gradio handler thread would otherwise die with that thread).
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
 
 from core.errors import EngineCrashed
@@ -33,6 +42,8 @@ LOG_LINES = 50
 
 _DEAD = object()
 _request_ids = itertools.count(1)
+_live: weakref.WeakSet[Worker] = weakref.WeakSet()
+"""Every worker started here and not closed yet: what `end_all` kills."""
 
 
 def log_dir() -> Path:
@@ -52,11 +63,15 @@ class Worker:
         self.log_path = log_dir() / f"worker-{label.replace('/', '_').replace(' ', '_')}-{uuid.uuid4().hex[:8]}.log"
         self._conn, child = ctx.Pipe()
         self.proc = ctx.Process(
-            target=_child_main, args=(child, target, str(self.log_path), limits), name=f"localbench {label}"
+            target=_child_main,
+            args=(child, target, str(self.log_path), limits, os.getpid()),
+            name=f"localbench {label}",
         )
         self.proc.daemon = True
+        end_workers_on_sigterm()
         t0 = time.perf_counter()
-        _start_without_main(self.proc)
+        _spawn(self.proc)
+        _live.add(self)
         child.close()
         self.started_s = time.perf_counter() - t0
         self._pending: dict[int, queue.Queue] = {}
@@ -186,6 +201,7 @@ class Worker:
             self.proc.kill()
         self.proc.join(timeout=5)
         self.dead = True
+        _live.discard(self)
 
     def close(self) -> None:
         """Ask the worker to exit (it unloads its model), kill it if it does not; the OS gets its memory back."""
@@ -199,12 +215,81 @@ class Worker:
         if self.proc.is_alive():
             self.kill()
         self.dead = True
+        _live.discard(self)
         try:
             self._conn.close()
         except OSError:
             pass
         if self.proc.exitcode == 0:
             self.log_path.unlink(missing_ok=True)
+
+
+def end_all() -> None:
+    """SIGKILL every live worker now (interpreter exit, SIGTERM): a model holds nothing a clean exit must save."""
+    for worker in list(_live):
+        try:
+            if worker.proc.is_alive():
+                worker.proc.kill()
+        except (OSError, ValueError, AttributeError):  # already reaped, or never started
+            pass
+        worker.dead = True
+
+
+atexit.register(end_all)
+
+_previous_sigterm: object = None
+
+
+def end_workers_on_sigterm() -> None:
+    """On SIGTERM, kill this process's workers, then go on as before: the handler that was installed, else
+    KeyboardInterrupt, so the CLI stores its run as cancelled and the dashboard closes its server. Installed
+    once, from the main thread only (Python's rule); a SIGTERM that was ignored stays ignored."""
+    global _previous_sigterm
+    if _previous_sigterm is not None or threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_IGN or previous is None:  # ignored, or set outside Python: leave it
+        return
+    _previous_sigterm = previous
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum, frame) -> None:
+    end_all()
+    if callable(_previous_sigterm):
+        _previous_sigterm(signum, frame)
+        return
+    raise KeyboardInterrupt("terminated (SIGTERM)")
+
+
+_spawn_queue: queue.Queue = queue.Queue()
+_spawner_lock = threading.Lock()
+_spawner: threading.Thread | None = None
+
+
+def _spawn(proc) -> None:
+    """Start `proc` from the one spawner thread (see the module's docstring), waiting until it is started."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or not _spawner.is_alive():
+            _spawner = threading.Thread(target=_spawn_loop, name="worker-spawner", daemon=True)
+            _spawner.start()
+    done: queue.Queue = queue.Queue(maxsize=1)
+    _spawn_queue.put((proc, done))
+    err = done.get()
+    if err is not None:
+        raise err
+
+
+def _spawn_loop() -> None:
+    while True:
+        proc, done = _spawn_queue.get()
+        try:
+            _start_without_main(proc)
+        except BaseException as err:  # goes back to the caller's thread
+            done.put(err)
+        else:
+            done.put(None)
 
 
 _MAIN_LOCK = threading.Lock()
@@ -229,10 +314,10 @@ def _start_without_main(proc) -> None:
             sys.modules["__main__"] = main
 
 
-def _child_main(conn, target, log_path, limits):
+def _child_main(conn, target, log_path, limits, parent_pid=None):
     from engines.process.worker import main
 
-    main(conn, target, log_path, limits)
+    main(conn, target, log_path, limits, parent_pid)
 
 
 def _hint(code: int | None) -> str:

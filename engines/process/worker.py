@@ -10,6 +10,11 @@ a native call computes. The process's own memory (USS/PSS on Linux, physical foo
 sampled during every request and its peak is attached to the request's statistics: only this process
 can see it, and it is this model's memory alone.
 
+A worker never outlives its parent, even in the middle of a native decode call: on Linux the kernel
+sends it SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG), and on every platform a watchdog thread
+(the parent's pid changed) and the reader (the pipe closed) end the process at once with os._exit, which
+works while the main thread computes in C.
+
 Messages are tuples: parent → child `(req_id, op, payload)`, child → parent `(req_id, kind, payload)`
 with kind 'ok', 'item', 'end', 'error' or 'beat' (req_id 0).
 """
@@ -37,14 +42,48 @@ SAMPLE_S = 0.2
 PRIVATE_EVERY_S = 2.0
 """How often, at most, it reads its private memory (USS / footprint): that walks its page tables."""
 
+WATCHDOG_S = 0.2
+"""How often the child checks that its parent is still alive (its parent pid unchanged)."""
 
-def main(conn, target: str, log_path: str | None = None, limits: dict | None = None) -> None:
-    """Entry point of the spawned worker process."""
+PR_SET_PDEATHSIG = 1
+"""Linux prctl option: the signal this process gets when its parent dies (<linux/prctl.h>)."""
+
+
+def main(
+    conn, target: str, log_path: str | None = None, limits: dict | None = None, parent_pid: int | None = None
+) -> None:
+    """Entry point of the spawned worker process; `parent_pid`: the process that owns it (default: the
+    parent it has now)."""
+    die_with_parent(parent_pid or os.getppid())
     if log_path:
         _redirect_output(log_path)
     _apply_limits(limits or {})
     server = _Server(conn, target, (limits or {}).get("address_space_bytes"))
     server.serve()
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process the moment `parent_pid` dies: the kernel's parent-death signal on Linux, and a
+    watchdog thread everywhere (macOS has no pdeathsig). A parent that died before the signal was armed
+    is caught by the pid check right after it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl (another libc): the watchdog still covers it
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(WATCHDOG_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def _redirect_output(log_path: str) -> None:
@@ -195,9 +234,8 @@ class _Server:
         while True:
             try:
                 msg = self.conn.recv()
-            except (EOFError, OSError):  # the parent went away: stop
-                self.work.put(None)
-                return
+            except (EOFError, OSError):  # the parent went away (it always says 'exit' first): end now,
+                os._exit(1)  # even mid-request — nobody is left to read the answer
             req_id, op, payload = msg
             if op == "cancel":
                 event = self.cancels.get(payload)

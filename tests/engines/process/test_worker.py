@@ -266,3 +266,44 @@ def test_the_worker_reads_requests_only_after_its_target_is_imported():
     finally:
         worker.close()
     assert "worker-heartbeat" in names and "worker-reader" not in names
+
+
+def test_a_worker_started_from_a_thread_that_ended_lives_on():
+    """Linux's parent-death signal follows the thread that started the process: a worker started from a
+    handler thread that then ends (Gradio's, anyio's) must not die with it. Workers start from the supervisor's
+    one spawner thread."""
+    box: list[supervisor.Worker] = []
+
+    def start() -> None:  # and wait until it answers: its parent-death signal is armed by then
+        box.append(supervisor.Worker(THREADS_TARGET, "started from a thread"))
+        box[0].call("call", ("names", (), {}), "asking the target", 60)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    starter.join()
+    (worker,) = box
+    try:
+        time.sleep(1.0)
+        assert worker.alive()
+        names = worker.call("call", ("names", (), {}), "asking the target", 60)
+    finally:
+        worker.close()
+    assert "parent-watchdog" in names and worker.proc.exitcode == 0
+
+
+def test_a_worker_whose_parent_is_already_gone_exits_at_once():
+    """The race: a parent that died before the child armed its parent-death signal. The child is told the
+    pid of the process that owns it; any other parent (here: it is told pid 1) ends it at start."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    parent_end, child_end = ctx.Pipe()
+    proc = ctx.Process(target=supervisor._child_main, args=(child_end, THREADS_TARGET, None, None, 1), daemon=True)
+    supervisor._spawn(proc)
+    child_end.close()
+    proc.join(30)
+    parent_end.close()
+    assert proc.exitcode == 1
+
+
+THREADS_TARGET = "tests.engines.process.worker_target:ThreadsAtImport"
