@@ -175,7 +175,7 @@ def _export_fields(row: dict) -> dict:
         text = _cell_text(row, key) or "{}"
         try:
             stats = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # broken JSON, a nesting bomb, a number of 4,300+ digits
             raise ValueError(f"{key} is not JSON") from None
         if not isinstance(stats, dict):
             raise ValueError(f"{key} is not a JSON object")

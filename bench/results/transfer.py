@@ -61,6 +61,8 @@ COUNT_FIELDS = frozenset(
 FIGURE_SUFFIXES = ("_ts", "_tps", "_per_s", "throughput", "_ns", "_ms", "_s", "_bytes", "_gbs", "_gb", "_tokens")
 """Rates, times and sizes by their unit suffix: a number >= 0 (or a list of them), never infinite; None or
 NaN only where a record writes it for a figure it did not measure (avg_ttft_ms on llama-bench's path)."""
+MAX_FIGURE = 1e18
+"""No rate, time, size or count of ours comes near it (1e18 bytes is an exabyte, 1e18 ns three decades)."""
 FINITE_FIELDS = frozenset({"avg_ts", "avg_ns"})
 """Figures a row exists to carry: never NaN either."""
 
@@ -196,6 +198,9 @@ def _read_csv(text: str) -> tuple[list[dict], list[Rejected]]:
         except RecursionError:
             rejected.append(Rejected(f"line {line_no}", "a JSON cell nests too deep to be one of our exports"))
             runs.pop(line["run_id"], None)
+        except ValueError as err:  # a number of more than 4,300 digits
+            rejected.append(Rejected(f"line {line_no}", f"a JSON cell cannot be read: {str(err)[:80]}"))
+            runs.pop(line["run_id"], None)
     return list(runs.values()), rejected
 
 
@@ -209,6 +214,8 @@ def parse_export(text: str, name: str = "file") -> tuple[list[dict], list[Reject
             raise BadParameter(f"{name} is not valid JSON (line {err.lineno}: {err.msg})") from None
         except RecursionError:
             raise BadParameter(f"{name} nests too deep to be a localbench export (a JSON nesting bomb?)") from None
+        except ValueError as err:  # a number of more than 4,300 digits
+            raise BadParameter(f"{name} cannot be read as JSON: {str(err)[:80]}") from None
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             found = data.get("schema") if isinstance(data, dict) else type(data).__name__
             return [], [Rejected(name, f"not a localbench results export: schema {found!r}, expected {SCHEMA!r}")]
@@ -275,16 +282,24 @@ def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _shown(value: int | float) -> str:
+    if isinstance(value, int) and abs(value) > 10**21:  # an int too large for a float's format
+        return f"a {len(str(abs(value)))}-digit number"
+    return f"{value:.6g}"
+
+
 def _figure_problem(value, whole: bool, finite: bool) -> str:
     """'' when `value` can be a figure of this kind, else what is wrong with it."""
     if not _is_number(value):
         return f"{json.dumps(value, default=str)[:40]} is not a number"
-    if math.isinf(value) or (finite and math.isnan(value)):
+    if isinstance(value, float) and (math.isinf(value) or (finite and math.isnan(value))):
         return f"{value} is not a finite number"
     if value < 0:
-        return f"{value:g} is negative"
+        return f"{_shown(value)} is negative"
+    if value > MAX_FIGURE:
+        return f"{_shown(value)} is beyond any real figure (above {MAX_FIGURE:g})"
     if whole and not (isinstance(value, int) or value.is_integer()):
-        return f"{value:g} is not a whole number"
+        return f"{_shown(value)} is not a whole number"
     return ""
 
 

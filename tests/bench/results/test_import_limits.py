@@ -66,6 +66,9 @@ def write_json(path, *runs) -> str:
         ("peak_rss_bytes", -(2**40), "is negative"),
         ("avg_ttft_ms", math.inf, "field avg_ttft_ms: inf is not a finite number"),
         ("load_s", "slow", "field load_s"),
+        ("avg_ts", 1e308, "field avg_ts: 1e+308 is beyond any real figure"),
+        ("model_size", 10**400, "field model_size: a 401-digit number is beyond any real figure"),
+        ("model_size", -(10**400), "field model_size: a 401-digit number is negative"),
     ],
 )
 def test_impossible_figures_refuse_the_file_naming_run_row_and_field(target, tmp_path, field, value, says):
@@ -126,6 +129,19 @@ def test_nesting_bombs_are_refused(target, tmp_path):
         writer.writerow({**lines[0], "settings_json": "[" * 100_000})
     assert "line 2: a JSON cell nests too deep" in import_file(target, str(tmp_path / "bomb.csv")).reasons()
     assert fingerprint(target) == before
+
+
+def test_numbers_python_will_not_read_are_a_message(target, tmp_path):
+    huge = "9" * 5000  # past Python's 4,300-digit limit on reading an int
+    (tmp_path / "digits.json").write_text(f'{{"schema": "{SCHEMA}", "runs": [{huge}]}}')
+    with pytest.raises(BadParameter, match="digits.json cannot be read as JSON: Exceeds the limit"):
+        import_file(target, str(tmp_path / "digits.json"), name="digits.json")
+    lines = list(csv.DictReader(io.StringIO(export_text([run_with(speed("c"), "digits1")], "csv"))))
+    with open(tmp_path / "digits.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(lines[0]))
+        writer.writeheader()
+        writer.writerow({**lines[0], "hardware_json": f'{{"ram_bytes": {huge}}}'})
+    assert "line 2: a JSON cell cannot be read" in import_file(target, str(tmp_path / "digits.csv")).reasons()
 
 
 def test_short_and_long_csv_lines_are_refused_by_line(target, tmp_path):
