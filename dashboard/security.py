@@ -91,7 +91,10 @@ def refusal(policy: SecurityPolicy, host_header: str | None, origin: str | None)
     if not host_allowed(policy, host_header):
         name = host_name(host_header or "")
         if not name:  # nothing to name in an --allow-host: the advice is for the client
-            return "no host name in the Host header — the client sent none (HTTP/1.1 requires one); open the dashboard by its address"
+            return (
+                "no host name in the Host header — the client sent none (HTTP/1.1 requires one); "
+                "open the dashboard by its address"
+            )
         return f"Host {name!r} is not allowed — open the dashboard by its own address, or add --allow-host {name}"
     if not origin_allowed(policy, origin, host_header):
         given = (origin or "").strip()
