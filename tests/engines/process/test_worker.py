@@ -307,3 +307,49 @@ def test_a_worker_whose_parent_is_already_gone_exits_at_once():
 
 
 THREADS_TARGET = "tests.engines.process.worker_target:ThreadsAtImport"
+
+
+DASHBOARD_LIKE = f"""
+import threading, time
+import engines.process.supervisor as supervisor
+from engines.process.pool import EnginePool
+
+EnginePool()  # made on the main thread, as the dashboard's is: SIGTERM ends the workers
+box = []
+
+def handler():  # a model loaded by a UI handler thread, which then ends
+    box.append(supervisor.Worker({THREADS_TARGET!r}, "loaded by a handler"))
+    box[0].call("call", ("names", (), {{}}), "asking the target", 60)
+    box[0].send("call", ("busy", (60,), {{}}))  # mid-call when the parent dies, as a decode would be
+
+thread = threading.Thread(target=handler)
+thread.start()
+thread.join()
+print(box[0].pid, flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_dashboard_like_parent_killed_takes_its_workers_with_it(sig):
+    """A long-running parent (the dashboard) whose worker a handler thread started, busy in a 60 s call: killed
+    with SIGTERM (its handler kills the workers) or SIGKILL (each worker sees its parent die), the worker is
+    gone within 5 s."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    parent = subprocess.Popen([sys.executable, "-c", DASHBOARD_LIKE], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        worker = psutil.Process(int(parent.stdout.readline()))
+        parent.send_signal(sig)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.05)
+        gone = not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+        parent.wait(timeout=10)
+    finally:
+        parent.kill()
+    assert gone, f"worker {worker.pid} outlived its parent killed by {sig.name}"
