@@ -90,6 +90,29 @@ class LoadConfig:
         return self
 
 
+SERVER_TIMEOUT_S = 300.0
+"""Longest wait for a model server, seconds: for its response headers, and between two bytes of a reply (a large
+model's first load can take minutes); options "idle_timeout_s", set by --timeout and the Servers tab's Timeout
+field."""
+CONNECT_TIMEOUT_S = 5.0
+"""Longest wait for the TCP connection to a model server, seconds (never longer than the timeout itself)."""
+
+
+def request_timeout_s(config: LoadConfig | None = None, default: float = SERVER_TIMEOUT_S) -> float:
+    """The deadline of every wait on a model server, seconds: options "idle_timeout_s" (--timeout, the Servers
+    tab's Timeout field), else `default`."""
+    value = config.option("idle_timeout_s") if config is not None else None
+    return float(value) if value else default
+
+
+def http_timeout(timeout_s: float):
+    """httpx's deadlines for one request: connect (at most CONNECT_TIMEOUT_S), then `timeout_s` for the
+    response headers, each read of the body, each write and a free connection from the pool."""
+    import httpx
+
+    return httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a loaded model is, read from its own metadata."""

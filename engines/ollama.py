@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from core.errors import TIMEOUT_HINT, BadParameter, Cancelled, LocalbenchError, ModelNotFound, ServerError
 from core.progress import Progress
 from engines.base import (
+    SERVER_TIMEOUT_S,
     Chunk,
     EmbeddingStats,
     Engine,
@@ -38,18 +39,14 @@ from engines.base import (
     ModelInfo,
     StreamTimer,
     current_rss_bytes,
+    http_timeout,
+    request_timeout_s,
 )
 from engines.prompts import Prompt, check_prompt, is_chat_prompt, is_token_prompt
 from engines.server_stats import client_timing, stats_from_ollama
 from models.ref import ModelRef
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
-DEFAULT_TIMEOUT_S = 300.0
-"""Longest wait for the server, seconds: for its response headers, and between two bytes of a reply (a large
-model's first load can take minutes); options "idle_timeout_s", set by --timeout and the Servers tab's Timeout
-field."""
-CONNECT_TIMEOUT_S = 5.0
-"""Longest wait for the TCP connection, seconds (never longer than the timeout itself)."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
 
 
@@ -73,21 +70,6 @@ def ollama_host(config: LoadConfig | None = None) -> str:
     """The host to talk to: options 'host', else OLLAMA_HOST, else http://127.0.0.1:11434."""
     host = config.option("host") if config is not None else None
     return normalize_host(str(host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST))
-
-
-def request_timeout_s(config: LoadConfig | None = None, default: float = DEFAULT_TIMEOUT_S) -> float:
-    """The deadline of every wait on the server, seconds: options "idle_timeout_s" (--timeout, the Servers
-    tab's Timeout field), else `default`."""
-    value = config.option("idle_timeout_s") if config is not None else None
-    return float(value) if value else default
-
-
-def http_timeout(timeout_s: float):
-    """httpx's deadlines for one request: connect (at most CONNECT_TIMEOUT_S), then `timeout_s` for the
-    response headers, each read of the body, each write and a free connection from the pool."""
-    import httpx
-
-    return httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
 
 
 def is_local(host: str) -> bool:
@@ -147,7 +129,7 @@ def not_reachable(host: str) -> str:
 
 @contextlib.contextmanager
 def server_errors(
-    host: str, model: str = "", chunks: Callable[[], int] = lambda: 0, timeout_s: float = DEFAULT_TIMEOUT_S
+    host: str, model: str = "", chunks: Callable[[], int] = lambda: 0, timeout_s: float = SERVER_TIMEOUT_S
 ) -> Iterator[None]:
     """Turn the client's and httpx's exceptions into one actionable ServerError / ModelNotFound; `timeout_s` is
     the deadline the request ran under."""
@@ -201,7 +183,7 @@ def server_errors(
         raise ServerError(f"Ollama at {host}: {type(err).__name__}: {err} — check the host URL and the server") from err
 
 
-def make_client(host: str, api_key: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S):
+def make_client(host: str, api_key: str | None = None, timeout_s: float = SERVER_TIMEOUT_S):
     """An `ollama.Client` with a read timeout, and a bearer token when one is given."""
     import ollama
 
@@ -362,7 +344,7 @@ def pull_model(
 
     if not (model or "").strip():
         raise BadParameter("give the name of the model to pull, e.g. llama3.2:1b")
-    client, host = _client_for(host, api_key, timeout_s=DEFAULT_TIMEOUT_S)
+    client, host = _client_for(host, api_key, timeout_s=SERVER_TIMEOUT_S)
     status, fraction, n = "", 0.0, 0
     with server_errors(host, model, lambda: n):
         stream = client.pull(model.strip(), stream=True)
@@ -404,7 +386,7 @@ def embed(
     texts = list(texts)
     if not texts or not all(isinstance(t, str) for t in texts):
         raise BadParameter("embed needs a non-empty list of strings")
-    client, host = _client_for(host, api_key, timeout_s=DEFAULT_TIMEOUT_S)
+    client, host = _client_for(host, api_key, timeout_s=SERVER_TIMEOUT_S)
     t0 = time.perf_counter()
     with server_errors(host, model):
         response = client.embed(model=model, input=texts)
@@ -434,7 +416,7 @@ class OllamaEngine(Engine):
         self._host = DEFAULT_HOST
         self._config = LoadConfig()
         self._model = ""
-        self._timeout_s = DEFAULT_TIMEOUT_S
+        self._timeout_s = SERVER_TIMEOUT_S
 
     def resolve(self, model: str) -> ModelRef:
         """Server models are named by the server: no catalog lookup."""

@@ -25,17 +25,22 @@ from importlib import metadata
 from urllib.parse import urlsplit
 
 from core.errors import TIMEOUT_HINT, BadParameter, LocalbenchError, ModelNotFound, ServerError
-from engines.base import Chunk, Engine, GenerationParams, LoadConfig, ModelInfo, StreamTimer
+from engines.base import (
+    SERVER_TIMEOUT_S,
+    Chunk,
+    Engine,
+    GenerationParams,
+    LoadConfig,
+    ModelInfo,
+    StreamTimer,
+    http_timeout,
+    request_timeout_s,
+)
 from engines.prompts import Prompt, check_prompt, is_chat_prompt, is_token_prompt
 from engines.server_stats import client_timing, stats_from_openai
 from models.ref import ModelRef
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
-DEFAULT_TIMEOUT_S = 300.0
-"""Longest wait for the server, seconds: for its response headers, and between two bytes of a reply
-(options "idle_timeout_s", set by --timeout and the Servers tab's Timeout field)."""
-CONNECT_TIMEOUT_S = 5.0
-"""Longest wait for the TCP connection, seconds (never longer than the timeout itself)."""
 START_HINT = "start one (e.g. `python -m llama_cpp.server --model M`, `vllm serve M`, `mlx_lm.server --model M`)"
 
 
@@ -55,21 +60,6 @@ def normalize_base_url(url: str) -> str:
 def openai_base_url(config: LoadConfig | None = None) -> str:
     url = config.option("base_url") if config is not None else None
     return normalize_base_url(str(url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL))
-
-
-def request_timeout_s(config: LoadConfig | None = None, default: float = DEFAULT_TIMEOUT_S) -> float:
-    """The deadline of every wait on the server, seconds: options "idle_timeout_s" (--timeout, the Servers
-    tab's Timeout field), else `default`."""
-    value = config.option("idle_timeout_s") if config is not None else None
-    return float(value) if value else default
-
-
-def http_timeout(timeout_s: float):
-    """httpx's deadlines for one request: connect (at most CONNECT_TIMEOUT_S), then `timeout_s` for the
-    response headers, each read of the body, each write and a free connection from the pool."""
-    import httpx
-
-    return httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
 
 
 def openai_api_key(config: LoadConfig | None = None) -> str | None:
@@ -136,7 +126,7 @@ def status_error(status: int, text: str, base_url: str, model: str = "") -> Loca
 
 
 @contextlib.contextmanager
-def http_errors(base_url: str, chunks=lambda: 0, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[None]:
+def http_errors(base_url: str, chunks=lambda: 0, timeout_s: float = SERVER_TIMEOUT_S) -> Iterator[None]:
     """httpx's exceptions as one actionable ServerError; `timeout_s` is the deadline the request ran under."""
     import httpx
 
