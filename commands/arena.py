@@ -39,15 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(store, args: argparse.Namespace) -> int:
-    from bench.answers.ratings import (
-        fit,
-        groups_note,
-        leaderboard,
-        leaderboard_frame,
-        method_note,
-        position_bias,
-        separation_frame,
-    )
+    from bench.answers.ratings import board_report, leaderboard_frame
     from bench.results.export import to_csv, to_json, to_markdown
     from core.errors import BadParameter
 
@@ -56,35 +48,19 @@ def _leaderboard(store, args: argparse.Namespace) -> int:
         raise BadParameter(f"no votes in {store.path} yet — vote in the Arena tab or `arena import votes.csv`")
     if not 10 <= args.bootstrap_rounds <= 100_000:
         raise BadParameter(f"--bootstrap-rounds must be between 10 and 100000, got {args.bootstrap_rounds}")
-    options = {"method": args.ci, "n_bootstrap": args.bootstrap_rounds, "seed": args.seed}
-    rows = leaderboard(votes, **options)
-    frame = leaderboard_frame(rows)
-    apart_note = groups_note(rows)
-    if apart_note and args.output != "md":  # csv/json stay machine-readable; the warning goes to stderr
-        print(f"note: {apart_note}", file=sys.stderr)
+    report = board_report(votes, method=args.ci, n_bootstrap=args.bootstrap_rounds, seed=args.seed)
+    frame = leaderboard_frame(report.rows)
+    if report.groups_note and args.output != "md":  # csv/json stay machine-readable; the warning goes to stderr
+        print(f"note: {report.groups_note}", file=sys.stderr)
     if args.output == "csv":
         sys.stdout.write(to_csv(frame))
     elif args.output == "json":
         sys.stdout.write(to_json(frame) + "\n")
     else:
-        bias = position_bias(votes)
-        lines = [to_markdown(frame, floatfmt="{:.1f}"), ""]
-        lines.append(f"- {len(votes)} votes. {method_note(fit(votes, **options).method)}")
-        if apart_note:
-            lines.append(f"- {apart_note}")
-        if bias.decisive:
-            lines.append(
-                f"- Position bias: A won {bias.a_wins} of {bias.decisive} decisive votes "
-                f"({bias.share_a:.0%}, 95 % CI {bias.ci_low:.0%}–{bias.ci_high:.0%}, binomial p = {bias.p_value:.2g}; "
-                f"{bias.elo_points:+.0f} Elo points for the A side)."
-            )
-        seps = separation_frame(votes, rows)
-        if not seps.empty and seps["comparable"].any():
-            shown = seps[seps["comparable"]].drop(columns="comparable")
+        lines = [to_markdown(frame, floatfmt="{:.1f}"), "", *[f"- {note}" for note in report.notes]]
+        if not report.separations.empty:
+            shown = report.separations.drop(columns="comparable")
             lines += ["", "Votes needed to separate each pair (derived):", "", to_markdown(shown, floatfmt="{:.1f}")]
-        if not seps.empty and not seps["comparable"].all():
-            apart = int((~seps["comparable"]).sum())
-            lines.append(f"\n{apart} pair(s) from different groups cannot be compared yet: no votes needed is given.")
         sys.stdout.write("\n".join(lines) + "\n")
     return 0
 

@@ -253,7 +253,11 @@ def _fit_group(votes: Sequence[VoteTuple], method: str, n_bootstrap: int, seed: 
 
 def leaderboard(votes: Sequence[VoteTuple], **kwargs) -> list[Rating]:
     """The board, best first: rating, 95 % interval, rank by overlap, votes and the record."""
-    result = fit(votes, **kwargs)
+    return _ratings(votes, fit(votes, **kwargs))
+
+
+def _ratings(votes: Sequence[VoteTuple], result: Fit) -> list[Rating]:
+    """The board's rows from a fit of `votes`."""
     record = {m: [0, 0, 0] for m in result.models}  # wins, losses, ties
     for a, b, w in votes:
         if w == "a":
@@ -392,6 +396,40 @@ def position_bias(votes: Sequence[VoteTuple]) -> PositionBias:
         p_value=float(binomtest(k, n, 0.5).pvalue),
         elo_points=400.0 * math.log10(clipped / (1 - clipped)),
     )
+
+
+@dataclass(frozen=True)
+class BoardReport:
+    """A leaderboard with what is said beside it, for `arena leaderboard` and the Arena tab alike."""
+
+    rows: list[Rating]
+    notes: tuple[str, ...]
+    """Sentences: the votes and the method, groups that never met, the position bias, and the pairs from
+    different groups that cannot be compared yet (each only when it applies)."""
+    separations: pd.DataFrame
+    """separation_frame of the pairs that can be compared (derived)."""
+    groups_note: str
+    """The sentence on groups that never met, or "" (also in `notes`)."""
+
+
+def board_report(votes: Sequence[VoteTuple], **kwargs) -> BoardReport:
+    """One fit of `votes` (non-empty; `fit`'s keyword arguments) and the board's notes and separations."""
+    result = fit(votes, **kwargs)
+    rows = _ratings(votes, result)
+    apart_note, bias = groups_note(rows), position_bias(votes)
+    notes = [f"{len(votes)} votes. {method_note(result.method)}"] + ([apart_note] if apart_note else [])
+    if bias.decisive:
+        notes.append(
+            f"Position bias: A won {bias.a_wins} of {bias.decisive} decisive votes ({bias.share_a:.0%}, 95 % CI "
+            f"{bias.ci_low:.0%}–{bias.ci_high:.0%}, binomial p = {bias.p_value:.2g}; {bias.elo_points:+.0f} Elo "
+            "points for the A side)."
+        )
+    seps = separation_frame(votes, rows)
+    if not seps.empty and not seps["comparable"].all():
+        apart = int((~seps["comparable"]).sum())
+        notes.append(f"{apart} pair(s) from different groups cannot be compared yet: no votes needed is given.")
+        seps = seps[seps["comparable"]]
+    return BoardReport(rows, tuple(notes), seps, apart_note)
 
 
 def method_note(ci_method: str) -> str:

@@ -19,15 +19,7 @@ import pandas as pd
 
 from bench.answers.arena import Round, draw, play, vote_of
 from bench.answers.entry import Entry, engine_answer, make_pool
-from bench.answers.ratings import (
-    fit,
-    groups_note,
-    leaderboard,
-    leaderboard_frame,
-    method_note,
-    position_bias,
-    separation_frame,
-)
+from bench.answers.ratings import board_report, leaderboard_frame
 from bench.answers.votes import VoteStore
 from core.errors import BadParameter, LocalbenchError
 from dashboard.context import AppContext
@@ -62,26 +54,12 @@ def board_chart(frame: pd.DataFrame) -> alt.Chart:
 
 
 def board_tables(votes) -> tuple[str, pd.DataFrame, pd.DataFrame]:
-    """(note, board, separation pairs) for a non-empty list of votes: groups that never met are ranked
-    apart and said so, and only pairs that can be compared get "votes needed"."""
-    result = fit(votes)
-    rows = leaderboard(votes)
-    frame = leaderboard_frame(rows)
-    bias = position_bias(votes)
-    note = f"{len(votes)} votes. {method_note(result.method)}"
-    if groups_note(rows):
-        note += f"<br>**{groups_note(rows)}**"
-    if bias.decisive:
-        note += (
-            f"<br>Position bias: A won {bias.a_wins} of {bias.decisive} decisive votes ({bias.share_a:.0%}, "
-            f"95 % CI {bias.ci_low:.0%}–{bias.ci_high:.0%}, binomial p = {bias.p_value:.2g})."
-        )
-    seps = separation_frame(votes, rows)
-    if not seps.empty and not seps["comparable"].all():
-        apart = int((~seps["comparable"]).sum())
-        note += f"<br>{apart} pair(s) from different groups cannot be compared yet: no votes needed is given."
-        seps = seps[seps["comparable"]]
-    return note, frame, seps
+    """(note, board, separation pairs) for a non-empty list of votes (bench.answers.ratings.board_report):
+    groups that never met are ranked apart and said so, and only pairs that can be compared get "votes
+    needed"."""
+    report = board_report(votes)
+    notes = [f"**{n}**" if n == report.groups_note else n for n in report.notes]
+    return "<br>".join(notes), leaderboard_frame(report.rows), report.separations
 
 
 def pool_markdown(entries: list[Entry]) -> str:
