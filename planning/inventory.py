@@ -8,6 +8,7 @@ are downloaded (`remote_verdict`), from the facts a header read gave.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from core.errors import LocalbenchError
@@ -52,8 +53,7 @@ def spec_of(entry: ModelEntry) -> ModelSpec:
     """The planner's spec of a local entry (GGUF header, or config.json + safetensors headers)."""
     if entry.format == "gguf":
         return spec_from_gguf(entry.path, entry.name)
-    spec = spec_from_folder(entry.path)
-    return ModelSpec(**{**spec.__dict__, "name": entry.name})
+    return dataclasses.replace(spec_from_folder(entry.path), name=entry.name)
 
 
 def verdict_for(spec: ModelSpec, profile: HardwareProfile, available_bytes: int) -> tuple[Fit, int]:

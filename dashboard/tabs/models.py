@@ -84,13 +84,12 @@ def build(ctx: AppContext) -> None:
         return short, csv_file(full, "localbench-models"), gr.update()
 
     def plan_of(text):
-        from machine.detect import detect_hardware
         from models import hub
         from planning.inventory import remote_verdict
 
         spec = hub.parse_spec((text or "").strip())
         plan = hub.remote_plan(spec)
-        return spec, plan, remote_verdict(plan, detect_hardware(probe_bandwidth=False))
+        return spec, plan, remote_verdict(plan, ctx.profile)  # the machine the table's verdicts are for
 
     def check_fetch(text):
         try:
