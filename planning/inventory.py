@@ -128,7 +128,7 @@ def remote_verdict(plan, profile: HardwareProfile, available_bytes: int | None =
 
 DISPLAY_COLUMNS = (
     "name",
-    "fits here",
+    "fits here (planned)",
     "quant",
     "size (GiB)",
     "params",

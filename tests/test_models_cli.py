@@ -49,7 +49,7 @@ def test_models_lists_every_store_once_per_file_with_format_quant_and_family(sto
     assert by_name["ollama:smollm2:135m"]["sha256"] == by_name[f"hf:{SMOLLM_GGUF_REPO}:Q4_1"]["sha256"]
     assert any(r["source"] == "LOCALBENCH_MODELS" and r["name"] == "google/gemma/gemma-3-270m-Q4_K_M" for r in rows)
     table = run_app("models", env=stores, timeout=300)
-    assert table.returncode == 0 and "ollama:smollm2:135m" in table.stdout and "fits here" in table.stdout
+    assert table.returncode == 0 and "ollama:smollm2:135m" in table.stdout and "fits here (planned)" in table.stdout
 
 
 def test_bench_runs_an_ollama_blob_on_llamacpp(stores):  # noqa: F811

@@ -19,14 +19,14 @@ def test_every_bundled_model_gets_a_verdict_with_its_numbers():
     assert row.verdict in ("fits", "tight", "does not fit") and row.need_bytes > row.entry.size_bytes
     assert row.n_ctx == 4096 and "needs" in row.why
     shown = display_row(row)
-    assert shown["params"] == "135M" and shown["fits here"] == row.verdict and shown["problem"] == ""
+    assert shown["params"] == "135M" and shown["fits here (planned)"] == row.verdict and shown["problem"] == ""
 
 
 def test_a_broken_entry_is_unknown_never_a_zero():
     broken = ModelEntry("ollama:x:1", "ollama", "gguf", None, problem="the model blob is missing")
     row = row_for(broken, detect_hardware(probe_bandwidth=False), 10**10)
     assert (row.verdict, row.need_bytes) == ("unknown", None) and "missing" in row.why
-    assert display_row(row)["fits here"] == "" and display_row(row)["size (GiB)"] == ""
+    assert display_row(row)["fits here (planned)"] == "" and display_row(row)["size (GiB)"] == ""
 
 
 def test_a_parameter_count_plans_with_the_nearest_published_shape_and_needs_a_quantization():
